@@ -1,0 +1,5 @@
+"""`python -m dinogen` runs the command-line interface."""
+
+from dinogen.cli import main
+
+main()

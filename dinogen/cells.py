@@ -1,0 +1,293 @@
+"""Recurrent cells: only the recurrence, the one part that must loop over time.
+
+Shapes: T time steps, B names (sorted longest first), H hidden units, G gates
+(1 for the vanilla RNN, 4 for the LSTM, 3 for the GRU). The input half of every
+pre-activation, a_x = x W_xh + b, is computed by the caller over the whole
+(T, B) block before the loop; the cell adds h_{t-1} W_hh at each step. At step t only the first n_active[t] names are
+still going, so padded positions are never computed: their h stays 0 and their
+gradients are exactly 0.
+
+Each cell is a trio of functions:
+    forward(a_x, n_active, W_hh) -> (h, cache)    a_x: (T, B, G*H), h: (T, B, H)
+    backward(dh, cache) -> (da_x, dW_hh)          dh: (T, B, H) from above, not through time
+    step(a_x_t, state, W_hh) -> state             one time step for sampling; state[0] is h
+
+The G gate blocks lie side by side along the last axis of a_x, W_xh, W_hh and
+b_h, each H wide: LSTM i, f, o, g; GRU r, z, n. All G blocks of a step come from
+one (n, H) @ (H, G*H) product.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+
+def rnn_forward(a_x: np.ndarray, n_active: np.ndarray, W_hh: np.ndarray):
+    """h_t = tanh(a_x[t] + h_{t-1} W_hh), h_0 = 0.
+
+    a_x: (T, B, H); n_active: (T,) int; W_hh: (H, H). Returns h: (T, B, H).
+    """
+    T, B, H = a_x.shape
+    h = np.zeros_like(a_x)
+    h_prev = np.zeros((B, H), dtype=a_x.dtype)
+    for t in range(T):
+        n = n_active[t]
+        pre = h_prev[:n] @ W_hh  # (n, H)
+        pre += a_x[t, :n]
+        np.tanh(pre, out=h[t, :n])
+        h_prev = h[t]
+    return h, (h, n_active, W_hh)
+
+
+def rnn_backward(dh: np.ndarray, cache):
+    """Gradients of rnn_forward.
+
+    dh: (T, B, H) gradient of the loss w.r.t. each h_t from the layer above.
+    Returns da_x: (T, B, H) and dW_hh: (H, H). dW_hh is built from h_{t-1}, in one
+    matrix product over all steps after the loop; the loop only carries dh back.
+    """
+    h, n_active, W_hh = cache
+    T, B, H = h.shape
+    da_x = np.zeros_like(h)
+    dh_next = np.zeros((B, H), dtype=h.dtype)  # gradient reaching h_t from step t + 1
+    W_hh_T = np.ascontiguousarray(W_hh.T)
+    for t in range(T - 1, -1, -1):
+        n = n_active[t]
+        da_t = da_x[t, :n]
+        np.add(dh[t, :n], dh_next[:n], out=da_t)
+        da_t *= 1.0 - h[t, :n] ** 2
+        if t > 0:
+            np.matmul(da_t, W_hh_T, out=dh_next[:n])
+    dW_hh = h[:-1].reshape(-1, H).T @ da_x[1:].reshape(-1, H)  # sum_t h_{t-1}^T da_t
+    return da_x, dW_hh
+
+
+def rnn_step(a_x_t: np.ndarray, state: tuple, W_hh: np.ndarray) -> tuple:
+    """One step for sampling. a_x_t: (B, H); state: (h_prev,) with h_prev: (B, H)."""
+    (h_prev,) = state
+    return (np.tanh(a_x_t + h_prev @ W_hh),)
+
+
+def _activate_(a: np.ndarray, k: int) -> None:
+    """In place: sigmoid on a[..., :k], tanh on a[..., k:].
+
+    One tanh call covers both, as sigmoid(x) = (1 + tanh(x / 2)) / 2, which also
+    never overflows.
+    """
+    s = a[..., :k]
+    s *= 0.5
+    np.tanh(a, out=a)
+    s += 1.0
+    s *= 0.5
+
+
+def lstm_forward(a_x: np.ndarray, n_active: np.ndarray, W_hh: np.ndarray):
+    """Long short-term memory, gate blocks in the order i, f, o, g:
+
+        [i, f, o, g] = [sigmoid, sigmoid, sigmoid, tanh](a_x[t] + h_{t-1} W_hh)
+        c_t = f * c_{t-1} + i * g,   h_t = o * tanh(c_t),   h_0 = c_0 = 0.
+
+    a_x: (T, B, 4H); n_active: (T,) int; W_hh: (H, 4H). Returns h: (T, B, H), a
+    view of hs[1:] in the cache (gates, cs, tanh_c, hs, n_active, W_hh), where
+    hs, cs: (T + 1, B, H) hold h_{t-1}, c_{t-1} at index t.
+    """
+    T, B, G_H = a_x.shape
+    H = G_H // 4
+    hs = np.zeros((T + 1, B, H), dtype=a_x.dtype)
+    cs = np.zeros((T + 1, B, H), dtype=a_x.dtype)
+    gates = np.empty_like(a_x)  # (T, B, 4H) activated i, f, o, g; rows past n_active[t] are never read
+    tanh_c = np.empty((T, B, H), dtype=a_x.dtype)
+    ig = np.empty((B, H), dtype=a_x.dtype)
+    for t in range(T):
+        n = n_active[t]
+        a = gates[t, :n]
+        np.matmul(hs[t, :n], W_hh, out=a)  # (n, 4H)
+        a += a_x[t, :n]
+        _activate_(a, 3 * H)
+        i, f, o, g = a[:, :H], a[:, H : 2 * H], a[:, 2 * H : 3 * H], a[:, 3 * H :]
+        c_t = cs[t + 1, :n]
+        np.multiply(f, cs[t, :n], out=c_t)
+        np.multiply(i, g, out=ig[:n])
+        c_t += ig[:n]
+        np.tanh(c_t, out=tanh_c[t, :n])
+        np.multiply(o, tanh_c[t, :n], out=hs[t + 1, :n])
+    return hs[1:], (gates, cs, tanh_c, hs, n_active, W_hh)
+
+
+def lstm_backward(dh: np.ndarray, cache):
+    """Gradients of lstm_forward.
+
+    dh: (T, B, H) gradient of the loss w.r.t. each h_t from the layer above.
+    Returns da_x: (T, B, 4H) and dW_hh: (H, 4H). The loop carries dh and dc back
+    through time and stores each step's pre-activation gradients in da_x; dW_hh
+    is one matrix product over all steps after the loop.
+    """
+    gates, cs, tanh_c, hs, n_active, W_hh = cache
+    T, B, H = dh.shape
+    da_x = np.zeros_like(gates)
+    dh_next = np.zeros((B, H), dtype=dh.dtype)  # gradient reaching h_t from step t + 1
+    dc = np.zeros((B, H), dtype=dh.dtype)  # gradient reaching c_t from step t + 1, then the total dc_t
+    dh_t_buf = np.empty((B, H), dtype=dh.dtype)
+    tmp_buf = np.empty((B, H), dtype=dh.dtype)
+    dsig_buf = np.empty((B, 3 * H), dtype=dh.dtype)
+    W_hh_T = np.ascontiguousarray(W_hh.T)
+    for t in range(T - 1, -1, -1):
+        n = n_active[t]
+        i, f, o, g = (gates[t, :n, k * H : (k + 1) * H] for k in range(4))
+        da = da_x[t, :n]
+        da_i, da_f, da_o, da_g = (da[:, k * H : (k + 1) * H] for k in range(4))
+        tc, dc_t, tmp = tanh_c[t, :n], dc[:n], tmp_buf[:n]
+        dh_t = dh_t_buf[:n]
+        np.add(dh[t, :n], dh_next[:n], out=dh_t)
+        np.multiply(dh_t, tc, out=da_o)  # do; the sigmoid derivative comes below
+        np.multiply(tc, tc, out=tmp)
+        np.subtract(1.0, tmp, out=tmp)
+        tmp *= o
+        tmp *= dh_t
+        dc_t += tmp  # dc_t = dc from t + 1 + dh_t o (1 - tanh^2 c_t)
+        np.multiply(dc_t, g, out=da_i)
+        np.multiply(dc_t, cs[t, :n], out=da_f)  # cs[t] = c_{t-1}
+        np.multiply(g, g, out=tmp)
+        np.subtract(1.0, tmp, out=tmp)
+        tmp *= i
+        np.multiply(dc_t, tmp, out=da_g)  # dc_t i (1 - g^2)
+        sig, dsig = gates[t, :n, : 3 * H], dsig_buf[:n]
+        np.subtract(1.0, sig, out=dsig)
+        dsig *= sig  # (n, 3H) s (1 - s) for i, f, o
+        da[:, : 3 * H] *= dsig
+        dc_t *= f  # now the gradient reaching c_{t-1}
+        if t > 0:
+            np.matmul(da, W_hh_T, out=dh_next[:n])
+    dW_hh = hs[1:-1].reshape(-1, H).T @ da_x[1:].reshape(-1, 4 * H)  # sum_t h_{t-1}^T da_t
+    return da_x, dW_hh
+
+
+def lstm_step(a_x_t: np.ndarray, state: tuple, W_hh: np.ndarray) -> tuple:
+    """One step for sampling. a_x_t: (B, 4H); state: (h_prev, c_prev), each (B, H)."""
+    h_prev, c_prev = state
+    H = h_prev.shape[1]
+    a = a_x_t + h_prev @ W_hh  # (B, 4H)
+    _activate_(a, 3 * H)
+    i, f, o, g = a[:, :H], a[:, H : 2 * H], a[:, 2 * H : 3 * H], a[:, 3 * H :]
+    c = f * c_prev + i * g
+    return o * np.tanh(c), c
+
+
+def gru_forward(a_x: np.ndarray, n_active: np.ndarray, W_hh: np.ndarray):
+    """Gated recurrent unit, gate blocks in the order r, z, n. With
+    h_{t-1} W_hh = [hr, hz, hn] and a_x[t] = [a_r, a_z, a_n]:
+
+        r = sigmoid(a_r + hr),   z = sigmoid(a_z + hz),   n = tanh(a_n + r * hn)
+        h_t = (1 - z) * n + z * h_{t-1},   h_0 = 0.
+
+    There is no separate recurrent bias: b is folded into a_x by the caller. In
+    code the candidate n is called cand, leaving n for the count of active names.
+
+    a_x: (T, B, 3H); n_active: (T,) int; W_hh: (H, 3H). Returns h: (T, B, H), a
+    view of hs[1:] in the cache (gates, hW, hs, n_active, W_hh), where
+    hs: (T + 1, B, H) holds h_{t-1} at index t.
+    """
+    T, B, G_H = a_x.shape
+    H = G_H // 3
+    hs = np.zeros((T + 1, B, H), dtype=a_x.dtype)
+    gates = np.empty_like(a_x)  # (T, B, 3H) activated r, z, n; rows past n_active[t] are never read
+    hW = np.empty_like(a_x)  # (T, B, 3H) h_{t-1} W_hh, kept for hn
+    for t in range(T):
+        n = n_active[t]
+        a, h_W = gates[t, :n], hW[t, :n]
+        np.matmul(hs[t, :n], W_hh, out=h_W)  # (n, 3H)
+        np.add(a_x[t, :n, : 2 * H], h_W[:, : 2 * H], out=a[:, : 2 * H])
+        _activate_(a[:, : 2 * H], 2 * H)
+        r, z, cand = a[:, :H], a[:, H : 2 * H], a[:, 2 * H :]
+        np.multiply(r, h_W[:, 2 * H :], out=cand)
+        cand += a_x[t, :n, 2 * H :]
+        np.tanh(cand, out=cand)
+        h_t = hs[t + 1, :n]
+        np.subtract(hs[t, :n], cand, out=h_t)
+        h_t *= z
+        h_t += cand  # n + z (h_{t-1} - n)
+    return hs[1:], (gates, hW, hs, n_active, W_hh)
+
+
+def gru_backward(dh: np.ndarray, cache):
+    """Gradients of gru_forward.
+
+    dh: (T, B, H) gradient of the loss w.r.t. each h_t from the layer above.
+    Returns da_x: (T, B, 3H) and dW_hh: (H, 3H). The loop carries dh back through
+    time and stores each step's gradient w.r.t. h_{t-1} W_hh in dhW; that equals
+    da_x in the r and z blocks and is r * da_n in the n block. dW_hh is one matrix
+    product over all steps after the loop.
+    """
+    gates, hW, hs, n_active, W_hh = cache
+    T, B, H = dh.shape
+    da_x = np.zeros_like(gates)
+    dhW = np.zeros_like(gates)  # (T, B, 3H) gradient w.r.t. h_{t-1} W_hh
+    dh_next = np.zeros((B, H), dtype=dh.dtype)  # gradient reaching h_t from step t + 1
+    dh_t_buf = np.empty((B, H), dtype=dh.dtype)
+    tmp_buf = np.empty((B, H), dtype=dh.dtype)
+    dsig_buf = np.empty((B, 2 * H), dtype=dh.dtype)
+    W_hh_T = np.ascontiguousarray(W_hh.T)
+    for t in range(T - 1, -1, -1):
+        n = n_active[t]
+        r, z, cand = gates[t, :n, :H], gates[t, :n, H : 2 * H], gates[t, :n, 2 * H :]
+        d_hW = dhW[t, :n]
+        dhr, dhz, dhn = d_hW[:, :H], d_hW[:, H : 2 * H], d_hW[:, 2 * H :]
+        da_n = da_x[t, :n, 2 * H :]
+        tmp = tmp_buf[:n]
+        dh_t = dh_t_buf[:n]
+        np.add(dh[t, :n], dh_next[:n], out=dh_t)
+        np.multiply(cand, cand, out=tmp)
+        np.subtract(1.0, tmp, out=tmp)  # 1 - n^2
+        np.subtract(1.0, z, out=da_n)
+        da_n *= dh_t
+        da_n *= tmp  # dh_t (1 - z) (1 - n^2)
+        np.subtract(hs[t, :n], cand, out=dhz)
+        dhz *= dh_t  # dz = dh_t (h_{t-1} - n); the sigmoid derivative comes below
+        np.multiply(da_n, hW[t, :n, 2 * H :], out=dhr)  # dr = da_n hn
+        sig, dsig = gates[t, :n, : 2 * H], dsig_buf[:n]
+        np.subtract(1.0, sig, out=dsig)
+        dsig *= sig  # (n, 2H) s (1 - s) for r, z
+        d_hW[:, : 2 * H] *= dsig
+        np.multiply(da_n, r, out=dhn)
+        if t > 0:
+            np.matmul(d_hW, W_hh_T, out=dh_next[:n])
+            np.multiply(dh_t, z, out=tmp)
+            dh_next[:n] += tmp  # plus the direct path z * h_{t-1}
+    da_x[:, :, : 2 * H] = dhW[:, :, : 2 * H]
+    dW_hh = hs[1:-1].reshape(-1, H).T @ dhW[1:].reshape(-1, 3 * H)  # sum_t h_{t-1}^T dhW_t
+    return da_x, dW_hh
+
+
+def gru_step(a_x_t: np.ndarray, state: tuple, W_hh: np.ndarray) -> tuple:
+    """One step for sampling. a_x_t: (B, 3H); state: (h_prev,) with h_prev: (B, H)."""
+    (h_prev,) = state
+    H = h_prev.shape[1]
+    h_W = h_prev @ W_hh  # (B, 3H)
+    rz = a_x_t[:, : 2 * H] + h_W[:, : 2 * H]  # (B, 2H)
+    _activate_(rz, 2 * H)
+    r, z = rz[:, :H], rz[:, H:]
+    cand = np.tanh(a_x_t[:, 2 * H :] + r * h_W[:, 2 * H :])
+    return (cand + z * (h_prev - cand),)
+
+
+@dataclass(frozen=True)
+class Cell:
+    name: str
+    gates: int  # G: W_xh is (D, G*H), W_hh is (H, G*H)
+    state_arrays: int  # arrays in the state tuple (h only, or h and c)
+    forward: Callable
+    backward: Callable
+    step: Callable
+
+    def initial_state(self, batch: int, hidden: int, dtype) -> tuple:
+        return tuple(np.zeros((batch, hidden), dtype=dtype) for _ in range(self.state_arrays))
+
+
+CELLS: dict[str, Cell] = {
+    "rnn": Cell("rnn", 1, 1, rnn_forward, rnn_backward, rnn_step),
+    "lstm": Cell("lstm", 4, 2, lstm_forward, lstm_backward, lstm_step),
+    "gru": Cell("gru", 3, 1, gru_forward, gru_backward, gru_step),
+}

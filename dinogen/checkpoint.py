@@ -1,0 +1,175 @@
+"""Checkpoints: one .npz per model, data only, written atomically.
+
+Layout (format version 1):
+    meta            0-d string array: JSON metadata (format, model config,
+                    vocabulary, training config, step, loss history, data)
+    param/<name>    the latest parameters, one array per parameter
+    best/<name>     the parameters with the lowest validation loss so far
+    optim/<key>     optimizer state (Adam moments and step), for resuming
+
+Files are loaded with allow_pickle=False and checked before use; anything wrong
+raises DinogenError with one sentence naming the problem.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from dinogen.data import Vocab
+from dinogen.errors import DinogenError
+from dinogen.model import ModelConfig, param_shapes
+
+FORMAT = "dinogen-checkpoint"
+FORMAT_VERSION = 1
+
+
+@dataclass
+class Checkpoint:
+    params: dict[str, np.ndarray]  # latest parameters
+    meta: dict  # everything that is not an array
+    best: dict[str, np.ndarray] | None = None  # best-on-validation parameters
+    optim: dict[str, np.ndarray] = field(default_factory=dict)  # optimizer state
+
+    @property
+    def model_config(self) -> ModelConfig:
+        return ModelConfig(**self.meta["model"])
+
+    @property
+    def vocab(self) -> Vocab:
+        return Vocab(tuple(self.meta["vocab"]))
+
+    @property
+    def lowercase(self) -> bool:
+        return bool(self.meta.get("lowercase", False))
+
+    def inference_params(self) -> dict[str, np.ndarray]:
+        """The parameters to sample and evaluate with: the best ones when kept."""
+        return self.best if self.best is not None else self.params
+
+
+def save(path: str | Path, ckpt: Checkpoint) -> None:
+    """Write a checkpoint atomically: a temporary file in the same folder, flushed
+    and fsynced, then renamed over the target. An interrupted or failed save leaves
+    any previous file at `path` untouched."""
+    path = Path(path)
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.is_dir():
+        raise DinogenError(f"cannot write {path}: the folder {folder} does not exist; create it or choose another --out.")
+    meta = dict(ckpt.meta, format=FORMAT, format_version=FORMAT_VERSION)
+    arrays = {"meta": np.array(json.dumps(meta, ensure_ascii=False))}
+    arrays.update({f"param/{k}": v for k, v in ckpt.params.items()})
+    if ckpt.best is not None:
+        arrays.update({f"best/{k}": v for k, v in ckpt.best.items()})
+    arrays.update({f"optim/{k}": v for k, v in ckpt.optim.items()})
+    try:
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+    except OSError as exc:
+        raise DinogenError(f"cannot write {path}: {exc.strerror}; choose another --out.") from None
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, **arrays)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp_name, path)
+    except BaseException as exc:
+        Path(tmp_name).unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise DinogenError(f"cannot write {path}: {exc.strerror or exc}; the previous file, if any, is unchanged.") from None
+        raise
+    _fsync_folder(folder)
+
+
+def _fsync_folder(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def load(path: str | Path) -> Checkpoint:
+    """Read and check a checkpoint; never unpickles anything."""
+    path = Path(path)
+    if path.is_dir():
+        raise DinogenError(f"{path} is a folder, not a checkpoint; give the path of a .npz file made by `dinogen train`.")
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            arrays = {key: npz[key] for key in npz.files}
+    except FileNotFoundError:
+        raise DinogenError(f"checkpoint {path} does not exist; train one with `dinogen train` or pass -c PATH.") from None
+    except PermissionError:
+        raise DinogenError(f"checkpoint {path} cannot be read (permission denied); check its permissions.") from None
+    except (ValueError, OSError, EOFError, KeyError, zipfile.BadZipFile, zipfile.LargeZipFile) as exc:
+        raise DinogenError(f"{path} is not a readable dinogen checkpoint ({_short(exc)}); retrain or pass another file.") from None
+    except Exception as exc:  # zlib.error and friends from a damaged archive
+        raise DinogenError(f"{path} is damaged ({_short(exc)}); retrain or pass another file.") from None
+    return _check(path, arrays)
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc).strip().rstrip(".") or type(exc).__name__
+    return text.splitlines()[0][:120]
+
+
+def _check(path: Path, arrays: dict[str, np.ndarray]) -> Checkpoint:
+    bad = f"{path} is not a valid dinogen checkpoint"
+    if "meta" not in arrays or arrays["meta"].shape != () or arrays["meta"].dtype.kind != "U":
+        raise DinogenError(f"{bad}: it has no metadata entry; retrain or pass another file.")
+    try:
+        meta = json.loads(str(arrays["meta"][()]))
+    except json.JSONDecodeError:
+        raise DinogenError(f"{bad}: its metadata is not valid JSON; retrain or pass another file.") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise DinogenError(f"{bad}: its metadata does not name the dinogen format; retrain or pass another file.")
+    version = meta.get("format_version")
+    if not isinstance(version, int):
+        raise DinogenError(f"{bad}: its format version is missing; retrain or pass another file.")
+    if version > FORMAT_VERSION:
+        raise DinogenError(
+            f"{path} was made by a newer dinogen (format {version}; this one reads up to {FORMAT_VERSION}); upgrade dinogen."
+        )
+    try:
+        cfg = ModelConfig(**meta["model"])
+        shapes = param_shapes(cfg)
+        vocab = tuple(meta["vocab"])
+    except (KeyError, TypeError, ValueError):
+        raise DinogenError(f"{bad}: its model description is incomplete; retrain or pass another file.") from None
+    if len(vocab) + 1 != cfg.vocab_size or not all(isinstance(c, str) and len(c) == 1 for c in vocab):
+        raise DinogenError(f"{bad}: its vocabulary does not match its output layer; retrain or pass another file.")
+    params = _param_group(path, arrays, "param", shapes, required=True)
+    best = _param_group(path, arrays, "best", shapes, required=False)
+    optim = {k[len("optim/"):]: v for k, v in arrays.items() if k.startswith("optim/")}
+    return Checkpoint(params, meta, best, optim)
+
+
+def _param_group(path, arrays, prefix, shapes, required):
+    present = [name for name in shapes if f"{prefix}/{name}" in arrays]
+    if not present and not required:
+        return None
+    group = {}
+    for name, shape in shapes.items():
+        key = f"{prefix}/{name}"
+        if key not in arrays:
+            raise DinogenError(f"{path} is not a valid dinogen checkpoint: the array {key} is missing; retrain or pass another file.")
+        value = arrays[key]
+        if value.shape != tuple(shape) or value.dtype not in (np.float32, np.float64):
+            raise DinogenError(
+                f"{path} is not a valid dinogen checkpoint: {key} has shape {value.shape} and dtype {value.dtype}, "
+                f"expected {tuple(shape)} float; retrain or pass another file."
+            )
+        if not np.isfinite(value).all():
+            raise DinogenError(f"{path} is not a valid dinogen checkpoint: {key} holds NaN or infinite values; retrain.")
+        group[name] = value
+    return group

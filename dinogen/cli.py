@@ -1,0 +1,302 @@
+"""The `dinogen` command: a thin shell over the library.
+
+stdout carries only results (names, scores, JSON, tables asked for); progress,
+logs and errors go to stderr. NumPy, rich and tqdm are imported inside the
+commands that use them, so `dinogen sample` starts quickly.
+
+Exit codes: 0 success, 1 runtime error (bad file, bad checkpoint, failed check),
+2 usage error (a bad flag or argument).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+
+import click
+
+from dinogen import __version__
+from dinogen.errors import DinogenError
+
+EXIT_CODES = "Exit codes: 0 success, 1 runtime error (bad file or checkpoint), 2 usage error."
+CELL_CHOICES = ["rnn", "gru", "lstm"]
+
+
+class DinogenGroup(click.Group):
+    """Turns the library's errors into one clean line on stderr and exit 1,
+    and a closed stdout pipe (`| head`) into a quiet exit 0."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except DinogenError as exc:
+            raise click.ClickException(str(exc)) from None
+        except BrokenPipeError:
+            _silence_stdout()
+            ctx.exit(0)
+
+
+def _silence_stdout() -> None:
+    """After EPIPE, point stdout at /dev/null so the interpreter's final flush is quiet."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+
+
+@click.group(
+    cls=DinogenGroup,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+    epilog=EXIT_CODES,
+)
+@click.version_option(__version__, "--version", prog_name="dinogen")
+@click.option("--threads", type=click.IntRange(min=1), envvar="DINOGEN_THREADS", default=None,
+              help="BLAS threads [default: 1, or $DINOGEN_THREADS]; one is fastest for models this small.")
+def main(threads: int | None) -> None:
+    """Train a character-level RNN on a list of names and sample new ones.
+
+    \b
+    Examples:
+      dinogen train data/dinos.txt      # writes dinogen.npz
+      dinogen sample --n 10             # ten new names, one per line
+      dinogen gradcheck                 # prove the gradients
+    """
+    set_blas_threads(threads)
+
+
+BLAS_THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def set_blas_threads(threads: int | None) -> None:
+    """Choose the BLAS thread count before NumPy is imported.
+
+    On products this small, a second BLAS thread mostly waits: measured on two
+    cores it made whole training steps up to 3x slower when the other core was
+    busy. So the default is one thread, unless the environment already chose.
+    """
+    for variable in BLAS_THREAD_VARIABLES:
+        if threads is not None:
+            os.environ[variable] = str(threads)
+        else:
+            os.environ.setdefault(variable, "1")
+
+
+@main.command(epilog=EXIT_CODES)
+@click.argument("data", required=False)
+@click.option("--out", "-o", default="dinogen.npz", show_default=True, help="Checkpoint to write.")
+@click.option("--steps", type=click.IntRange(min=1), default=None, help="Optimizer steps (default 3000).")
+@click.option("--max-seconds", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Stop after this many seconds of training, if --steps has not stopped it first.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=None, help="Names per batch (default 32).")
+@click.option("--hidden", type=click.IntRange(min=1), default=None, help="Hidden units per layer (default 128).")
+@click.option("--layers", type=click.IntRange(1, 3), default=None, help="Stacked recurrent layers (default 1).")
+@click.option("--cell", type=click.Choice(CELL_CHOICES), default=None, help="Recurrent cell (default rnn).")
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=None, help="Learning rate (default 3e-3).")
+@click.option("--optimizer", type=click.Choice(["adam", "sgd"]), default=None, help="Optimizer (default adam).")
+@click.option("--clip", type=click.FloatRange(min=0), default=None,
+              help="Max global gradient norm; 0 turns clipping off (default 5).")
+@click.option("--seed", type=int, default=None, help="Seed for weights, split and batch order (default 1337).")
+@click.option("--val-fraction", type=click.FloatRange(0, 1, max_open=True), default=None,
+              help="Share of names held out for validation (default 0.1).")
+@click.option("--eval-every", type=click.IntRange(min=1), default=None, help="Steps between validation losses (default 250).")
+@click.option("--lowercase", is_flag=True, help="Fold names to lower case first (as the classic course does).")
+@click.option("--encoding", default="utf-8", show_default=True, help="Text encoding of DATA.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar and no summary on stderr.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object on stdout.")
+def train(data, out, quiet, as_json, encoding, **options) -> None:
+    """Train a model on DATA, a text file with one name per line.
+
+    DATA defaults to the bundled data/dinos.txt; `-` reads standard input. Case is
+    kept unless --lowercase is given. 10% of the names (seeded) are held out for
+    validation. The checkpoint keeps the latest parameters and the ones with the
+    best validation loss; sample and eval use the best.
+
+    \b
+    Examples:
+      dinogen train                            # bundled dinosaur names
+      dinogen train names.txt --steps 5000 -o names.npz
+      cat towns.txt | dinogen train - --max-seconds 60 --json
+    """
+    from dinogen import checkpoint
+    from dinogen.data import read_names
+    from dinogen.resources import bundled_names
+    from dinogen.train import TrainConfig, Trainer
+
+    cfg = TrainConfig(**{k: v for k, v in options.items() if v is not None})
+    names = read_names(data if data is not None else bundled_names(), lowercase=cfg.lowercase, encoding=encoding)
+    if names.skipped_long and not quiet:
+        click.echo(f"warning: skipped {names.skipped_long} names longer than 64 characters.", err=True)
+    trainer = Trainer(names, cfg)
+    show_bar = not quiet and sys.stderr.isatty()
+    with _progress_bar(cfg.steps, show_bar) as on_progress:
+        summary = trainer.run(on_progress)
+    checkpoint.save(out, trainer.checkpoint())
+    summary["checkpoint"] = str(out)
+    if as_json:
+        click.echo(json.dumps(summary))
+    if not quiet:
+        _print_train_summary(summary)
+
+
+class _progress_bar:
+    """A tqdm bar on stderr fed by Trainer progress callbacks (or nothing when off)."""
+
+    REFRESH_EVERY = 25  # steps between postfix updates; a step can be under a millisecond
+
+    def __init__(self, total: int, enabled: bool) -> None:
+        self.total, self.enabled, self.bar = total, enabled, None
+
+    def __enter__(self):
+        if not self.enabled:
+            return None
+        from tqdm import tqdm
+
+        self.bar = tqdm(total=self.total, file=sys.stderr, unit="step", dynamic_ncols=True, leave=False)
+        return self.update
+
+    def update(self, p) -> None:
+        self.bar.update(p.step - self.bar.n)
+        if p.step % self.REFRESH_EVERY == 0 or p.step == p.steps:
+            val = "-" if p.val_loss is None else f"{p.val_loss:.3f}"
+            self.bar.set_postfix_str(f"loss {p.smooth_loss:.3f} val {val} {p.chars_per_sec:,.0f} chars/s", refresh=False)
+
+    def __exit__(self, *exc) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _fmt(value) -> str:
+    return "-" if value is None else f"{value:.4f}"
+
+
+def _print_train_summary(s: dict) -> None:
+    click.echo(
+        f"trained {s['steps']} steps in {s['seconds']:.1f} s ({s['chars_per_sec']:,.0f} chars/s)\n"
+        f"loss, nats/char: train {_fmt(s['train_loss'])}, validation {_fmt(s['val_loss'])}, "
+        f"best validation {_fmt(s['best_val_loss'])} (step {s['best_step']}), uniform {s['uniform_loss']:.4f}\n"
+        f"checkpoint: {s['checkpoint']}",
+        err=True,
+    )
+
+
+@main.command(epilog=EXIT_CODES)
+@click.option("--n", "-n", "count", type=click.IntRange(min=1), default=10, show_default=True, help="Names to sample.")
+@click.option("--checkpoint", "-c", "ckpt_path", default=None,
+              help="Checkpoint to sample from [default: ./dinogen.npz, else the bundled model].")
+@click.option("--seed", type=int, default=None, help="Seed; the same seed gives the same names.")
+@click.option("--temperature", "-t", type=click.FloatRange(min=0, min_open=True), default=1.0, show_default=True,
+              help="Below 1 is safer and more typical, above 1 more adventurous.")
+@click.option("--max-len", type=click.IntRange(min=1), default=100, show_default=True,
+              help="Safety cap on name length; longer names are cut.")
+@click.option("--verbose", "-v", is_flag=True, help="Say on stderr which checkpoint is used.")
+def sample(count, ckpt_path, seed, temperature, max_len, verbose) -> None:
+    """Sample new names, one per line on stdout.
+
+    \b
+    Examples:
+      dinogen sample --n 10
+      dinogen sample -c names.npz --n 1000 --seed 7 | sort | uniq | head
+      dinogen sample --temperature 0.6
+    """
+    import numpy as np
+
+    from dinogen import checkpoint, sampling
+    from dinogen.resources import resolve_checkpoint
+
+    path, why = resolve_checkpoint(ckpt_path)
+    if verbose:
+        click.echo(f"checkpoint: {path} ({why})", err=True)
+    ckpt = checkpoint.load(path)
+    rng = np.random.default_rng(seed)
+    names = sampling.sample(ckpt.inference_params(), ckpt.model_config, ckpt.vocab, count, rng, temperature, max_len)
+    _write_lines(names)
+
+
+def _write_lines(lines: list[str], chunk: int = 4096) -> None:
+    out = sys.stdout
+    for start in range(0, len(lines), chunk):
+        out.write("\n".join(lines[start : start + chunk]) + "\n")
+    out.flush()
+
+
+@main.command("eval", epilog=EXIT_CODES)
+@click.argument("file")
+@click.option("--checkpoint", "-c", "ckpt_path", default=None,
+              help="Checkpoint to evaluate [default: ./dinogen.npz, else the bundled model].")
+@click.option("--encoding", default="utf-8", show_default=True, help="Text encoding of FILE.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of text.")
+def evaluate(file, ckpt_path, encoding, as_json) -> None:
+    """Mean negative log-likelihood per character of the names in FILE.
+
+    Each name is read from the start token and must also predict its end, so a
+    name of L characters makes L + 1 predictions. FILE may be `-` for stdin.
+
+    \b
+    Examples:
+      dinogen eval held_out.txt -c dinogen.npz
+      dinogen eval names.txt --json
+    """
+    import numpy as np
+
+    from dinogen import checkpoint, model
+    from dinogen.data import encode_names, read_names
+    from dinogen.resources import resolve_checkpoint
+
+    path, _ = resolve_checkpoint(ckpt_path)
+    ckpt = checkpoint.load(path)
+    names = read_names(file, lowercase=ckpt.lowercase, encoding=encoding, max_length=10**9)
+    if not names.names:
+        raise DinogenError(f"{names.source} holds no names to evaluate.")
+    data = encode_names(names.names, ckpt.vocab, names.line_numbers)
+    total, count = model.total_nll(ckpt.inference_params(), ckpt.model_config, data, np.arange(len(data)))
+    nll = total / count
+    result = {
+        "nll": nll,
+        "bits_per_char": nll / math.log(2),
+        "perplexity": math.exp(nll),
+        "names": len(data),
+        "predictions": count,
+    }
+    if as_json:
+        click.echo(json.dumps(result))
+    else:
+        click.echo(
+            f"{result['nll']:.4f} nats/char  {result['bits_per_char']:.4f} bits/char  "
+            f"perplexity {result['perplexity']:.3f}  ({result['names']} names, {count} predictions)"
+        )
+
+
+@main.command(epilog=EXIT_CODES)
+@click.option("--cell", type=click.Choice(CELL_CHOICES), multiple=True, help="Cells to check (default: all).")
+@click.option("--layers", type=click.IntRange(1, 3), multiple=True, help="Layer counts to check (default: 1 and 2).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the random model and batch.")
+def gradcheck(cell, layers, seed) -> None:
+    """Check every analytic gradient against centered finite differences.
+
+    A small float64 model and a padded batch of names of different lengths;
+    exits 0 when every max relative error is below the tolerance, else 1.
+
+    \b
+    Examples:
+      dinogen gradcheck
+      dinogen gradcheck --cell rnn --layers 1
+    """
+    from rich.console import Console
+    from rich.table import Table
+
+    from dinogen import gradcheck as gc
+    from dinogen.model import ModelConfig
+
+    table = Table(title=f"gradient check (float64, tolerance {gc.TOLERANCE:g})")
+    for column in ("cell", "layers", "parameter", "shape", "rel. error", "result"):
+        table.add_column(column)
+    failed = 0
+    for cell_name in cell or CELL_CHOICES:
+        for n_layers in layers or (1, 2):
+            for r in gc.check_model(ModelConfig(vocab_size=7, cell=cell_name, hidden=5, layers=n_layers), seed=seed):
+                failed += not r.passed
+                verdict = "[green]pass[/]" if r.passed else "[bold red]FAIL[/]"
+                table.add_row(cell_name, str(n_layers), r.name, str(r.shape), f"{r.rel_error:.2e}", verdict)
+    Console().print(table)
+    if failed:
+        raise click.ClickException(f"{failed} gradients disagree with finite differences.")

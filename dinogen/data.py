@@ -1,0 +1,289 @@
+"""Names in, integer arrays out: reading, the vocabulary, encoding and batches.
+
+A name of L characters becomes L + 1 predictions: the model reads the boundary
+token and then each character, and must predict each character and finally the
+boundary token again (the end of the name). Token 0 is that boundary; the
+characters of the vocabulary are tokens 1..V-1.
+
+A whole data set lives in two compact arrays (`codes`, `offsets`), and
+batches are cut from them per step, so a million names cost a few megabytes.
+"""
+
+from __future__ import annotations
+
+import sys
+import unicodedata
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator, TextIO
+
+import numpy as np
+
+from dinogen.errors import DinogenError
+
+BOUNDARY = 0  # token that starts every name and ends it
+PAD = -1  # target at padded positions (no prediction there)
+MAX_NAME_LENGTH = 64  # names longer than this are skipped when reading
+
+
+@dataclass
+class NameList:
+    """Names read from a file, with where each came from."""
+
+    names: list[str]  # cleaned names, in file order
+    line_numbers: list[int]  # 1-based line of each name in the source
+    source: str  # file name, or "<stdin>"
+    skipped_long: int = 0  # names dropped for being longer than max_length
+
+
+def clean_name(line: str, lowercase: bool) -> str:
+    """The name a line holds: NFC-normalised, stripped, optionally lower-cased."""
+    name = unicodedata.normalize("NFC", line.strip())
+    return name.lower() if lowercase else name
+
+
+def read_names(
+    source: str | Path | TextIO,
+    *,
+    lowercase: bool = False,
+    encoding: str = "utf-8",
+    max_length: int = MAX_NAME_LENGTH,
+) -> NameList:
+    """Read one name per line from a path, from stdin ("-"), or from a text stream.
+
+    Whitespace around each line (including a CR) is stripped and blank lines are
+    skipped. A UTF-8 byte-order mark is ignored. Names longer than `max_length`
+    characters are skipped and counted.
+    """
+    if source == "-":
+        return _parse(sys.stdin.buffer.read(), "<stdin>", encoding, lowercase, max_length)
+    if not isinstance(source, (str, Path)):
+        lines = list(source)
+        return _clean_lines(lines, getattr(source, "name", "<stream>"), lowercase, max_length)
+    path = Path(source)
+    if path.is_dir():
+        raise DinogenError(f"{path} is a folder, not a file of names; give the path of a text file with one name per line.")
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise DinogenError(f"{path} does not exist; give the path of a text file with one name per line.") from None
+    except PermissionError:
+        raise DinogenError(f"{path} cannot be read (permission denied); check its permissions.") from None
+    except OSError as exc:
+        raise DinogenError(f"{path} cannot be read ({exc.strerror}); check the path.") from None
+    return _parse(raw, str(path), encoding, lowercase, max_length)
+
+
+def _parse(raw: bytes, source: str, encoding: str, lowercase: bool, max_length: int) -> NameList:
+    """Decode a whole file at once, so an error can name its exact line."""
+    if b"\x00" in raw and not encoding.lower().replace("-", "").startswith("utf16"):
+        line = raw[: raw.index(b"\x00")].count(b"\n") + 1
+        raise DinogenError(
+            f"{source} line {line} holds a NUL byte, so it looks like a binary file; "
+            "give a text file with one name per line."
+        )
+    try:
+        text = raw.decode(_bom_aware(encoding))
+    except LookupError:
+        raise DinogenError(f"'{encoding}' is not a text encoding Python knows; try utf-8 or latin-1.") from None
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise DinogenError(
+            f"{source} line {line} is not valid {encoding} text; "
+            "convert the file to UTF-8 or name its encoding with --encoding."
+        ) from None
+    return _clean_lines(text.split("\n"), source, lowercase, max_length)
+
+
+def _bom_aware(encoding: str) -> str:
+    return "utf-8-sig" if encoding.lower().replace("_", "-") in ("utf-8", "utf8") else encoding
+
+
+def _clean_lines(lines: list[str], source: str, lowercase: bool, max_length: int) -> NameList:
+    names: list[str] = []
+    line_numbers: list[int] = []
+    skipped_long = 0
+    for line_number, line in enumerate(lines, start=1):
+        name = clean_name(line, lowercase)
+        if not name:
+            continue
+        if len(name) > max_length:
+            skipped_long += 1
+            continue
+        names.append(name)
+        line_numbers.append(line_number)
+    return NameList(names, line_numbers, source, skipped_long)
+
+
+@dataclass(frozen=True)
+class Vocab:
+    """Characters the model knows; token id = position in `chars` + 1."""
+
+    chars: tuple[str, ...]  # sorted single code points
+
+    @classmethod
+    def from_names(cls, names: list[str]) -> "Vocab":
+        return cls(tuple(sorted(set("".join(names)))))
+
+    @property
+    def size(self) -> int:
+        """V: the characters plus the boundary token."""
+        return len(self.chars) + 1
+
+    def unknown(self, name: str) -> str | None:
+        """The first character of `name` the vocabulary lacks, or None."""
+        known = set(self.chars)
+        return next((ch for ch in name if ch not in known), None)
+
+    def encode(self, name: str) -> np.ndarray:
+        """Tokens of one name, without boundaries: (L,) int32."""
+        return encode_names([name], self).codes
+
+    def decode(self, tokens) -> str:
+        return "".join(self.chars[t - 1] for t in tokens if t != BOUNDARY)
+
+
+@dataclass
+class Dataset:
+    """Encoded names: name i is codes[offsets[i]:offsets[i+1]]."""
+
+    codes: np.ndarray  # (C,) int32 character tokens of all names, concatenated
+    offsets: np.ndarray  # (N + 1,) int64 start of each name in codes
+    lengths: np.ndarray = field(init=False)  # (N,) int64 characters per name
+
+    def __post_init__(self) -> None:
+        self.lengths = np.diff(self.offsets)
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+    def predictions(self, idx: np.ndarray | None = None) -> int:
+        """Real predictions of the names idx (all by default): L + 1 per name."""
+        lengths = self.lengths if idx is None else self.lengths[idx]
+        return int(lengths.sum() + len(lengths))
+
+
+def encode_names(names: list[str], vocab: Vocab, line_numbers: list[int] | None = None) -> Dataset:
+    """Encode names into compact arrays, vectorised over all characters at once.
+
+    Raises DinogenError naming the first character the vocabulary lacks and its line.
+    """
+    joined = "".join(names)
+    points = np.frombuffer(joined.encode("utf-32-le"), dtype=np.uint32)  # (C,)
+    table = np.frombuffer("".join(vocab.chars).encode("utf-32-le"), dtype=np.uint32)  # (V-1,) sorted
+    found = np.searchsorted(table, points)
+    found_clipped = np.minimum(found, max(len(table) - 1, 0))
+    known = (found < len(table)) & (table[found_clipped] == points) if len(table) else np.zeros(len(points), bool)
+    offsets = np.zeros(len(names) + 1, dtype=np.int64)
+    np.cumsum([len(name) for name in names], out=offsets[1:])
+    if not known.all():
+        first = int(np.argmin(known))
+        i = int(np.searchsorted(offsets, first, side="right") - 1)
+        where = f"line {line_numbers[i]}" if line_numbers else f"name {i + 1}"
+        raise DinogenError(
+            f"{where} ({names[i]!r}) has the character {chr(points[first])!r} "
+            f"(U+{int(points[first]):04X}) that the model never saw in training; remove that name or retrain with it."
+        )
+    return Dataset((found + 1).astype(np.int32), offsets)
+
+
+@dataclass
+class Batch:
+    """A padded, time-major batch of names, sorted longest first.
+
+    Letters used for shapes: T time steps (the longest name + 1), B names,
+    N real predictions (N <= T*B).
+    """
+
+    x: np.ndarray  # (T, B) int32 input tokens; boundary first, 0 in padding
+    y: np.ndarray  # (T, B) int32 target tokens; PAD in padding
+    n_active: np.ndarray  # (T,) int names still going at step t (a prefix of the batch)
+    real: np.ndarray  # (N,) int flat indices into (T*B) of the real predictions
+    names: np.ndarray  # (B,) int index of each column's name in the data set
+
+    @property
+    def n_predictions(self) -> int:
+        return len(self.real)
+
+
+def make_batch(data: Dataset, idx: np.ndarray) -> Batch:
+    """Cut the names idx out of the data set into one padded batch."""
+    lengths = data.lengths[idx]
+    order = np.argsort(-lengths, kind="stable")
+    idx, lengths = np.asarray(idx)[order], lengths[order]
+    steps = int(lengths[0]) + 1 if len(lengths) else 1
+    t = np.arange(steps)[:, None]  # (T, 1)
+    starts = data.offsets[idx][None, :]  # (1, B)
+    last = max(len(data.codes) - 1, 0)
+    chars = data.codes[np.clip(starts + t, 0, last)] if len(data.codes) else np.zeros((steps, len(idx)), np.int32)
+    prev_chars = np.vstack([np.zeros((1, len(idx)), np.int32), chars[:-1]])  # (T, B) char at t - 1
+    x = np.where((t >= 1) & (t <= lengths), prev_chars, BOUNDARY).astype(np.int32)
+    y = np.where(t < lengths, chars, np.where(t == lengths, BOUNDARY, PAD)).astype(np.int32)
+    n_active = (t <= lengths).sum(axis=1)  # (T,)
+    real = np.flatnonzero(y.ravel() != PAD)
+    return Batch(x, y, n_active, real, idx)
+
+
+def split_indices(n: int, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """A seeded split of range(n) into (train, validation) index arrays.
+
+    The validation part holds round(n * val_fraction) names, at least one when the
+    fraction is positive and n > 1, and never all of them.
+    """
+    perm = np.random.default_rng([seed, 0x5EED]).permutation(n)
+    n_val = int(round(n * val_fraction))
+    if val_fraction > 0 and n > 1:
+        n_val = min(max(n_val, 1), n - 1)
+    n_val = min(n_val, n - 1) if n > 0 else 0
+    return np.sort(perm[n_val:]), np.sort(perm[:n_val])
+
+
+def batches_per_epoch(n: int, batch_size: int) -> int:
+    return -(-n // batch_size)
+
+
+POOL = 50  # batches whose names are sorted by length together (bucketing)
+
+
+def epoch_batches(train_idx: np.ndarray, lengths: np.ndarray, batch_size: int, seed: int, epoch: int) -> list[np.ndarray]:
+    """The batches of one epoch, a pure function of (seed, epoch).
+
+    Names are shuffled, sorted by length within pools of POOL batches so that a
+    batch holds names of similar length (little padding), and the batches are
+    shuffled again. Being stateless, training resumes at any step exactly.
+    """
+    rng = np.random.default_rng([seed, epoch])
+    perm = train_idx[rng.permutation(len(train_idx))]
+    batches = []
+    pool = batch_size * POOL
+    for start in range(0, len(perm), pool):
+        chunk = perm[start : start + pool]
+        chunk = chunk[np.argsort(lengths[chunk], kind="stable")]
+        batches.extend(chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size))
+    return [batches[j] for j in rng.permutation(len(batches))]
+
+
+class BatchSchedule:
+    """Which names are trained at each step: epoch_batches, cached one epoch at a time."""
+
+    def __init__(self, train_idx: np.ndarray, lengths: np.ndarray, batch_size: int, seed: int) -> None:
+        self.train_idx, self.lengths = train_idx, lengths
+        self.batch_size, self.seed = batch_size, seed
+        self.per_epoch = batches_per_epoch(len(train_idx), batch_size)
+        self._epoch, self._batches = -1, []
+
+    def __getitem__(self, step: int) -> np.ndarray:
+        """Name indices of the batch trained at `step` (0-based)."""
+        epoch, k = divmod(step, self.per_epoch)
+        if epoch != self._epoch:
+            self._batches = epoch_batches(self.train_idx, self.lengths, self.batch_size, self.seed, epoch)
+            self._epoch = epoch
+        return self._batches[k]
+
+
+def iter_eval_batches(data: Dataset, idx: np.ndarray, batch_size: int = 256) -> Iterator[Batch]:
+    """Batches over the names idx for evaluation: sorted by length, no shuffling."""
+    idx = np.asarray(idx)
+    ordered = idx[np.argsort(data.lengths[idx], kind="stable")]
+    for start in range(0, len(ordered), batch_size):
+        yield make_batch(data, ordered[start : start + batch_size])

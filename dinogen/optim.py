@@ -1,0 +1,95 @@
+"""Optimizers with per-parameter state, and gradient clipping.
+
+An optimizer updates the params dict in place from a parallel grads dict. Its
+state (moments, step count) is a dict of arrays so a checkpoint can hold it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+class SGD:
+    """Plain stochastic gradient descent: p -= lr * g."""
+
+    def __init__(self, params: dict[str, np.ndarray], lr: float = 0.01) -> None:
+        self.lr = lr
+
+    def step(self, params: dict[str, np.ndarray], grads: dict[str, np.ndarray]) -> None:
+        for name, p in params.items():
+            p -= self.lr * grads[name]
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        return {}
+
+    def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
+        return None
+
+
+class Adam:
+    """Adam with bias correction (Kingma & Ba, 2015)."""
+
+    def __init__(
+        self,
+        params: dict[str, np.ndarray],
+        lr: float = 2e-3,
+        beta1: float = 0.9,
+        beta2: float = 0.999,
+        eps: float = 1e-8,
+    ) -> None:
+        self.lr, self.beta1, self.beta2, self.eps = lr, beta1, beta2, eps
+        self.t = 0  # updates made so far
+        self.m = {name: np.zeros_like(p) for name, p in params.items()}  # first moments
+        self.v = {name: np.zeros_like(p) for name, p in params.items()}  # second moments
+
+    def step(self, params: dict[str, np.ndarray], grads: dict[str, np.ndarray]) -> None:
+        self.t += 1
+        b1, b2 = self.beta1, self.beta2
+        step_size = self.lr * np.sqrt(1 - b2**self.t) / (1 - b1**self.t)
+        eps_hat = self.eps * np.sqrt(1 - b2**self.t)  # eps on the bias-corrected scale
+        for name, p in params.items():
+            g, m, v = grads[name], self.m[name], self.v[name]
+            m *= b1
+            m += (1 - b1) * g
+            v *= b2
+            v += (1 - b2) * (g * g)
+            p -= (step_size * m / (np.sqrt(v) + eps_hat)).astype(p.dtype, copy=False)
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        state = {"t": np.array(self.t, dtype=np.int64)}
+        state.update({f"m/{name}": m for name, m in self.m.items()})
+        state.update({f"v/{name}": v for name, v in self.v.items()})
+        return state
+
+    def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
+        self.t = int(state["t"])
+        for name in self.m:
+            self.m[name][...] = state[f"m/{name}"]
+            self.v[name][...] = state[f"v/{name}"]
+
+
+OPTIMIZERS = {"adam": Adam, "sgd": SGD}
+
+
+def global_norm(grads: dict[str, np.ndarray]) -> float:
+    return float(np.sqrt(sum(float(np.vdot(g, g)) for g in grads.values())))
+
+
+def clip_global_norm(grads: dict[str, np.ndarray], max_norm: float) -> float:
+    """Scale all gradients together so their joint L2 norm is at most max_norm.
+
+    Returns the norm before clipping (inf or nan when a gradient is not finite).
+    """
+    norm = global_norm(grads)
+    if max_norm > 0 and norm > max_norm:
+        for g in grads.values():
+            g *= max_norm / norm
+    return norm
+
+
+def clip_elementwise(grads: dict[str, np.ndarray], limit: float) -> float:
+    """Clip every gradient entry to [-limit, limit], as the classic course does."""
+    norm = global_norm(grads)
+    for g in grads.values():
+        np.clip(g, -limit, limit, out=g)
+    return norm

@@ -1,0 +1,40 @@
+"""Shared fixtures: the bundled names, the course file when present, a small trained model."""
+
+from pathlib import Path
+
+import pytest
+
+from dinogen import checkpoint
+from dinogen.data import read_names
+from dinogen.train import Trainer, TrainConfig
+
+ROOT = Path(__file__).resolve().parent.parent
+BUNDLED_NAMES = ROOT / "data" / "dinos.txt"
+COURSE_FILE = ROOT.parent / "shared" / "data" / "dinos.txt"
+
+
+@pytest.fixture(scope="session")
+def bundled_names():
+    return read_names(BUNDLED_NAMES)
+
+
+@pytest.fixture(scope="session")
+def course_file():
+    if not COURSE_FILE.is_file():
+        pytest.skip("the course file ../shared/data/dinos.txt is not present")
+    return COURSE_FILE
+
+
+@pytest.fixture(scope="session")
+def small_trainer(bundled_names):
+    """A small model trained for a few hundred steps on the bundled names."""
+    trainer = Trainer(bundled_names, TrainConfig(hidden=32, steps=300, eval_every=100, seed=3))
+    trainer.run()
+    return trainer
+
+
+@pytest.fixture(scope="session")
+def small_checkpoint(small_trainer, tmp_path_factory):
+    path = tmp_path_factory.mktemp("ckpt") / "small.npz"
+    checkpoint.save(path, small_trainer.checkpoint())
+    return path

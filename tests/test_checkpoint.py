@@ -1,0 +1,129 @@
+"""Checkpoints: round trips, atomic saves, and files that must be refused."""
+
+import json
+import zipfile
+
+import numpy as np
+import pytest
+
+from dinogen import checkpoint, model
+from dinogen.errors import DinogenError
+
+
+def test_round_trip_gives_identical_predictions(small_trainer, small_checkpoint):
+    loaded = checkpoint.load(small_checkpoint)
+    original = small_trainer.checkpoint()
+    for group in ("params", "best"):
+        for key, value in getattr(original, group).items():
+            assert np.array_equal(getattr(loaded, group)[key], value)
+    assert loaded.vocab == small_trainer.vocab
+    before = small_trainer.loss_on(small_trainer.val_idx, original.inference_params())
+    total, count = model.total_nll(loaded.inference_params(), loaded.model_config, small_trainer.data, small_trainer.val_idx)
+    assert total / count == before
+
+
+def test_metadata_records_what_is_needed_to_continue(small_checkpoint):
+    meta = checkpoint.load(small_checkpoint).meta
+    assert meta["format_version"] == checkpoint.FORMAT_VERSION
+    assert meta["step"] == 300
+    assert meta["train"]["hidden"] == 32
+    assert meta["history"]["val"] and meta["data"]["sha256"]
+
+
+def test_optimizer_state_is_kept(small_checkpoint):
+    optim = checkpoint.load(small_checkpoint).optim
+    assert int(optim["t"]) == 300
+    assert "m/W_hh.0" in optim and "v/W_hh.0" in optim
+
+
+def test_a_failed_save_leaves_the_previous_checkpoint_untouched(small_trainer, tmp_path, monkeypatch):
+    path = tmp_path / "model.npz"
+    checkpoint.save(path, small_trainer.checkpoint())
+    before = path.read_bytes()
+
+    def explode(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(np, "savez", explode)
+    with pytest.raises(DinogenError, match="previous file, if any, is unchanged"):
+        checkpoint.save(path, small_trainer.checkpoint())
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["model.npz"]
+
+
+def test_saving_into_a_missing_folder_is_a_clear_error(small_trainer, tmp_path):
+    with pytest.raises(DinogenError, match="does not exist"):
+        checkpoint.save(tmp_path / "no" / "model.npz", small_trainer.checkpoint())
+
+
+def test_a_file_that_is_not_a_checkpoint_is_refused(tmp_path):
+    path = tmp_path / "names.npz"
+    path.write_text("Tyrannosaurus\n")
+    with pytest.raises(DinogenError, match="not a readable dinogen checkpoint"):
+        checkpoint.load(path)
+
+
+def test_a_truncated_checkpoint_is_refused(small_checkpoint, tmp_path):
+    path = tmp_path / "cut.npz"
+    path.write_bytes(small_checkpoint.read_bytes()[:2000])
+    with pytest.raises(DinogenError):
+        checkpoint.load(path)
+
+
+def test_a_pickled_array_is_refused_not_executed(tmp_path):
+    path = tmp_path / "evil.npz"
+    np.savez(path, meta=np.array([{"format": "dinogen-checkpoint"}], dtype=object))
+    with pytest.raises(DinogenError):
+        checkpoint.load(path)
+
+
+def rewrite_meta(src, dst, change):
+    with np.load(src, allow_pickle=False) as npz:
+        arrays = {k: npz[k] for k in npz.files}
+    meta = json.loads(str(arrays["meta"][()]))
+    change(meta)
+    arrays["meta"] = np.array(json.dumps(meta))
+    np.savez(dst, **arrays)
+
+
+def test_a_newer_format_says_so(small_checkpoint, tmp_path):
+    path = tmp_path / "future.npz"
+    rewrite_meta(small_checkpoint, path, lambda meta: meta.update(format_version=99))
+    with pytest.raises(DinogenError, match="newer dinogen"):
+        checkpoint.load(path)
+
+
+def test_a_vocabulary_that_does_not_fit_the_output_layer_is_refused(small_checkpoint, tmp_path):
+    path = tmp_path / "vocab.npz"
+    rewrite_meta(small_checkpoint, path, lambda meta: meta["vocab"].pop())
+    with pytest.raises(DinogenError, match="vocabulary"):
+        checkpoint.load(path)
+
+
+def test_a_wrongly_shaped_or_missing_parameter_is_refused(small_checkpoint, tmp_path):
+    with np.load(small_checkpoint, allow_pickle=False) as npz:
+        arrays = {k: npz[k] for k in npz.files}
+    arrays["param/W_hh.0"] = arrays["param/W_hh.0"][:3]
+    np.savez(tmp_path / "shape.npz", **arrays)
+    with pytest.raises(DinogenError, match="param/W_hh.0 has shape"):
+        checkpoint.load(tmp_path / "shape.npz")
+    del arrays["param/W_hh.0"]
+    np.savez(tmp_path / "missing.npz", **arrays)
+    with pytest.raises(DinogenError, match="missing"):
+        checkpoint.load(tmp_path / "missing.npz")
+
+
+def test_non_finite_weights_are_refused(small_checkpoint, tmp_path):
+    with np.load(small_checkpoint, allow_pickle=False) as npz:
+        arrays = {k: npz[k] for k in npz.files}
+    arrays["param/b_y"] = arrays["param/b_y"].copy()
+    arrays["param/b_y"][0] = np.nan
+    np.savez(tmp_path / "nan.npz", **arrays)
+    with pytest.raises(DinogenError, match="NaN"):
+        checkpoint.load(tmp_path / "nan.npz")
+
+
+def test_checkpoint_is_a_plain_zip_of_npy_arrays(small_checkpoint):
+    with zipfile.ZipFile(small_checkpoint) as archive:
+        names = archive.namelist()
+    assert "meta.npy" in names and "param/W_xh.0.npy" in names and "best/W_xh.0.npy" in names

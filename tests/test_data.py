@@ -1,0 +1,144 @@
+"""Reading names, the vocabulary, encoding and batches."""
+
+import io
+
+import numpy as np
+import pytest
+
+from dinogen.data import (
+    BOUNDARY,
+    PAD,
+    BatchSchedule,
+    Vocab,
+    encode_names,
+    make_batch,
+    read_names,
+    split_indices,
+)
+from dinogen.errors import DinogenError
+
+
+def write(tmp_path, content: bytes):
+    path = tmp_path / "names.txt"
+    path.write_bytes(content)
+    return path
+
+
+def test_trailing_whitespace_cr_and_blank_lines_are_dropped(tmp_path):
+    names = read_names(write(tmp_path, b"Rex  \r\n\r\n   \nAnna\t\r\n"))
+    assert names.names == ["Rex", "Anna"]
+    assert names.line_numbers == [1, 4]
+
+
+def test_utf8_bom_is_ignored(tmp_path):
+    assert read_names(write(tmp_path, "\ufeffZoe\n".encode("utf-8"))).names == ["Zoe"]
+
+
+def test_unicode_names_are_code_points_normalised_to_nfc(tmp_path):
+    decomposed = "Bronte\u0308\nS\u00e3o Paulo\no'brien\nmary-jane\n"
+    names = read_names(write(tmp_path, decomposed.encode("utf-8"))).names
+    assert names == ["Bront\u00eb", "S\u00e3o Paulo", "o'brien", "mary-jane"]
+    assert len(names[0]) == 6
+
+
+def test_case_is_kept_unless_lowercase_is_asked(tmp_path):
+    path = write(tmp_path, b"Tyrannosaurus\n")
+    assert read_names(path).names == ["Tyrannosaurus"]
+    assert read_names(path, lowercase=True).names == ["tyrannosaurus"]
+
+
+def test_names_longer_than_the_limit_are_skipped_and_counted(tmp_path):
+    names = read_names(write(tmp_path, b"ab\n" + b"x" * 100 + b"\ncd\n"), max_length=64)
+    assert names.names == ["ab", "cd"]
+    assert names.skipped_long == 1
+
+
+def test_bytes_that_are_not_utf8_name_the_line(tmp_path):
+    with pytest.raises(DinogenError, match="line 2 is not valid utf-8"):
+        read_names(write(tmp_path, b"ok\n\xff\xfe bad\n"))
+
+
+def test_other_encodings_are_read_when_named(tmp_path):
+    path = write(tmp_path, "Bront\u00eb\n".encode("latin-1"))
+    assert read_names(path, encoding="latin-1").names == ["Bront\u00eb"]
+
+
+def test_missing_file_and_folder_are_clear_errors(tmp_path):
+    with pytest.raises(DinogenError, match="does not exist"):
+        read_names(tmp_path / "nope.txt")
+    with pytest.raises(DinogenError, match="is a folder"):
+        read_names(tmp_path)
+
+
+def test_streams_are_read_like_files():
+    assert read_names(io.StringIO("a\nb\n")).names == ["a", "b"]
+
+
+def test_vocab_is_sorted_characters_after_the_boundary():
+    vocab = Vocab.from_names(["ba", "ca"])
+    assert vocab.chars == ("a", "b", "c")
+    assert vocab.size == 4
+    assert list(vocab.encode("cab")) == [3, 1, 2]
+    assert vocab.decode([3, 1, 2, BOUNDARY]) == "cab"
+
+
+def test_unknown_character_is_named_with_its_line():
+    vocab = Vocab.from_names(["abc"])
+    with pytest.raises(DinogenError, match=r"line 9 .*'z'"):
+        encode_names(["ab", "az"], vocab, line_numbers=[4, 9])
+
+
+def test_encoding_is_compact_and_round_trips():
+    names = ["Ann", "Bo", "Céline"]
+    vocab = Vocab.from_names(names)
+    data = encode_names(names, vocab)
+    assert data.codes.dtype == np.int32
+    assert list(data.lengths) == [3, 2, 6]
+    assert [vocab.decode(data.codes[a:b]) for a, b in zip(data.offsets[:-1], data.offsets[1:])] == names
+    assert data.predictions() == 3 + 2 + 6 + 3
+
+
+def test_batch_targets_are_inputs_shifted_one_step_in_time():
+    vocab = Vocab.from_names(["abc", "d"])
+    data = encode_names(["d", "abc"], vocab)
+    batch = make_batch(data, np.array([0, 1]))
+    # Longest first: column 0 is "abc", column 1 is "d"; time runs down the rows.
+    a, b, c, d = vocab.encode("abcd")
+    assert batch.x[:, 0].tolist() == [BOUNDARY, a, b, c]
+    assert batch.y[:, 0].tolist() == [a, b, c, BOUNDARY]
+    assert batch.x[:2, 1].tolist() == [BOUNDARY, d]
+    assert batch.y[:, 1].tolist() == [d, BOUNDARY, PAD, PAD]
+    assert (batch.x[1:, 0] == batch.y[:-1, 0]).all()
+    assert batch.n_active.tolist() == [2, 2, 1, 1]
+    assert batch.n_predictions == 4 + 2
+    assert batch.names.tolist() == [1, 0]
+
+
+def test_split_is_seeded_disjoint_and_complete():
+    train, val = split_indices(100, 0.1, seed=5)
+    assert len(val) == 10 and len(train) == 90
+    assert set(train) | set(val) == set(range(100)) and not set(train) & set(val)
+    assert split_indices(100, 0.1, seed=5)[1].tolist() == val.tolist()
+    assert split_indices(100, 0.1, seed=6)[1].tolist() != val.tolist()
+
+
+def test_split_keeps_at_least_one_name_for_training():
+    train, val = split_indices(2, 0.9, seed=0)
+    assert len(train) == 1 and len(val) == 1
+
+
+def test_batch_schedule_covers_every_name_once_per_epoch_and_is_stateless():
+    lengths = np.random.default_rng(0).integers(1, 12, size=103)
+    train_idx = np.arange(103)
+    schedule = BatchSchedule(train_idx, lengths, batch_size=10, seed=1)
+    epoch = np.concatenate([schedule[k] for k in range(schedule.per_epoch)])
+    assert sorted(epoch.tolist()) == list(range(103))
+    fresh = BatchSchedule(train_idx, lengths, batch_size=10, seed=1)
+    assert fresh[schedule.per_epoch + 3].tolist() == schedule[schedule.per_epoch + 3].tolist()
+
+
+def test_batches_group_names_of_similar_length():
+    lengths = np.random.default_rng(0).integers(1, 30, size=2000)
+    schedule = BatchSchedule(np.arange(2000), lengths, batch_size=32, seed=0)
+    spread = np.mean([np.ptp(lengths[schedule[k]]) for k in range(schedule.per_epoch)])
+    assert spread < 3

@@ -1,0 +1,102 @@
+"""The hand-written gradients, proven against finite differences, and the loss they come from."""
+
+import dataclasses
+import math
+
+import numpy as np
+import pytest
+
+from dinogen import cells, gradcheck, model
+from dinogen.data import Vocab, encode_names, make_batch
+from dinogen.layers import cross_entropy_forward
+
+
+def failing(results):
+    return {r.name for r in results if not r.passed}
+
+
+@pytest.mark.parametrize("layers", [1, 2])
+def test_gradcheck_passes_for_every_parameter_on_a_padded_batch(layers):
+    results = gradcheck.check_model(model.ModelConfig(vocab_size=7, hidden=5, layers=layers))
+    assert [r.name for r in results] == list(model.param_shapes(model.ModelConfig(7, "rnn", 5, layers)))
+    assert failing(results) == set()
+
+
+def test_gradcheck_batch_really_is_padded():
+    batch = gradcheck.random_batch(7, [7, 2, 5, 1, 4], np.random.default_rng(0))
+    assert batch.n_predictions < batch.x.size
+    assert batch.n_active.tolist() == [5, 5, 4, 3, 3, 2, 1, 1]
+
+
+def test_dW_hh_built_from_dh_instead_of_h_prev_is_caught(monkeypatch):
+    def broken_backward(dh, cache):
+        da_x, _ = cells.rnn_backward(dh, cache)
+        H = dh.shape[-1]
+        return da_x, dh[:-1].reshape(-1, H).T @ da_x[1:].reshape(-1, H)
+
+    monkeypatch.setitem(cells.CELLS, "rnn", dataclasses.replace(cells.CELLS["rnn"], backward=broken_backward))
+    assert failing(gradcheck.check_model(model.ModelConfig(vocab_size=7, hidden=5))) == {"W_hh.0"}
+
+
+def test_softmax_normalised_over_the_batch_axis_is_caught(monkeypatch):
+    def broken_backward(dnll, cache):
+        shifted, log_z, y = cache
+        p = np.exp(shifted) / np.exp(shifted).sum(axis=0, keepdims=True)
+        p[np.arange(len(y)), y] -= 1.0
+        return p * dnll[:, None]
+
+    monkeypatch.setattr(model, "cross_entropy_backward", broken_backward)
+    assert failing(gradcheck.check_model(model.ModelConfig(vocab_size=7, hidden=5))) >= {"W_hy", "b_y"}
+
+
+def test_softmax_sums_to_one_over_the_vocabulary_for_any_batch_size():
+    logits = np.random.default_rng(0).standard_normal((3, 5)) * 50
+    nll, (shifted, log_z, y) = cross_entropy_forward(logits, np.array([0, 1, 2]))
+    probs = np.exp(shifted - log_z[:, None])
+    assert np.allclose(probs.sum(axis=1), 1.0)
+    assert np.isfinite(nll).all()
+
+
+def test_untrained_model_loss_is_close_to_ln_v(bundled_names):
+    vocab = Vocab.from_names(bundled_names.names)
+    data = encode_names(bundled_names.names, vocab)
+    cfg = model.ModelConfig(vocab.size)
+    params = model.init_params(cfg, np.random.default_rng(0))
+    total, count = model.total_nll(params, cfg, data, np.arange(len(data)))
+    assert total / count == pytest.approx(math.log(vocab.size), abs=0.05)
+
+
+def per_name_results(params, cfg, data, idx, name):
+    """NLL of one name and the gradients of that name's summed NLL, computed inside a batch."""
+    batch = make_batch(data, np.array(idx))
+    nll, cache = model.forward(params, cfg, batch)
+    column = batch.real % batch.x.shape[1]
+    mine = batch.names[column] == name  # predictions that belong to `name`
+    grads = model.backward(mine.astype(nll.dtype), cache)
+    return nll[mine].sum(), grads
+
+
+@pytest.mark.parametrize("layers", [1, 2])
+def test_padding_does_not_change_a_names_loss_or_gradients(layers):
+    names = ["ab", "b", "abcabcabcabcab", "cba"]
+    vocab = Vocab.from_names(names)
+    data = encode_names(names, vocab)
+    cfg = model.ModelConfig(vocab.size, hidden=6, layers=layers)
+    params = model.init_params(cfg, np.random.default_rng(1), dtype=np.float64)
+    alone_nll, alone_grads = per_name_results(params, cfg, data, [0], name=0)
+    padded_nll, padded_grads = per_name_results(params, cfg, data, [0, 1, 2, 3], name=0)
+    assert padded_nll == pytest.approx(alone_nll, rel=1e-12)
+    for key in params:
+        assert np.allclose(alone_grads[key], padded_grads[key], rtol=1e-10, atol=1e-13), key
+
+
+def test_loss_is_the_mean_over_real_predictions_only():
+    names = ["abc", "a"]
+    vocab = Vocab.from_names(names)
+    data = encode_names(names, vocab)
+    cfg = model.ModelConfig(vocab.size, hidden=4)
+    params = model.init_params(cfg, np.random.default_rng(2), dtype=np.float64)
+    loss, _ = model.loss_and_grads(params, cfg, make_batch(data, np.array([0, 1])))
+    total, count = model.total_nll(params, cfg, data, np.array([0, 1]))
+    assert count == 4 + 2
+    assert loss == pytest.approx(total / count)

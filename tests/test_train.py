@@ -1,0 +1,90 @@
+"""Training: it learns, it keeps the best parameters, and seeds reproduce it."""
+
+import math
+
+import numpy as np
+import pytest
+
+from dinogen.data import NameList
+from dinogen.errors import DinogenError
+from dinogen.optim import Adam, clip_elementwise, clip_global_norm
+from dinogen.train import Trainer, TrainConfig
+
+
+def test_a_few_hundred_steps_bring_validation_loss_far_below_ln_v(small_trainer):
+    uniform = math.log(small_trainer.vocab.size)
+    assert small_trainer.step == 300
+    assert small_trainer.val_history[-1][1] < 0.65 * uniform
+
+
+def test_validation_names_are_never_trained_on(small_trainer):
+    trained = set()
+    for step in range(small_trainer.schedule.per_epoch):
+        trained.update(small_trainer.schedule[step].tolist())
+    assert trained == set(small_trainer.train_idx.tolist())
+    assert not trained & set(small_trainer.val_idx.tolist())
+
+
+def test_best_parameters_are_those_of_the_lowest_validation_loss(small_trainer):
+    best_step, best_loss = small_trainer.best_val
+    assert best_loss == min(loss for _, loss in small_trainer.val_history)
+    assert small_trainer.loss_on(small_trainer.val_idx, small_trainer.best) == pytest.approx(best_loss)
+
+
+def test_smoothed_loss_starts_at_the_uniform_loss():
+    names = NameList(["abc", "abd", "bcd"] * 5, list(range(1, 16)), "test")
+    trainer = Trainer(names, TrainConfig(hidden=8, steps=1))
+    assert trainer.smooth_loss == pytest.approx(math.log(trainer.vocab.size))
+
+
+def test_the_same_seed_trains_the_same_parameters():
+    names = NameList(["anna", "bob", "carl", "dora", "emil", "fred"] * 3, list(range(1, 19)), "test")
+    runs = []
+    for _ in range(2):
+        trainer = Trainer(names, TrainConfig(hidden=8, steps=20, batch_size=4, seed=9))
+        trainer.run()
+        runs.append(trainer.params)
+    for key in runs[0]:
+        assert np.array_equal(runs[0][key], runs[1][key])
+
+
+def test_max_seconds_stops_training_early():
+    names = NameList(["anna", "bob"] * 10, list(range(1, 21)), "test")
+    trainer = Trainer(names, TrainConfig(hidden=8, steps=10**9, max_seconds=0.2))
+    summary = trainer.run()
+    assert 0 < summary["steps"] < 10**9
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [({"steps": 0}, "steps"), ({"batch_size": 0}, "batch size"), ({"hidden": 0}, "hidden"),
+     ({"lr": -1.0}, "learning rate"), ({"val_fraction": 1.0}, "validation fraction")],
+)
+def test_impossible_settings_are_refused(override, message):
+    names = NameList(["anna"], [1], "test")
+    with pytest.raises(DinogenError, match=message):
+        Trainer(names, TrainConfig(**override))
+
+
+def test_an_empty_name_list_is_refused():
+    with pytest.raises(DinogenError, match="holds no names"):
+        Trainer(NameList([], [], "empty.txt"), TrainConfig())
+
+
+def test_global_norm_clipping_scales_all_gradients_together():
+    grads = {"a": np.array([3.0, 0.0]), "b": np.array([4.0])}
+    assert clip_global_norm(grads, 1.0) == pytest.approx(5.0)
+    assert np.allclose(grads["a"], [0.6, 0.0]) and np.allclose(grads["b"], [0.8])
+
+
+def test_elementwise_clipping_clips_each_entry():
+    grads = {"a": np.array([-9.0, 0.5, 7.0])}
+    clip_elementwise(grads, 5.0)
+    assert grads["a"].tolist() == [-5.0, 0.5, 5.0]
+
+
+def test_adam_first_step_moves_each_weight_by_about_lr():
+    params = {"w": np.array([1.0, -1.0])}
+    opt = Adam(params, lr=0.1)
+    opt.step(params, {"w": np.array([0.5, -2.0])})
+    assert np.allclose(params["w"], [0.9, -0.9], atol=1e-6)
