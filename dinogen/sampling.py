@@ -9,17 +9,16 @@ from __future__ import annotations
 
 import numpy as np
 
-from dinogen.cells import CELLS
+from dinogen import model
 from dinogen.data import BOUNDARY, Vocab
 from dinogen.errors import DinogenError
-from dinogen.model import ModelConfig
 
 DEFAULT_MAX_LEN = 100  # safety cap on sampled name length, in characters
 
 
 def sample_tokens(
     params: dict[str, np.ndarray],
-    cfg: ModelConfig,
+    cfg: model.ModelConfig,
     n: int,
     rng: np.random.Generator,
     temperature: float = 1.0,
@@ -27,28 +26,22 @@ def sample_tokens(
 ) -> np.ndarray:
     """Draw n names as tokens: (n, max_len) int, each row padded with BOUNDARY after its end.
 
-    A name that reaches max_len characters without ending is cut there.
+    Every name has at least one character (the end cannot be drawn first); a
+    name that reaches max_len characters without ending is cut there.
     """
     if n < 1:
         raise DinogenError("the number of names must be at least 1.")
     if not temperature > 0:
         raise DinogenError("the temperature must be positive.")
-    cell = CELLS[cfg.cell]
     dtype = params["W_hy"].dtype
     out = np.zeros((n, max_len), dtype=np.int32)
     alive = np.arange(n)  # rows of `out` still being written
-    states = [cell.initial_state(n, cfg.hidden, dtype) for _ in range(cfg.layers)]
+    states = model.initial_states(cfg, n, dtype)
     x = np.full(n, BOUNDARY, dtype=np.int32)
     for t in range(max_len):
-        h = None
-        for layer in range(cfg.layers):
-            if layer == 0:
-                a_x = params["W_xh.0"][x] + params["b_h.0"]  # (N, G*H) row lookup
-            else:
-                a_x = h @ params[f"W_xh.{layer}"] + params[f"b_h.{layer}"]
-            states[layer] = cell.step(a_x, states[layer], params[f"W_hh.{layer}"])
-            h = states[layer][0]
-        logits = h @ params["W_hy"] + params["b_y"]  # (N, V)
+        logits, states = model.step(params, cfg, x, states)  # (N, V)
+        if t == 0:
+            logits[:, BOUNDARY] = -np.inf  # a name has at least one character
         x = _draw(logits / temperature, rng)
         out[alive, t] = x
         going = x != BOUNDARY
@@ -77,7 +70,7 @@ def decode_tokens(tokens: np.ndarray, vocab: Vocab) -> list[str]:
 
 def sample(
     params: dict[str, np.ndarray],
-    cfg: ModelConfig,
+    cfg: model.ModelConfig,
     vocab: Vocab,
     n: int,
     rng: np.random.Generator,
