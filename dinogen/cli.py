@@ -14,13 +14,14 @@ import json
 import math
 import os
 import sys
+from pathlib import Path
 
 import click
 
 from dinogen import __version__
 from dinogen.errors import DinogenError
 
-EXIT_CODES = "Exit codes: 0 success, 1 runtime error (bad file or checkpoint), 2 usage error."
+EXIT_CODES = "Exit codes: 0 success, 1 runtime error (bad file or checkpoint), 2 usage error, 130/143 training interrupted (checkpoint saved)."
 CELL_CHOICES = ["rnn", "gru", "lstm"]
 
 
@@ -112,10 +113,14 @@ def set_blas_threads(threads: int | None) -> None:
 @click.option("--preset", type=click.Choice(["course", "best"]), default=None,
               help="course: the classic notebook's settings; best: the lowest held-out loss we found. Flags override.")
 @click.option("--lowercase", is_flag=True, default=None, help="Fold names to lower case first (as the classic course does).")
+@click.option("--resume", "resume_path", default=None,
+              help="Continue the run saved in this checkpoint exactly (--steps counts total steps).")
 @click.option("--encoding", default="utf-8", show_default=True, help="Text encoding of DATA.")
+@click.option("--max-name-length", type=click.IntRange(min=1), default=64, show_default=True,
+              help="Skip (and count) names longer than this.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar and no summary on stderr.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object on stdout.")
-def train(data, out, quiet, as_json, encoding, preset, **options) -> None:
+def train(data, out, quiet, as_json, encoding, preset, resume_path, max_name_length, **options) -> None:
     """Train a model on DATA, a text file with one name per line.
 
     DATA defaults to the bundled data/dinos.txt; `-` reads standard input. Case is
@@ -133,22 +138,84 @@ def train(data, out, quiet, as_json, encoding, preset, **options) -> None:
     from dinogen import checkpoint
     from dinogen.data import read_names
     from dinogen.resources import bundled_names
-    from dinogen.train import Trainer, config_from
+    from dinogen.train import Diverged, Trainer, config_from, resume
 
-    cfg = config_from(preset, **options)
-    names = read_names(data if data is not None else bundled_names(), lowercase=cfg.lowercase, encoding=encoding)
+    checkpoint.check_writable(out)
+    source = data if data is not None else bundled_names()
+    if resume_path is not None:
+        saved = checkpoint.load(resume_path)
+        if preset is not None:
+            raise click.BadParameter("a preset cannot be applied to a resumed run; give the flags to change.", param_hint="--preset")
+        lowercase = saved.meta.get("train", {}).get("lowercase", False)
+        names = read_names(source, lowercase=lowercase, encoding=encoding, max_length=max_name_length)
+        trainer, changed = resume(names, saved, options)
+        if not quiet:
+            click.echo(f"resuming {resume_path} at step {trainer.step} of {trainer.cfg.steps}", err=True)
+            for key, old, new in changed:
+                click.echo(f"  changed: --{key.replace('_', '-')} {new} (was {old})", err=True)
+    else:
+        cfg = config_from(preset, **options)
+        names = read_names(source, lowercase=cfg.lowercase, encoding=encoding, max_length=max_name_length)
+        trainer = Trainer(names, cfg)
     if names.skipped_long and not quiet:
-        click.echo(f"warning: skipped {names.skipped_long} names longer than 64 characters.", err=True)
-    trainer = Trainer(names, cfg)
-    show_bar = not quiet and sys.stderr.isatty()
-    with _progress_bar(cfg.steps, show_bar) as on_progress:
-        summary = trainer.run(on_progress)
-    checkpoint.save(out, trainer.checkpoint())
+        click.echo(f"warning: skipped {names.skipped_long} names longer than {max_name_length} characters.", err=True)
+
+    def save(t: Trainer) -> None:
+        checkpoint.save(out, t.checkpoint())
+
+    stop = _StopSignals()
+    try:
+        with stop, _progress_bar(trainer.cfg.steps, not quiet and sys.stderr.isatty(), trainer.step) as on_progress:
+            summary = trainer.run(on_progress, on_evaluate=save, should_stop=stop.requested)
+    except Diverged as exc:
+        saved_note = f"{out} keeps the last good state" if Path(out).exists() else "no checkpoint was written"
+        raise click.ClickException(f"{exc} {saved_note}.") from None
+    except KeyboardInterrupt:
+        click.echo(f"aborted at once; {out} holds the last complete checkpoint, if any.", err=True)
+        sys.exit(130)
+    save(trainer)
     summary["checkpoint"] = str(out)
     if as_json:
         click.echo(json.dumps(summary))
     if not quiet:
         _print_train_summary(summary)
+    if stop.signum is not None:
+        click.echo(
+            f"interrupted at step {trainer.step}: saved {out}; continue with "
+            f"`dinogen train {data or ''} --resume {out}`.".replace("  ", " "),
+            err=True,
+        )
+        sys.exit(128 + stop.signum)
+
+
+class _StopSignals:
+    """Ctrl-C (SIGINT) or SIGTERM asks training to stop after the current step;
+    a second one aborts at once."""
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self._previous: dict = {}
+
+    def requested(self) -> bool:
+        return self.signum is not None
+
+    def _handle(self, signum, frame) -> None:
+        if self.signum is not None:
+            raise KeyboardInterrupt
+        self.signum = signum
+
+    def __enter__(self):
+        import signal
+
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        import signal
+
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
 
 
 class _progress_bar:
@@ -156,15 +223,16 @@ class _progress_bar:
 
     REFRESH_EVERY = 25  # steps between postfix updates; a step can be under a millisecond
 
-    def __init__(self, total: int, enabled: bool) -> None:
-        self.total, self.enabled, self.bar = total, enabled, None
+    def __init__(self, total: int, enabled: bool, initial: int = 0) -> None:
+        self.total, self.enabled, self.initial, self.bar = total, enabled, initial, None
 
     def __enter__(self):
         if not self.enabled:
             return None
         from tqdm import tqdm
 
-        self.bar = tqdm(total=self.total, file=sys.stderr, unit="step", dynamic_ncols=True, leave=False)
+        self.bar = tqdm(total=self.total, initial=self.initial, file=sys.stderr, unit="step", dynamic_ncols=True,
+                        leave=False)
         return self.update
 
     def update(self, p) -> None:

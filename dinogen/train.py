@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import math
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields, replace
 from typing import Callable
 
 import numpy as np
@@ -109,6 +109,14 @@ class Progress:
     chars_per_sec: float  # real predictions per second of training
 
 
+class Diverged(DinogenError):
+    """The loss or the gradient stopped being a finite number; nothing was updated."""
+
+
+# Settings a resumed run must share with its checkpoint (the rest may change).
+FIXED_ON_RESUME = ("cell", "hidden", "layers", "embed_dim", "lowercase", "seed", "val_fraction", "optimizer")
+
+
 def data_fingerprint(names: list[str]) -> str:
     return hashlib.sha256("\n".join(names).encode("utf-8")).hexdigest()
 
@@ -157,9 +165,7 @@ class Trainer:
         clip = clip_global_norm if cfg.clip_mode == "norm" else clip_elementwise
         norm = clip(grads, cfg.clip) if cfg.clip > 0 else clip_global_norm(grads, 0)
         if not (math.isfinite(loss) and math.isfinite(norm)):
-            raise DinogenError(
-                f"training diverged at step {self.step + 1} (loss {loss}); lower --lr or keep --clip on."
-            )
+            raise Diverged(f"training diverged at step {self.step + 1} (loss {loss}); lower --lr or keep --clip on.")
         self.optimizer.step(self.params, grads)
         self.step += 1
         self.predictions += batch.n_predictions
@@ -191,12 +197,21 @@ class Trainer:
     def out_of_patience(self) -> bool:
         return self.cfg.patience > 0 and self.stale_evals >= self.cfg.patience
 
-    def run(self, on_progress: Callable[[Progress], None] | None = None) -> dict:
-        """Train until cfg.steps, cfg.max_seconds or cfg.patience stop it; returns the summary."""
+    def run(
+        self,
+        on_progress: Callable[[Progress], None] | None = None,
+        on_evaluate: Callable[["Trainer"], None] | None = None,
+        should_stop: Callable[[], bool] | None = None,
+    ) -> dict:
+        """Train until cfg.steps, cfg.max_seconds, cfg.patience or should_stop() stops
+        it; returns the summary. on_evaluate runs after every periodic evaluation
+        (the CLI saves a checkpoint there)."""
         cfg = self.cfg
         started = time.perf_counter()
         val = self.val_history[-1][1] if self.val_history else None
         while self.step < cfg.steps and not self.out_of_patience:
+            if should_stop is not None and should_stop():
+                break
             elapsed = time.perf_counter() - started
             progress = self.step / cfg.steps
             if cfg.max_seconds is not None:
@@ -207,6 +222,8 @@ class Trainer:
             out_of_time = cfg.max_seconds is not None and time.perf_counter() - started >= cfg.max_seconds
             if self.step % cfg.eval_every == 0 and self.step < cfg.steps and not out_of_time:
                 val = self.evaluate()
+                if on_evaluate is not None:
+                    on_evaluate(self)
             if on_progress is not None:
                 on_progress(Progress(self.step, cfg.steps, loss, self.smooth_loss, val, self.chars_per_sec))
             if out_of_time:
@@ -254,7 +271,9 @@ class Trainer:
             "train": asdict(self.cfg),
             "step": self.step,
             "seconds": self.seconds,
+            "predictions": self.predictions,
             "smooth_loss": self.smooth_loss,
+            "stale_evals": self.stale_evals,
             "history": {"train": self.train_history, "val": self.val_history},
             "best": {"step": self.best_val[0], "val_loss": self.best_val[1]} if self.best_val else None,
             "data": {
@@ -265,3 +284,56 @@ class Trainer:
             },
         }
         return Checkpoint(self.params, meta, self.best, self.optimizer.state_dict())
+
+
+def resume(names: NameList, ckpt: Checkpoint, changes: dict) -> tuple[Trainer, list[tuple[str, object, object]]]:
+    """A Trainer that continues the run saved in ckpt exactly where it stopped.
+
+    changes holds the settings given again (None = keep); those in FIXED_ON_RESUME
+    must agree with the checkpoint. Returns the trainer and the (name, old, new)
+    settings that changed. Same data, same settings: the parameters after resuming
+    are bit-identical to those of one uninterrupted run.
+    """
+    saved_values = ckpt.meta.get("train", {})
+    known = {f.name for f in fields(TrainConfig)}
+    saved = TrainConfig(**{k: v for k, v in saved_values.items() if k in known})
+    given = {k: v for k, v in changes.items() if v is not None}
+    for key in FIXED_ON_RESUME:
+        if key in given and given[key] != getattr(saved, key):
+            flag = "--" + key.replace("_", "-")
+            raise DinogenError(
+                f"{flag} {given[key]} contradicts the checkpoint, which was trained with {getattr(saved, key)}; "
+                f"drop {flag} to resume, or train a new model without --resume."
+            )
+    cfg = replace(saved, **given)
+    changed = [(k, getattr(saved, k), v) for k, v in given.items() if getattr(saved, k) != v]
+    if data_fingerprint(names.names) != ckpt.meta.get("data", {}).get("sha256"):
+        raise DinogenError(
+            f"{names.source} is not the data this checkpoint was trained on ({ckpt.meta.get('data', {}).get('source')}); "
+            "resume with the same file, or train a new model."
+        )
+    trainer = Trainer(names, cfg)
+    if trainer.vocab != ckpt.vocab or trainer.model_cfg != ckpt.model_config:
+        raise DinogenError("the checkpoint's vocabulary or model does not match this data; train a new model.")
+    meta = ckpt.meta
+    if cfg.steps <= meta["step"]:
+        raise DinogenError(
+            f"the checkpoint has already trained {meta['step']} steps; --steps counts total steps, so ask for more."
+        )
+    for name, value in ckpt.params.items():
+        trainer.params[name][...] = value
+    try:
+        trainer.optimizer.load_state_dict(ckpt.optim)
+    except (KeyError, ValueError):
+        raise DinogenError("the checkpoint's optimizer state is missing or damaged, so it cannot be resumed exactly.") from None
+    trainer.step = meta["step"]
+    trainer.seconds = meta.get("seconds", 0.0)
+    trainer.predictions = meta.get("predictions", 0)
+    trainer.smooth_loss = meta["smooth_loss"]
+    trainer.stale_evals = meta.get("stale_evals", 0)
+    trainer.train_history = [tuple(x) for x in meta["history"]["train"]]
+    trainer.val_history = [tuple(x) for x in meta["history"]["val"]]
+    if ckpt.best is not None and meta.get("best"):
+        trainer.best = {k: v.copy() for k, v in ckpt.best.items()}
+        trainer.best_val = (meta["best"]["step"], meta["best"]["val_loss"])
+    return trainer, changed
