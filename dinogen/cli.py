@@ -14,7 +14,6 @@ import json
 import math
 import os
 import sys
-from pathlib import Path
 
 import click
 
@@ -160,16 +159,19 @@ def train(data, out, quiet, as_json, encoding, preset, resume_path, max_name_len
     if names.skipped_long and not quiet:
         click.echo(f"warning: skipped {names.skipped_long} names longer than {max_name_length} characters.", err=True)
 
+    saved_at: list[int] = []  # steps at which this run wrote `out`
+
     def save(t: Trainer) -> None:
         checkpoint.save(out, t.checkpoint())
+        saved_at.append(t.step)
 
     stop = _StopSignals()
     try:
         with stop, _progress_bar(trainer.cfg.steps, not quiet and sys.stderr.isatty(), trainer.step) as on_progress:
             summary = trainer.run(on_progress, on_evaluate=save, should_stop=stop.requested)
     except Diverged as exc:
-        saved_note = f"{out} keeps the last good state" if Path(out).exists() else "no checkpoint was written"
-        raise click.ClickException(f"{exc} {saved_note}.") from None
+        note = f"{out} keeps the last good state, from step {saved_at[-1]}" if saved_at else "no checkpoint was written"
+        raise click.ClickException(f"{exc} {note}.") from None
     except KeyboardInterrupt:
         click.echo(f"aborted at once; {out} holds the last complete checkpoint, if any.", err=True)
         sys.exit(130)

@@ -23,6 +23,7 @@ from dinogen.errors import DinogenError
 from dinogen.optim import OPTIMIZERS, clip_elementwise, clip_global_norm, cosine_lr
 
 TRAIN_SUBSET = 5000  # names of the training split used to report the final training loss
+VAL_PROBE = 10_000  # validation names evaluated periodically (all of them when there are fewer)
 
 
 @dataclass
@@ -133,6 +134,7 @@ class Trainer:
         self.vocab = Vocab.from_names(names.names)
         self.data = encode_names(names.names, self.vocab, names.line_numbers)
         self.train_idx, self.val_idx = split_indices(len(self.data), cfg.val_fraction, cfg.seed)
+        self.val_probe = self.val_idx[:: max(1, -(-len(self.val_idx) // VAL_PROBE))]  # evenly spread subset
         self.model_cfg = model.ModelConfig(self.vocab.size, cfg.cell, cfg.hidden, cfg.layers, cfg.embed_dim, cfg.dropout)
         self.params = model.init_params(self.model_cfg, np.random.default_rng(cfg.seed))
         self.optimizer = OPTIMIZERS[cfg.optimizer](self.params, lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -180,8 +182,8 @@ class Trainer:
         return total / count
 
     def evaluate(self) -> float | None:
-        """Validation loss now; records it and keeps the parameters if they are the best."""
-        val = self.loss_on(self.val_idx)
+        """Validation loss now (on val_probe); records it and keeps the parameters if they are the best."""
+        val = self.loss_on(self.val_probe)
         self.train_history.append((self.step, self.smooth_loss))
         if val is not None:
             self.val_history.append((self.step, val))
@@ -253,6 +255,7 @@ class Trainer:
             "vocab_size": self.vocab.size,
             "train_names": len(self.train_idx),
             "val_names": len(self.val_idx),
+            "val_probe_names": len(self.val_probe),
         }
 
     def bigram_loss(self) -> float | None:
