@@ -164,3 +164,22 @@ def test_bad_checkpoint_in_a_real_process_has_no_traceback(tmp_path):
     result = run(f"{sys.executable} -m dinogen sample -c {bad}")
     assert result.returncode == 1
     assert "Traceback" not in result.stderr and result.stderr.startswith("Error:")
+
+
+def test_train_help_states_the_real_defaults():
+    import dataclasses
+    import re
+
+    from dinogen.cli import train
+    from dinogen.train import TrainConfig
+
+    defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
+    checked = 0
+    for param in train.params:
+        stated = re.search(r"\(default ([^,)]+)", param.help or "")
+        if param.name in defaults and stated:
+            value = stated.group(1).split()[0]
+            expected = defaults[param.name]
+            assert value == str(expected) or float(value) == float(expected), param.name
+            checked += 1
+    assert checked >= 15
