@@ -100,3 +100,21 @@ def test_loss_is_the_mean_over_real_predictions_only():
     total, count = model.total_nll(params, cfg, data, np.array([0, 1]))
     assert count == 4 + 2
     assert loss == pytest.approx(total / count)
+
+
+def test_large_vocabularies_use_the_sorted_scatter_and_agree(monkeypatch):
+    from dinogen import layers
+
+    rng = np.random.default_rng(3)
+    x = rng.integers(0, 9, size=(5, 4))
+    real = np.flatnonzero(rng.random(20) < 0.8)
+    dout = rng.standard_normal((5, 4, 3))
+    W = np.zeros((9, 3))
+    _, cache = layers.lookup_forward(x, W, None, real)
+    one_hot = layers.lookup_backward(dout, cache)
+    monkeypatch.setattr(layers, "ONE_HOT_MAX_V", 4)
+    sorted_scatter = layers.lookup_backward(dout, cache)
+    expected = np.zeros((9, 3))
+    np.add.at(expected, x.ravel()[real], dout.reshape(-1, 3)[real])
+    assert np.allclose(one_hot[0], expected) and np.allclose(sorted_scatter[0], expected)
+    assert np.allclose(one_hot[1], sorted_scatter[1])
