@@ -70,15 +70,17 @@ def cross_entropy_forward(logits: np.ndarray, y: np.ndarray):
     maximum is subtracted before exponentiating, whatever N is.
     """
     shifted = logits - logits.max(axis=1, keepdims=True)  # (N, V)
-    log_z = np.log(np.exp(shifted).sum(axis=1))  # (N,)
-    nll = log_z - shifted[np.arange(len(y)), y]
-    return nll, (shifted, log_z, y)
+    probs = np.exp(shifted)  # (N, V) unnormalised
+    total = probs.sum(axis=1)  # (N,)
+    nll = np.log(total) - shifted[np.arange(len(y)), y]
+    probs /= total[:, None]  # softmax over the vocabulary axis
+    return nll, (probs, y)
 
 
 def cross_entropy_backward(dnll: np.ndarray, cache) -> np.ndarray:
     """Gradient of cross_entropy_forward w.r.t. logits: (softmax - onehot) * dnll."""
-    shifted, log_z, y = cache
-    dlogits = np.exp(shifted - log_z[:, None])  # (N, V) softmax over the vocabulary axis
+    probs, y = cache
+    dlogits = probs.copy()  # (N, V)
     dlogits[np.arange(len(y)), y] -= 1.0
     dlogits *= dnll[:, None]
     return dlogits
