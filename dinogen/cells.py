@@ -211,8 +211,8 @@ def gru_forward(a_x: np.ndarray, n_active: np.ndarray, W_hh: np.ndarray):
     T, B, G_H = a_x.shape
     H = G_H // 3
     hs = np.zeros((T + 1, B, H), dtype=a_x.dtype)
-    gates = np.empty_like(a_x)  # (T, B, 3H) activated r, z, n; rows past n_active[t] are never read
-    hW = np.empty_like(a_x)  # (T, B, 3H) h_{t-1} W_hh, kept for hn
+    gates = np.zeros_like(a_x)  # (T, B, 3H) activated r, z, n; zero past n_active[t]
+    hW = np.zeros_like(a_x)  # (T, B, 3H) h_{t-1} W_hh, kept for hn
     for t in range(T):
         n = n_active[t]
         a, h_W = gates[t, :n], hW[t, :n]
@@ -230,51 +230,61 @@ def gru_forward(a_x: np.ndarray, n_active: np.ndarray, W_hh: np.ndarray):
     return hs[1:], (gates, hW, hs, n_active, W_hh)
 
 
+def _gru_factors(gates: np.ndarray, hW: np.ndarray, hs: np.ndarray):
+    """The backward pass's local derivatives, over the whole block at once.
+
+    gates: (T, B, 3H) activated r, z, n; hW: (T, B, 3H) h_{t-1} W_hh; hs: (T + 1, B, H)
+    with h_{t-1} at t. Returns k: (T, B, 3, H), the factors that turn dh_t into the
+    gradient w.r.t. [hr, hz, hn]: (1 - z)(1 - n^2) hn r', (h_{t-1} - n) z' and
+    (1 - z)(1 - n^2) r; and da_n_per_dh: (T, B, H) = (1 - z)(1 - n^2).
+    """
+    T, B, G_H = gates.shape
+    H = G_H // 3
+    r, z, cand = gates[:, :, :H], gates[:, :, H : 2 * H], gates[:, :, 2 * H :]
+    da_n_per_dh = np.multiply(cand, cand)
+    np.subtract(1.0, da_n_per_dh, out=da_n_per_dh)
+    da_n_per_dh *= 1.0 - z  # (1 - z)(1 - n^2)
+    k = np.empty((T, B, 3, H), dtype=gates.dtype)
+    np.multiply(da_n_per_dh, hW[:, :, 2 * H :], out=k[:, :, 0])
+    k[:, :, 0] *= r * (1.0 - r)  # hn r (1 - r) (1 - z)(1 - n^2)
+    np.subtract(hs[:T], cand, out=k[:, :, 1])
+    k[:, :, 1] *= z * (1.0 - z)  # (h_{t-1} - n) z (1 - z)
+    np.multiply(da_n_per_dh, r, out=k[:, :, 2])  # r (1 - z)(1 - n^2)
+    return k, da_n_per_dh
+
+
 def gru_backward(dh: np.ndarray, cache):
     """Gradients of gru_forward.
 
     dh: (T, B, H) gradient of the loss w.r.t. each h_t from the layer above.
-    Returns da_x: (T, B, 3H) and dW_hh: (H, 3H). The loop carries dh back through
-    time and stores each step's gradient w.r.t. h_{t-1} W_hh in dhW; that equals
-    da_x in the r and z blocks and is r * da_n in the n block. dW_hh is one matrix
-    product over all steps after the loop.
+    Returns da_x: (T, B, 3H) and dW_hh: (H, 3H). Every local derivative that does
+    not depend on the gradient flowing back is computed once over the block
+    (_gru_factors); the loop only carries dh back through time, storing each step's
+    gradient w.r.t. h_{t-1} W_hh in dhW (equal to da_x in the r and z blocks, and
+    r * da_n in the n block). dW_hh is one matrix product after the loop.
     """
     gates, hW, hs, n_active, W_hh = cache
     T, B, H = dh.shape
-    da_x = np.zeros_like(gates)
-    dhW = np.zeros_like(gates)  # (T, B, 3H) gradient w.r.t. h_{t-1} W_hh
+    k, da_n_per_dh = _gru_factors(gates, hW, hs)
+    z = gates[:, :, H : 2 * H]
+    da_n = np.zeros((T, B, H), dtype=dh.dtype)
+    dhW = np.zeros((T, B, 3, H), dtype=dh.dtype)  # gradient w.r.t. [hr, hz, hn] of h_{t-1} W_hh
     dh_next = np.zeros((B, H), dtype=dh.dtype)  # gradient reaching h_t from step t + 1
     dh_t_buf = np.empty((B, H), dtype=dh.dtype)
-    tmp_buf = np.empty((B, H), dtype=dh.dtype)
-    dsig_buf = np.empty((B, 2 * H), dtype=dh.dtype)
+    direct_buf = np.empty((B, H), dtype=dh.dtype)
     W_hh_T = np.ascontiguousarray(W_hh.T)
     for t in range(T - 1, -1, -1):
         n = n_active[t]
-        r, z, cand = gates[t, :n, :H], gates[t, :n, H : 2 * H], gates[t, :n, 2 * H :]
-        d_hW = dhW[t, :n]
-        dhr, dhz, dhn = d_hW[:, :H], d_hW[:, H : 2 * H], d_hW[:, 2 * H :]
-        da_n = da_x[t, :n, 2 * H :]
-        tmp = tmp_buf[:n]
         dh_t = dh_t_buf[:n]
         np.add(dh[t, :n], dh_next[:n], out=dh_t)
-        np.multiply(cand, cand, out=tmp)
-        np.subtract(1.0, tmp, out=tmp)  # 1 - n^2
-        np.subtract(1.0, z, out=da_n)
-        da_n *= dh_t
-        da_n *= tmp  # dh_t (1 - z) (1 - n^2)
-        np.subtract(hs[t, :n], cand, out=dhz)
-        dhz *= dh_t  # dz = dh_t (h_{t-1} - n); the sigmoid derivative comes below
-        np.multiply(da_n, hW[t, :n, 2 * H :], out=dhr)  # dr = da_n hn
-        sig, dsig = gates[t, :n, : 2 * H], dsig_buf[:n]
-        np.subtract(1.0, sig, out=dsig)
-        dsig *= sig  # (n, 2H) s (1 - s) for r, z
-        d_hW[:, : 2 * H] *= dsig
-        np.multiply(da_n, r, out=dhn)
+        np.multiply(dh_t[:, None, :], k[t, :n], out=dhW[t, :n])  # (n, 3, H)
+        np.multiply(dh_t, da_n_per_dh[t, :n], out=da_n[t, :n])
         if t > 0:
-            np.matmul(d_hW, W_hh_T, out=dh_next[:n])
-            np.multiply(dh_t, z, out=tmp)
-            dh_next[:n] += tmp  # plus the direct path z * h_{t-1}
-    da_x[:, :, : 2 * H] = dhW[:, :, : 2 * H]
+            np.matmul(dhW[t, :n].reshape(n, 3 * H), W_hh_T, out=dh_next[:n])
+            np.multiply(dh_t, z[t, :n], out=direct_buf[:n])
+            dh_next[:n] += direct_buf[:n]  # plus the direct path z * h_{t-1}
+    dhW = dhW.reshape(T, B, 3 * H)
+    da_x = np.concatenate([dhW[:, :, : 2 * H], da_n], axis=2)  # (T, B, 3H)
     dW_hh = hs[1:-1].reshape(-1, H).T @ dhW[1:].reshape(-1, 3 * H)  # sum_t h_{t-1}^T dhW_t
     return da_x, dW_hh
 
