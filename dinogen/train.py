@@ -191,4 +191,4 @@ class Trainer:
                 "val_names": len(self.val_idx),
             },
         }
-        return Checkpoint(self.params, meta, self.best, self.optimizer.state_dict())
+        return Checkpoint(self.params, meta, self.best, self.optimizer.state_dict(), self.data)
