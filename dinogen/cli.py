@@ -183,7 +183,7 @@ def _print_train_summary(s: dict) -> None:
 @click.option("--n", "-n", "count", type=click.IntRange(min=1), default=10, show_default=True, help="Names to sample.")
 @click.option("--checkpoint", "-c", "ckpt_path", default=None,
               help="Checkpoint to sample from [default: ./dinogen.npz, else the bundled model].")
-@click.option("--seed", type=int, default=None, help="Seed; the same seed gives the same names.")
+@click.option("--seed", type=click.IntRange(min=0), default=None, help="Seed; the same seed gives the same names.")
 @click.option("--temperature", "-t", type=click.FloatRange(min=0, min_open=True), default=1.0, show_default=True,
               help="Below 1 is safer and more typical, above 1 more adventurous.")
 @click.option("--max-len", type=click.IntRange(min=1), default=100, show_default=True,
@@ -198,8 +198,6 @@ def sample(count, ckpt_path, seed, temperature, max_len, verbose) -> None:
       dinogen sample -c names.npz --n 1000 --seed 7 | sort | uniq | head
       dinogen sample --temperature 0.6
     """
-    import numpy as np
-
     from dinogen import checkpoint, sampling
     from dinogen.resources import resolve_checkpoint
 
@@ -207,8 +205,7 @@ def sample(count, ckpt_path, seed, temperature, max_len, verbose) -> None:
     if verbose:
         click.echo(f"checkpoint: {path} ({why})", err=True)
     ckpt = checkpoint.load(path)
-    rng = np.random.default_rng(seed)
-    names = sampling.sample(ckpt.inference_params(), ckpt.model_config, ckpt.vocab, count, rng, temperature, max_len)
+    names = sampling.sample(ckpt.inference_params(), ckpt.model_config, ckpt.vocab, count, seed, temperature, max_len)
     _write_lines(names)
 
 
