@@ -11,7 +11,6 @@ Exit codes: 0 success, 1 runtime error (bad file, bad checkpoint, failed check),
 from __future__ import annotations
 
 import json
-import math
 import os
 import sys
 
@@ -233,9 +232,7 @@ def evaluate(file, ckpt_path, encoding, as_json) -> None:
       dinogen eval held_out.txt -c dinogen.npz
       dinogen eval names.txt --json
     """
-    import numpy as np
-
-    from dinogen import checkpoint, model
+    from dinogen import checkpoint, scoring
     from dinogen.data import encode_names, read_names
     from dinogen.resources import resolve_checkpoint
 
@@ -245,21 +242,13 @@ def evaluate(file, ckpt_path, encoding, as_json) -> None:
     if not names.names:
         raise DinogenError(f"{names.source} holds no names to evaluate.")
     data = encode_names(names.names, ckpt.vocab, names.line_numbers)
-    total, count = model.total_nll(ckpt.inference_params(), ckpt.model_config, data, np.arange(len(data)))
-    nll = total / count
-    result = {
-        "nll": nll,
-        "bits_per_char": nll / math.log(2),
-        "perplexity": math.exp(nll),
-        "names": len(data),
-        "predictions": count,
-    }
+    result = scoring.evaluate(ckpt.inference_params(), ckpt.model_config, data)
     if as_json:
         click.echo(json.dumps(result))
     else:
         click.echo(
             f"{result['nll']:.4f} nats/char  {result['bits_per_char']:.4f} bits/char  "
-            f"perplexity {result['perplexity']:.3f}  ({result['names']} names, {count} predictions)"
+            f"perplexity {result['perplexity']:.3f}  ({result['names']} names, {result['predictions']} predictions)"
         )
 
 

@@ -30,6 +30,7 @@ from dinogen.cells import CELLS
 from dinogen.data import BOUNDARY, Vocab
 from dinogen.errors import DinogenError
 from dinogen.model import ModelConfig
+from dinogen.scoring import Scored
 
 DEFAULT_MAX_LEN = 100  # longest name sampled, in characters; longer drafts are dropped
 BLOCK = 256  # candidates drawn together with one random stream; fixed so that seeds reproduce
@@ -91,28 +92,6 @@ class Drafts:
     logprob: np.ndarray  # (N,) float64 log-probability of the whole name and its end under the model
 
 
-@dataclass
-class Chunk:
-    """Accepted names, in the order they were drawn."""
-
-    names: list[str]  # the names, prefix included
-    logprob: np.ndarray  # (n,) float64 log-probability of each name and its end under the model, in nats
-    novel: np.ndarray | None  # (n,) bool not in the training data; None when the training data is unknown
-
-    @property
-    def nll(self) -> np.ndarray:
-        """(n,) negative log-likelihood per prediction: per character, the end token included."""
-        return -self.logprob / (np.array([len(name) for name in self.names]) + 1)
-
-    def records(self) -> list[dict]:
-        """One JSON-ready dict per name."""
-        novel = [None] * len(self.names) if self.novel is None else self.novel.tolist()
-        return [
-            {"name": name, "logprob": logprob, "nll": nll, "novel": is_novel}
-            for name, logprob, nll, is_novel in zip(self.names, self.logprob.tolist(), self.nll.tolist(), novel)
-        ]
-
-
 def generate(
     params: dict[str, np.ndarray],
     cfg: ModelConfig,
@@ -121,7 +100,7 @@ def generate(
     spec: SampleSpec | None = None,
     seed: int | None = None,
     training_names: list[str] | set[str] | None = None,
-) -> Iterator[Chunk]:
+) -> Iterator[Scored]:
     """Yield n names meeting spec, in chunks, as they are drawn.
 
     If the attempts run out first, the names found so far have been yielded and
@@ -170,7 +149,7 @@ def _describe(spec: SampleSpec) -> str:
     return ", ".join(parts)
 
 
-def _accept(drafts: Drafts, vocab: Vocab, spec: SampleSpec, known: set | None, seen: set, wanted: int) -> Chunk:
+def _accept(drafts: Drafts, vocab: Vocab, spec: SampleSpec, known: set | None, seen: set, wanted: int) -> Scored:
     """The first `wanted` drafts that meet the spec, in order; updates `seen` for spec.unique."""
     lengths = drafts.lengths + len(spec.prefix)
     rows = np.flatnonzero(drafts.ended & (lengths >= spec.min_len))
@@ -189,7 +168,7 @@ def _accept(drafts: Drafts, vocab: Vocab, spec: SampleSpec, known: set | None, s
     keep = keep[:wanted]
     names = [names[i] for i in keep]
     novel = None if known is None else np.array([name not in known for name in names], dtype=bool)
-    return Chunk(names, drafts.logprob[rows[keep]], novel)
+    return Scored(names, drafts.logprob[rows[keep]], novel)
 
 
 @dataclass

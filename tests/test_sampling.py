@@ -1,7 +1,5 @@
 """Sampling names from a trained model: steering, constraints, seeds."""
 
-import itertools
-
 import numpy as np
 import pytest
 
@@ -214,10 +212,3 @@ def test_sample_collects_plain_names(small_trainer):
     ckpt = small_trainer.checkpoint()
     drawn = sampling.sample(ckpt.inference_params(), ckpt.model_config, ckpt.vocab, 5, seed=1)
     assert drawn == names(small_trainer, 5, seed=1)
-
-
-def test_chunks_report_nll_per_prediction(small_trainer):
-    drawn, logprob, _ = generate(small_trainer, 20)
-    chunk = sampling.Chunk(drawn, logprob, None)
-    assert chunk.nll == pytest.approx(-logprob / (np.array([len(n) for n in drawn]) + 1))
-    assert list(itertools.islice(chunk.records(), 1))[0].keys() == {"name", "logprob", "nll", "novel"}
