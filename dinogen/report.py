@@ -90,9 +90,9 @@ def checkpoint_rows(ckpt: Checkpoint) -> list[tuple[str, str]]:
         ("parameters", f"{count_params(ckpt.inference_params()):,}"),
         ("vocabulary", f"{len(ckpt.vocab.chars)} characters and the end token: {_clip(chars, 60)}"),
         ("case", "folded to lower case" if ckpt.lowercase else "kept"),
-        ("data", f"{data.get('source', '?')}: {_count(data.get('names'))} names, "
-                 f"{_count(data.get('val_names'))} held out for validation"),
-        ("data sha256", str(data.get("sha256", "-"))),
+        ("data", f"{data.get('source', '?')}: {_count(data.get('names'))} names "
+                 f"({_count(data.get('val_names'))} held out for validation)"),
+        ("data sha256", str(data.get("sha256", "-"))[:16] + "…"),
         ("training names", "stored (for --novel and score)" if ckpt.data is not None else "not stored"),
         ("training", f"{_count(meta.get('step'))} steps in {_seconds(meta.get('seconds'))}, "
                      f"{train.get('optimizer', '?')} lr {train.get('lr', '?')}, batch {train.get('batch_size', '?')}, "
@@ -106,7 +106,7 @@ def checkpoint_rows(ckpt: Checkpoint) -> list[tuple[str, str]]:
 def _curve_rows(history: dict) -> list[tuple[str, str]]:
     curves = {
         label: [loss for _, loss in history.get(key) or []]
-        for label, key in (("training loss", "train"), ("validation loss", "val"))
+        for label, key in (("training loss (smoothed)", "train"), ("validation loss", "val"))
     }
     every = [loss for losses in curves.values() for loss in losses]
     if not every:

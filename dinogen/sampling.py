@@ -21,7 +21,8 @@ what `score` reports for the name.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+import unicodedata
+from dataclasses import dataclass, replace
 from typing import Iterator
 
 import numpy as np
@@ -57,7 +58,7 @@ class SampleSpec:
     def check(self, vocab: Vocab) -> None:
         """Raise DinogenError for a request that cannot be sampled with this vocabulary."""
         problems = [
-            (not self.temperature > 0 or not math.isfinite(self.temperature), "the temperature must be a positive number"),
+            (not 0 < self.temperature < math.inf, "the temperature must be a positive number"),
             (self.top_k is not None and self.top_k < 1, "top-k must be at least 1"),
             (self.top_p is not None and not 0 < self.top_p <= 1, "top-p must be above 0 and at most 1"),
             (self.min_len < 1, "the minimum length must be at least 1"),
@@ -75,6 +76,14 @@ class SampleSpec:
                     f"the {what} {text!r} has the character {unknown!r} that the model never saw, so no name can "
                     f"match; use only characters from: {''.join(vocab.chars)}"
                 )
+
+    def for_model(self, lowercase: bool) -> "SampleSpec":
+        """The spec with its strings written as the model's names are: NFC, lower case if it was trained so."""
+        def fold(text: str) -> str:
+            text = unicodedata.normalize("NFC", text)
+            return text.lower() if lowercase else text
+
+        return replace(self, prefix=fold(self.prefix), suffix=fold(self.suffix), contains=fold(self.contains))
 
     @property
     def filtered(self) -> bool:
@@ -143,7 +152,8 @@ def _describe(spec: SampleSpec) -> str:
     parts = [f"starting with {spec.prefix!r}"] if spec.prefix else []
     parts += [f"ending with {spec.suffix!r}"] if spec.suffix else []
     parts += [f"containing {spec.contains!r}"] if spec.contains else []
-    parts += [f"of {spec.min_len} to {spec.max_len} characters"]
+    if (spec.min_len, spec.max_len) != (1, DEFAULT_MAX_LEN):
+        parts.append(f"of {spec.min_len} to {spec.max_len} characters")
     parts += ["not in the training data"] if spec.novel else []
     parts += ["all different"] if spec.unique else []
     return ", ".join(parts)

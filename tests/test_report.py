@@ -49,7 +49,7 @@ def test_checkpoint_rows_say_what_the_checkpoint_holds(small_checkpoint):
     rows = dict(report.checkpoint_rows(checkpoint.load(small_checkpoint)))
     assert rows["cell"] == "rnn, 1 layer of 32 hidden units"
     assert rows["format"] == "dinogen-checkpoint version 1"
-    assert "1,424 names" in rows["data"] and len(rows["data sha256"]) == 64
+    assert "1,424 names" in rows["data"] and len(rows["data sha256"]) == 17
     assert rows["training names"].startswith("stored")
     assert rows["training"].startswith("300 steps")
     assert "nats/char at step" in rows["best validation loss"]
@@ -57,7 +57,7 @@ def test_checkpoint_rows_say_what_the_checkpoint_holds(small_checkpoint):
 
 def test_checkpoint_rows_draw_both_loss_curves_on_one_scale(small_checkpoint):
     rows = dict(report.checkpoint_rows(checkpoint.load(small_checkpoint)))
-    train_line, val_line = rows["training loss"].split()[0], rows["validation loss"].split()[0]
+    train_line, val_line = rows["training loss (smoothed)"].split()[0], rows["validation loss"].split()[0]
     assert set(train_line + val_line) <= set(BLOCKS)
     assert train_line[0] == BLOCKS[-1]  # the smoothed training loss starts at ln V, the highest point
     assert "→" in rows["validation loss"]
