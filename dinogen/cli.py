@@ -19,7 +19,10 @@ import click
 from dinogen import __version__
 from dinogen.errors import DinogenError
 
-EXIT_CODES = "Exit codes: 0 success, 1 runtime error (bad file or checkpoint), 2 usage error."
+EXIT_CODES = (
+    "Exit codes: 0 success; 1 runtime error (a bad file or checkpoint, names skipped or not found); "
+    "2 usage error (a bad flag or argument)."
+)
 CELL_CHOICES = ["rnn", "gru", "lstm"]
 
 
