@@ -215,7 +215,8 @@ def _print_train_summary(s: dict) -> None:
 @click.option("--novel", is_flag=True, help="Only names that are not in the training data.")
 @click.option("--unique", is_flag=True, help="No name twice.")
 @click.option("--max-attempts", type=click.IntRange(min=1), default=None,
-              help="Candidates to draw before giving up [default: 100,000 + 1,000 per name].")
+              help="Candidates to draw before giving up [default: 100,000 if none passes, "
+                   "else 100,000 + 1,000 per name].")
 @click.option("--json", "as_json", is_flag=True,
               help="One JSON object per line: name, logprob (total), nll (per character), novel.")
 @click.option("--report", is_flag=True, help="After the names, a table about the batch on stderr.")

@@ -35,8 +35,8 @@ from dinogen.scoring import Scored
 
 DEFAULT_MAX_LEN = 100  # longest name sampled, in characters; longer drafts are dropped
 BLOCK = 256  # candidates drawn together with one random stream; fixed so that seeds reproduce
-ATTEMPTS_BASE = 100_000  # candidates any request may draw before giving up ...
-ATTEMPTS_PER_NAME = 1_000  # ... plus this many per name asked for
+ATTEMPTS_BASE = 100_000  # candidates drawn before giving up when none has passed ...
+ATTEMPTS_PER_NAME = 1_000  # ... and in all, ATTEMPTS_BASE plus this many per name asked for
 
 
 @dataclass
@@ -53,7 +53,7 @@ class SampleSpec:
     max_len: int = DEFAULT_MAX_LEN  # longest name kept; a draft still going after it is dropped
     novel: bool = False  # keep only names that are not in the training data
     unique: bool = False  # keep each name only the first time it is drawn
-    max_attempts: int | None = None  # candidates to draw before giving up; None: ATTEMPTS_BASE + ATTEMPTS_PER_NAME * n
+    max_attempts: int | None = None  # candidates to draw before giving up; None: see ATTEMPTS_BASE
 
     def check(self, vocab: Vocab) -> None:
         """Raise DinogenError for a request that cannot be sampled with this vocabulary."""
@@ -130,11 +130,12 @@ def generate(
     root = np.random.SeedSequence(seed)
     prefix = _read_prefix(params, cfg, vocab.encode(spec.prefix) if spec.prefix else np.zeros(0, np.int32))
     budget = spec.max_attempts or ATTEMPTS_BASE + ATTEMPTS_PER_NAME * n
-    blocks = -(-budget // BLOCK)
-    found = 0
-    for block in range(blocks):
-        rng = np.random.default_rng(np.random.SeedSequence(root.entropy, spawn_key=(block,)))
+    hopeless = spec.max_attempts or ATTEMPTS_BASE  # attempts without a single name after which to give up
+    found = tried = 0
+    while tried < budget and (found or tried < hopeless):
+        rng = np.random.default_rng(np.random.SeedSequence(root.entropy, spawn_key=(tried // BLOCK,)))
         drafts = draw_block(params, cfg, BLOCK, rng, spec, prefix)
+        tried += BLOCK
         chunk = _accept(drafts, vocab, spec, known, seen, n - found)
         if chunk.names:
             found += len(chunk.names)
@@ -143,7 +144,7 @@ def generate(
             return
     asked = _describe(spec)
     raise DinogenError(
-        f"only {found} of {n} names {asked} turned up in {blocks * BLOCK:,} attempts; "
+        f"only {found} of {n} names {asked} turned up in {tried:,} attempts; "
         "loosen the constraints or allow more with --max-attempts."
     )
 

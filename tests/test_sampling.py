@@ -218,3 +218,9 @@ def test_constraint_strings_are_written_as_the_model_writes_names():
     spec = SampleSpec(prefix="Sa\u0301", suffix="US", contains="Ö").for_model(lowercase=True)
     assert (spec.prefix, spec.suffix, spec.contains) == ("sá", "us", "ö")
     assert SampleSpec(suffix="US").for_model(lowercase=False).suffix == "US"
+
+
+def test_hopeless_constraints_give_up_early_however_many_names_are_asked_for(small_trainer, monkeypatch):
+    monkeypatch.setattr(sampling, "ATTEMPTS_BASE", 3 * sampling.BLOCK)
+    with pytest.raises(DinogenError, match=f"only 0 of 1000000 names ending with 'qqq' turned up in {3 * sampling.BLOCK} "):
+        names(small_trainer, 10**6, suffix="qqq")
