@@ -10,8 +10,9 @@ draws its random numbers from its own stream, the k-th child of the seed's
 SeedSequence. A candidate therefore depends only on the seed and its number,
 bit for bit (BLAS may round a row differently when the number of rows changes,
 which is why the block size is fixed), and constraints keep the first n
-accepted candidates in order: the same seed gives the same names however many
-blocks are drawn at a time and whether the output is streamed or not.
+accepted candidates in order. So the same seed gives the same names however the
+output is chunked, and the first k names of a request for n > k are the names
+of a request for k.
 
 Every candidate also carries its log-probability under the model itself
 (temperature 1, no top-k or top-p), prefix and end token included, so it equals
@@ -142,14 +143,14 @@ def generate(
             yield chunk
         if found == n:
             return
-    asked = _describe(spec)
     raise DinogenError(
-        f"only {found} of {n} names {asked} turned up in {tried:,} attempts; "
+        f"only {found} of {n} names{_describe(spec)} turned up in {tried:,} attempts; "
         "loosen the constraints or allow more with --max-attempts."
     )
 
 
 def _describe(spec: SampleSpec) -> str:
+    """The constraints in words, after a space; empty when there are none."""
     parts = [f"starting with {spec.prefix!r}"] if spec.prefix else []
     parts += [f"ending with {spec.suffix!r}"] if spec.suffix else []
     parts += [f"containing {spec.contains!r}"] if spec.contains else []
@@ -157,7 +158,7 @@ def _describe(spec: SampleSpec) -> str:
         parts.append(f"of {spec.min_len} to {spec.max_len} characters")
     parts += ["not in the training data"] if spec.novel else []
     parts += ["all different"] if spec.unique else []
-    return ", ".join(parts)
+    return " " + ", ".join(parts) if parts else ""
 
 
 def _accept(drafts: Drafts, vocab: Vocab, spec: SampleSpec, known: set | None, seen: set, wanted: int) -> Scored:

@@ -224,3 +224,10 @@ def test_hopeless_constraints_give_up_early_however_many_names_are_asked_for(sma
     monkeypatch.setattr(sampling, "ATTEMPTS_BASE", 3 * sampling.BLOCK)
     with pytest.raises(DinogenError, match=f"only 0 of 1000000 names ending with 'qqq' turned up in {3 * sampling.BLOCK} "):
         names(small_trainer, 10**6, suffix="qqq")
+
+
+def test_names_that_never_end_within_max_len_are_dropped_not_cut(small_trainer):
+    shorter = len(greedy_name(small_trainer)) - 1
+    with pytest.raises(DinogenError, match=f"only 0 of 1 names of 1 to {shorter} characters turned up in 256 attempts"):
+        names(small_trainer, 1, top_k=1, max_len=shorter, max_attempts=1)
+
