@@ -12,12 +12,16 @@ Layout (format version 1):
                     smallest unsigned dtype that holds the vocabulary, offsets
                     int64. Optional: older checkpoints lack them and still load.
 
-Files are loaded with allow_pickle=False and checked before use; anything wrong
-raises DinogenError with one sentence naming the problem.
+The zip's comment holds a SHA-256 of every byte before the digest, so any
+damaged or truncated byte is caught before NumPy parses anything. Files are
+loaded with allow_pickle=False and checked before use; anything wrong raises
+DinogenError with one sentence naming the problem.
 """
 
 from __future__ import annotations
 
+import hashlib
+import io
 import json
 import os
 import tempfile
@@ -33,6 +37,8 @@ from dinogen.model import ModelConfig, param_shapes
 
 FORMAT = "dinogen-checkpoint"
 FORMAT_VERSION = 1
+DIGEST_PREFIX = b"dinogen-sha256:"  # the zip comment: this prefix and 64 hex digits
+DIGEST_LEN = 64
 
 
 @dataclass
@@ -70,13 +76,7 @@ class Checkpoint:
 
 
 def save(path: str | Path, ckpt: Checkpoint) -> None:
-    """Write a checkpoint atomically: a temporary file in the same folder, flushed
-    and fsynced, then renamed over the target. An interrupted or failed save leaves
-    any previous file at `path` untouched."""
-    path = Path(path)
-    folder = path.parent if str(path.parent) else Path(".")
-    if not folder.is_dir():
-        raise DinogenError(f"cannot write {path}: the folder {folder} does not exist; create it or choose another --out.")
+    """Write a checkpoint atomically (see write_arrays)."""
     meta = dict(ckpt.meta, format=FORMAT, format_version=FORMAT_VERSION)
     arrays = {"meta": np.array(json.dumps(meta, ensure_ascii=False))}
     arrays.update({f"param/{k}": v for k, v in ckpt.params.items()})
@@ -86,13 +86,48 @@ def save(path: str | Path, ckpt: Checkpoint) -> None:
     if ckpt.data is not None:
         arrays["data/codes"] = ckpt.data.codes.astype(np.min_scalar_type(ckpt.model_config.vocab_size - 1))
         arrays["data/offsets"] = ckpt.data.offsets.astype(np.int64)
+    write_arrays(path, arrays)
+
+
+def check_writable(path: str | Path) -> None:
+    """Fail now, not after training, when `path` cannot be written."""
+    path = Path(path)
+    folder = path.parent if str(path.parent) else Path(".")
+    if path.is_dir():
+        raise DinogenError(f"cannot write {path}: it is a folder; give a file name such as {path / 'dinogen.npz'}.")
+    if not folder.is_dir():
+        raise DinogenError(f"cannot write {path}: the folder {folder} does not exist; create it or choose another --out.")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise DinogenError(f"cannot write {path}: the folder {folder} is not writable; choose another --out.")
+
+
+def encode_arrays(arrays: dict[str, np.ndarray]) -> bytes:
+    """An .npz archive of the arrays (never pickled), sealed with its SHA-256."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED, allowZip64=True) as archive:
+        for key, value in arrays.items():
+            with archive.open(f"{key}.npy", "w", force_zip64=True) as member:
+                np.lib.format.write_array(member, np.asanyarray(value), allow_pickle=False)
+        archive.comment = DIGEST_PREFIX + b"0" * DIGEST_LEN
+    raw = buffer.getvalue()
+    return raw[:-DIGEST_LEN] + hashlib.sha256(raw[:-DIGEST_LEN]).hexdigest().encode("ascii")
+
+
+def write_arrays(path: str | Path, arrays: dict[str, np.ndarray]) -> None:
+    """Write arrays atomically: a temporary file in the same folder, flushed and
+    fsynced, then renamed over the target. An interrupted or failed save leaves
+    any previous file at `path` untouched, and concurrent writers never mix."""
+    path = Path(path)
+    check_writable(path)
+    raw = encode_arrays(arrays)
+    folder = path.parent if str(path.parent) else Path(".")
     try:
         fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
     except OSError as exc:
         raise DinogenError(f"cannot write {path}: {exc.strerror}; choose another --out.") from None
     try:
         with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
+            f.write(raw)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp_name, path)
@@ -123,17 +158,30 @@ def load(path: str | Path) -> Checkpoint:
     if path.is_dir():
         raise DinogenError(f"{path} is a folder, not a checkpoint; give the path of a .npz file made by `dinogen train`.")
     try:
-        with np.load(path, allow_pickle=False) as npz:
-            arrays = {key: npz[key] for key in npz.files}
+        raw = path.read_bytes()
     except FileNotFoundError:
         raise DinogenError(f"checkpoint {path} does not exist; train one with `dinogen train` or pass -c PATH.") from None
     except PermissionError:
         raise DinogenError(f"checkpoint {path} cannot be read (permission denied); check its permissions.") from None
-    except (ValueError, OSError, EOFError, KeyError, zipfile.BadZipFile, zipfile.LargeZipFile) as exc:
+    except OSError as exc:
+        raise DinogenError(f"checkpoint {path} cannot be read ({exc.strerror}); check the path.") from None
+    _verify_digest(path, raw)
+    try:
+        with np.load(io.BytesIO(raw), allow_pickle=False) as npz:
+            arrays = {key: npz[key] for key in npz.files}
+    except Exception as exc:  # sealed yet unreadable: ValueError, zipfile and zlib errors, ...
         raise DinogenError(f"{path} is not a readable dinogen checkpoint ({_short(exc)}); retrain or pass another file.") from None
-    except Exception as exc:  # zlib.error and friends from a damaged archive
-        raise DinogenError(f"{path} is damaged ({_short(exc)}); retrain or pass another file.") from None
     return _check(path, arrays)
+
+
+def _verify_digest(path: Path, raw: bytes) -> None:
+    tail = raw[-(len(DIGEST_PREFIX) + DIGEST_LEN) :]
+    if not tail.startswith(DIGEST_PREFIX):
+        raise DinogenError(
+            f"{path} is not a dinogen checkpoint, or it is truncated (no checksum at its end); retrain or pass another file."
+        )
+    if hashlib.sha256(raw[:-DIGEST_LEN]).hexdigest().encode("ascii") != raw[-DIGEST_LEN:]:
+        raise DinogenError(f"{path} is damaged: its checksum does not match its contents; retrain or pass another file.")
 
 
 def _short(exc: BaseException) -> str:

@@ -11,6 +11,7 @@ Exit codes: 0 success, 1 runtime error (bad file, bad checkpoint, failed check),
 from __future__ import annotations
 
 import json
+import math
 import os
 import sys
 
@@ -21,7 +22,7 @@ from dinogen.errors import DinogenError
 
 EXIT_CODES = (
     "Exit codes: 0 success; 1 runtime error (a bad file or checkpoint, names skipped or not found); "
-    "2 usage error (a bad flag or argument)."
+    "2 usage error (a bad flag or argument); 130/143 training interrupted (checkpoint saved)."
 )
 CELL_CHOICES = ["rnn", "gru", "lstm"]
 
@@ -105,7 +106,15 @@ def set_blas_threads(threads: int | None) -> None:
 @click.option("--hidden", type=click.IntRange(min=1), default=None, help="Hidden units per layer (default 128).")
 @click.option("--layers", type=click.IntRange(1, 3), default=None, help="Stacked recurrent layers (default 1).")
 @click.option("--cell", type=click.Choice(CELL_CHOICES), default=None, help="Recurrent cell (default rnn).")
-@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=None, help="Learning rate (default 3e-3).")
+@click.option("--embed-dim", type=click.IntRange(min=0), default=None,
+              help="Embedding width before the first layer; 0 = none (default 0).")
+@click.option("--dropout", type=click.FloatRange(0, 1, max_open=True), default=None,
+              help="Dropout on non-recurrent connections while training (default 0).")
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=None, help="Peak learning rate (default 3e-3).")
+@click.option("--schedule", type=click.Choice(["cosine", "constant"]), default=None,
+              help="Learning-rate schedule (default cosine, down to 5% of --lr).")
+@click.option("--weight-decay", type=click.FloatRange(min=0), default=None,
+              help="Decoupled (AdamW-style) weight decay (default 0).")
 @click.option("--optimizer", type=click.Choice(["adam", "sgd"]), default=None, help="Optimizer (default adam).")
 @click.option("--clip", type=click.FloatRange(min=0), default=None,
               help="Max global gradient norm; 0 turns clipping off (default 5).")
@@ -113,43 +122,117 @@ def set_blas_threads(threads: int | None) -> None:
 @click.option("--val-fraction", type=click.FloatRange(0, 1, max_open=True), default=None,
               help="Share of names held out for validation (default 0.1).")
 @click.option("--eval-every", type=click.IntRange(min=1), default=None, help="Steps between validation losses (default 250).")
-@click.option("--lowercase", is_flag=True, help="Fold names to lower case first (as the classic course does).")
+@click.option("--patience", type=click.IntRange(min=0), default=None,
+              help="Stop after this many evaluations without a better validation loss; 0 = never (default 0).")
+@click.option("--preset", type=click.Choice(["course", "best"]), default=None,
+              help="course: the classic notebook's settings; best: the lowest held-out loss we found. Flags override.")
+@click.option("--lowercase", is_flag=True, default=None, help="Fold names to lower case first (as the classic course does).")
+@click.option("--resume", "resume_path", default=None,
+              help="Continue the run saved in this checkpoint exactly (--steps counts total steps).")
 @click.option("--encoding", default="utf-8", show_default=True, help="Text encoding of DATA.")
+@click.option("--max-name-length", type=click.IntRange(min=1), default=64, show_default=True,
+              help="Skip (and count) names longer than this.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar and no summary on stderr.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object on stdout.")
-def train(data, out, quiet, as_json, encoding, **options) -> None:
+def train(data, out, quiet, as_json, encoding, preset, resume_path, max_name_length, **options) -> None:
     """Train a model on DATA, a text file with one name per line.
 
     DATA defaults to the bundled data/dinos.txt; `-` reads standard input. Case is
     kept unless --lowercase is given. 10% of the names (seeded) are held out for
     validation. The checkpoint keeps the latest parameters and the ones with the
-    best validation loss; sample and eval use the best.
+    best validation loss; sample and eval use the best. Defaults are shown in
+    brackets; a --preset changes them, and explicit flags override the preset.
 
     \b
     Examples:
       dinogen train                            # bundled dinosaur names
-      dinogen train names.txt --steps 5000 -o names.npz
+      dinogen train names.txt --preset best -o names.npz
       cat towns.txt | dinogen train - --max-seconds 60 --json
     """
     from dinogen import checkpoint
     from dinogen.data import read_names
     from dinogen.resources import bundled_names
-    from dinogen.train import TrainConfig, Trainer
+    from dinogen.train import Diverged, Trainer, config_from, resume
 
-    cfg = TrainConfig(**{k: v for k, v in options.items() if v is not None})
-    names = read_names(data if data is not None else bundled_names(), lowercase=cfg.lowercase, encoding=encoding)
+    checkpoint.check_writable(out)
+    source = data if data is not None else bundled_names()
+    if resume_path is not None:
+        saved = checkpoint.load(resume_path)
+        if preset is not None:
+            raise click.BadParameter("a preset cannot be applied to a resumed run; give the flags to change.", param_hint="--preset")
+        lowercase = saved.meta.get("train", {}).get("lowercase", False)
+        names = read_names(source, lowercase=lowercase, encoding=encoding, max_length=max_name_length)
+        trainer, changed = resume(names, saved, options)
+        if not quiet:
+            click.echo(f"resuming {resume_path} at step {trainer.step} of {trainer.cfg.steps}", err=True)
+            for key, old, new in changed:
+                click.echo(f"  changed: --{key.replace('_', '-')} {new} (was {old})", err=True)
+    else:
+        cfg = config_from(preset, **options)
+        names = read_names(source, lowercase=cfg.lowercase, encoding=encoding, max_length=max_name_length)
+        trainer = Trainer(names, cfg)
     if names.skipped_long and not quiet:
-        click.echo(f"warning: skipped {names.skipped_long} names longer than 64 characters.", err=True)
-    trainer = Trainer(names, cfg)
-    show_bar = not quiet and sys.stderr.isatty()
-    with _progress_bar(cfg.steps, show_bar) as on_progress:
-        summary = trainer.run(on_progress)
-    checkpoint.save(out, trainer.checkpoint())
+        click.echo(f"warning: skipped {names.skipped_long} names longer than {max_name_length} characters.", err=True)
+
+    saved_at: list[int] = []  # steps at which this run wrote `out`
+
+    def save(t: Trainer) -> None:
+        checkpoint.save(out, t.checkpoint())
+        saved_at.append(t.step)
+
+    stop = _StopSignals()
+    try:
+        with stop, _progress_bar(trainer.cfg.steps, not quiet and sys.stderr.isatty(), trainer.step) as on_progress:
+            summary = trainer.run(on_progress, on_evaluate=save, should_stop=stop.requested)
+    except Diverged as exc:
+        note = f"{out} keeps the last good state, from step {saved_at[-1]}" if saved_at else "no checkpoint was written"
+        raise click.ClickException(f"{exc} {note}.") from None
+    except KeyboardInterrupt:
+        click.echo(f"aborted at once; {out} holds the last complete checkpoint, if any.", err=True)
+        sys.exit(130)
+    save(trainer)
     summary["checkpoint"] = str(out)
     if as_json:
         click.echo(json.dumps(summary))
     if not quiet:
         _print_train_summary(summary)
+    if stop.signum is not None:
+        click.echo(
+            f"interrupted at step {trainer.step}: saved {out}; continue with "
+            f"`dinogen train {data or ''} --resume {out}`.".replace("  ", " "),
+            err=True,
+        )
+        sys.exit(128 + stop.signum)
+
+
+class _StopSignals:
+    """Ctrl-C (SIGINT) or SIGTERM asks training to stop after the current step;
+    a second one aborts at once."""
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self._previous: dict = {}
+
+    def requested(self) -> bool:
+        return self.signum is not None
+
+    def _handle(self, signum, frame) -> None:
+        if self.signum is not None:
+            raise KeyboardInterrupt
+        self.signum = signum
+
+    def __enter__(self):
+        import signal
+
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        import signal
+
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
 
 
 class _progress_bar:
@@ -157,15 +240,16 @@ class _progress_bar:
 
     REFRESH_EVERY = 25  # steps between postfix updates; a step can be under a millisecond
 
-    def __init__(self, total: int, enabled: bool) -> None:
-        self.total, self.enabled, self.bar = total, enabled, None
+    def __init__(self, total: int, enabled: bool, initial: int = 0) -> None:
+        self.total, self.enabled, self.initial, self.bar = total, enabled, initial, None
 
     def __enter__(self):
         if not self.enabled:
             return None
         from tqdm import tqdm
 
-        self.bar = tqdm(total=self.total, file=sys.stderr, unit="step", dynamic_ncols=True, leave=False)
+        self.bar = tqdm(total=self.total, initial=self.initial, file=sys.stderr, unit="step", dynamic_ncols=True,
+                        leave=False)
         return self.update
 
     def update(self, p) -> None:
@@ -184,11 +268,18 @@ def _fmt(value) -> str:
 
 
 def _print_train_summary(s: dict) -> None:
+    def both(nats) -> str:
+        return "-" if nats is None else f"{nats:.4f} nats ({nats / math.log(2):.4f} bits)"
+
     click.echo(
-        f"trained {s['steps']} steps in {s['seconds']:.1f} s ({s['chars_per_sec']:,.0f} chars/s)\n"
-        f"loss, nats/char: train {_fmt(s['train_loss'])}, validation {_fmt(s['val_loss'])}, "
-        f"best validation {_fmt(s['best_val_loss'])} (step {s['best_step']}), uniform {s['uniform_loss']:.4f}\n"
-        f"checkpoint: {s['checkpoint']}",
+        f"trained {s['steps']} steps in {s['seconds']:.1f} s ({s['chars_per_sec']:,.0f} chars/s)"
+        + (", stopped early: no better validation loss for --patience evaluations" if s["stopped_early"] else "")
+        + f"\ntraining loss        {both(s['train_loss'])} per char"
+        f"\nvalidation loss      {both(s['val_loss'])}"
+        f"\nbest validation      {both(s['best_val_loss'])} at step {s['best_step']} (kept for sampling)"
+        f"\nbigram baseline      {both(s['bigram_loss'])}"
+        f"\nuniform baseline     {both(s['uniform_loss'])}"
+        f"\ncheckpoint: {s['checkpoint']}",
         err=True,
     )
 
@@ -444,18 +535,17 @@ def gradcheck(cell, layers, seed) -> None:
     from rich.table import Table
 
     from dinogen import gradcheck as gc
-    from dinogen.model import ModelConfig
 
     table = Table(title=f"gradient check (float64, tolerance {gc.TOLERANCE:g})")
-    for column in ("cell", "layers", "parameter", "shape", "rel. error", "result"):
+    for column in ("cell", "layers", "embed", "dropout", "parameter", "shape", "rel. error", "result"):
         table.add_column(column)
     failed = 0
-    for cell_name in cell or CELL_CHOICES:
-        for n_layers in layers or (1, 2):
-            for r in gc.check_model(ModelConfig(vocab_size=7, cell=cell_name, hidden=5, layers=n_layers), seed=seed):
-                failed += not r.passed
-                verdict = "[green]pass[/]" if r.passed else "[bold red]FAIL[/]"
-                table.add_row(cell_name, str(n_layers), r.name, str(r.shape), f"{r.rel_error:.2e}", verdict)
+    for cfg in gc.standard_configs(cell or tuple(CELL_CHOICES), layers or (1, 2)):
+        for r in gc.check_model(cfg, seed=seed):
+            failed += not r.passed
+            verdict = "[green]pass[/]" if r.passed else "[bold red]FAIL[/]"
+            table.add_row(cfg.cell, str(cfg.layers), str(cfg.embed_dim), f"{cfg.dropout:g}", r.name, str(r.shape),
+                          f"{r.rel_error:.2e}", verdict)
     _console().print(table)
     if failed:
         raise click.ClickException(f"{failed} gradients disagree with finite differences.")

@@ -3,7 +3,8 @@
 A small random model in float64 and a padded batch of names of different
 lengths; every entry of every parameter is nudged by +-eps and the change in the
 loss compared with the analytic gradient. Padded positions must contribute
-nothing, so the batch always mixes short and long names.
+nothing, so the batch always mixes short and long names. With dropout, the masks
+are held fixed during the check (the same generator state for every evaluation).
 """
 
 from __future__ import annotations
@@ -66,11 +67,15 @@ def check_model(
             params[name] = 0.1 * rng.standard_normal(params[name].shape)
     batch = random_batch(cfg.vocab_size, list(lengths), rng)
 
+    def masks() -> np.random.Generator | None:
+        """The same dropout masks at every evaluation: a fresh generator, same seed."""
+        return np.random.default_rng(seed + 1) if cfg.dropout else None
+
     def loss() -> float:
-        nll, _ = model.forward(params, cfg, batch)
+        nll, _ = model.forward(params, cfg, batch, masks())
         return float(nll.mean())
 
-    _, grads = model.loss_and_grads(params, cfg, batch)
+    _, grads = model.loss_and_grads(params, cfg, batch, masks())
     results = []
     for name, p in params.items():
         numeric = np.zeros_like(p)
@@ -85,3 +90,14 @@ def check_model(
             nflat[i] = (plus - minus) / (2 * EPS)
         results.append(ParamCheck(name, p.shape, rel_error(grads[name], numeric)))
     return results
+
+
+def standard_configs(cells: tuple[str, ...], layers: tuple[int, ...]) -> list[model.ModelConfig]:
+    """What `dinogen gradcheck` covers: each cell and layer count, plain and with
+    an embedding and dropout."""
+    configs = []
+    for cell in cells:
+        for n_layers in layers:
+            configs.append(model.ModelConfig(vocab_size=7, cell=cell, hidden=5, layers=n_layers))
+            configs.append(model.ModelConfig(7, cell, 5, n_layers, embed_dim=4, dropout=0.3))
+    return configs

@@ -10,14 +10,15 @@ from __future__ import annotations
 import numpy as np
 
 
-def lookup_forward(x: np.ndarray, W: np.ndarray, b: np.ndarray, real: np.ndarray):
-    """Row lookup instead of a one-hot product: out[t, i] = W[x[t, i]] + b.
+def lookup_forward(x: np.ndarray, W: np.ndarray, b: np.ndarray | None, real: np.ndarray):
+    """Row lookup instead of a one-hot product: out[t, i] = W[x[t, i]] (+ b).
 
-    x: (T, B) int; W: (V, M); b: (M,); real: (N,) flat indices of real positions.
-    Returns out: (T, B, M).
+    x: (T, B) int; W: (V, M); b: (M,) or None (an embedding has no bias);
+    real: (N,) flat indices of real positions. Returns out: (T, B, M).
     """
     out = W[x]  # (T, B, M)
-    out += b
+    if b is not None:
+        out += b
     return out, (x, real, W.shape)
 
 
@@ -25,7 +26,8 @@ def lookup_backward(dout: np.ndarray, cache):
     """Gradients of lookup_forward: rows of dW accumulate dout at every use.
 
     The scatter-add sorts the token ids once and sums runs with np.add.reduceat,
-    which is many times faster than np.add.at. Returns dW: (V, M), db: (M,).
+    which is many times faster than np.add.at. Returns dW: (V, M) and db: (M,),
+    which a lookup without bias ignores.
     """
     x, real, shape = cache
     M = dout.shape[-1]
@@ -81,3 +83,17 @@ def log_softmax(logits: np.ndarray) -> np.ndarray:
     """log p over the last (vocabulary) axis, stable for any leading shape."""
     shifted = logits - logits.max(axis=-1, keepdims=True)
     return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+
+
+def dropout_forward(x: np.ndarray, p: float, rng: np.random.Generator):
+    """Inverted dropout: zero each entry with probability p, scale the rest by 1/(1-p).
+
+    x: any shape. Returns out (same shape) and the mask, which is the cache.
+    """
+    mask = (rng.random(x.shape, dtype=np.float32) >= p).astype(x.dtype)
+    mask *= 1.0 / (1.0 - p)
+    return x * mask, mask
+
+
+def dropout_backward(dout: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    return dout * mask

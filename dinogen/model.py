@@ -1,12 +1,17 @@
 """The character model: stacked recurrent layers and a softmax over the vocabulary.
 
-    a_x = x_t W_xh + b_h             (a row lookup for the first layer)
+    e_t = W_emb[x_t]                 (optional embedding, a row lookup)
+    a_x = e_t W_xh + b_h             (a row lookup into W_xh without an embedding)
     h_t = cell(a_x, h_{t-1}, W_hh)   (the only loop over time)
     p_t = softmax(h_t W_hy + b_y)    loss = mean cross-entropy over real predictions
 
-Parameters live in a plain dict of arrays, keyed "W_xh.0", "W_hh.0", "b_h.0"
-(one trio per layer), "W_hy" and "b_y"; the grads dict has the same keys.
-Shapes: V vocabulary, H hidden, G gates of the cell, T, B and N as in data.Batch.
+Inverted dropout, when on, acts on the non-recurrent connections only: after the
+embedding, between layers and before the output layer; never in the recurrence.
+
+Parameters live in a plain dict of arrays, keyed "W_emb" (with an embedding),
+"W_xh.0", "W_hh.0", "b_h.0" (one trio per layer), "W_hy" and "b_y"; the grads
+dict has the same keys. Shapes: V vocabulary, E embedding, H hidden, G gates of
+the cell, T, B and N as in data.Batch.
 """
 
 from __future__ import annotations
@@ -22,6 +27,8 @@ from dinogen.layers import (
     cross_entropy_forward,
     dense_backward,
     dense_forward,
+    dropout_backward,
+    dropout_forward,
     lookup_backward,
     lookup_forward,
 )
@@ -33,6 +40,8 @@ class ModelConfig:
     cell: str = "rnn"  # recurrent cell: rnn | gru | lstm (a key of cells.CELLS)
     hidden: int = 128  # H: units per recurrent layer
     layers: int = 1  # stacked recurrent layers
+    embed_dim: int = 0  # E: embedding width before the first layer; 0 = look rows up in W_xh.0
+    dropout: float = 0.0  # drop probability on non-recurrent connections, in training only
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -42,8 +51,11 @@ def param_shapes(cfg: ModelConfig) -> dict[str, tuple[int, ...]]:
     """Every parameter's name and shape, in a fixed order."""
     G, H, V = CELLS[cfg.cell].gates, cfg.hidden, cfg.vocab_size
     shapes: dict[str, tuple[int, ...]] = {}
+    if cfg.embed_dim:
+        shapes["W_emb"] = (V, cfg.embed_dim)
     for layer in range(cfg.layers):
-        shapes[f"W_xh.{layer}"] = (V if layer == 0 else H, G * H)
+        inputs = H if layer > 0 else cfg.embed_dim or V
+        shapes[f"W_xh.{layer}"] = (inputs, G * H)
         shapes[f"W_hh.{layer}"] = (H, G * H)
         shapes[f"b_h.{layer}"] = (G * H,)
     shapes["W_hy"] = (H, V)
@@ -62,6 +74,8 @@ def init_params(cfg: ModelConfig, rng: np.random.Generator, dtype=np.float32) ->
             params[name] = np.zeros(shape, dtype=dtype)
         elif name == "W_hy":
             params[name] = (0.1 * scale * rng.standard_normal(shape)).astype(dtype)
+        elif name == "W_emb":
+            params[name] = rng.standard_normal(shape).astype(dtype)
         else:
             params[name] = rng.uniform(-scale, scale, shape).astype(dtype)
     if cfg.cell == "lstm":
@@ -70,53 +84,100 @@ def init_params(cfg: ModelConfig, rng: np.random.Generator, dtype=np.float32) ->
     return params
 
 
-def forward(params: dict[str, np.ndarray], cfg: ModelConfig, batch: Batch):
+def forward(params: dict[str, np.ndarray], cfg: ModelConfig, batch: Batch, rng: np.random.Generator | None = None):
     """Per-prediction negative log-likelihoods of a batch.
 
-    Returns nll: (N,) in nats, in the order of batch.real, and the cache for backward.
+    Dropout is on when rng is given and cfg.dropout > 0 (training); the same rng
+    state gives the same masks. Returns nll: (N,) in nats, in the order of
+    batch.real, and the cache for backward.
     """
     cell = CELLS[cfg.cell]
+    drop = cfg.dropout if rng is not None else 0.0
+    masks = {}  # where dropout acted -> its mask
+
+    def dropped(x, where):
+        if not drop:
+            return x
+        out, masks[where] = dropout_forward(x, drop, rng)
+        return out
+
     layer_caches = []
+    emb_cache = None
     h = None
     for layer in range(cfg.layers):
         W_xh, W_hh, b_h = params[f"W_xh.{layer}"], params[f"W_hh.{layer}"], params[f"b_h.{layer}"]
-        if layer == 0:
+        if layer == 0 and cfg.embed_dim:
+            e, emb_cache = lookup_forward(batch.x, params["W_emb"], None, batch.real)  # (T, B, E)
+            a_x, in_cache = dense_forward(dropped(e, "emb"), W_xh, b_h)  # (T, B, G*H)
+        elif layer == 0:
             a_x, in_cache = lookup_forward(batch.x, W_xh, b_h, batch.real)  # (T, B, G*H)
         else:
-            a_x, in_cache = dense_forward(h, W_xh, b_h)  # (T, B, G*H)
+            a_x, in_cache = dense_forward(dropped(h, layer - 1), W_xh, b_h)  # (T, B, G*H)
         h, cell_cache = cell.forward(a_x, batch.n_active, W_hh)  # (T, B, H)
         layer_caches.append((in_cache, cell_cache))
     T, B, H = h.shape
-    h_real = h.reshape(T * B, H)[batch.real]  # (N, H)
+    h_real = dropped(h.reshape(T * B, H)[batch.real], "out")  # (N, H)
     logits, out_cache = dense_forward(h_real, params["W_hy"], params["b_y"])  # (N, V)
     nll, loss_cache = cross_entropy_forward(logits, batch.y.ravel()[batch.real])
-    return nll, (cfg, batch, h.shape, layer_caches, out_cache, loss_cache)
+    return nll, (cfg, batch, h.shape, emb_cache, layer_caches, masks, out_cache, loss_cache)
 
 
 def backward(dnll: np.ndarray, cache) -> dict[str, np.ndarray]:
     """Gradients of every parameter given dnll: (N,), the loss gradient per prediction."""
-    cfg, batch, h_shape, layer_caches, out_cache, loss_cache = cache
+    cfg, batch, h_shape, emb_cache, layer_caches, masks, out_cache, loss_cache = cache
     cell = CELLS[cfg.cell]
+
+    def undropped(dx, where):
+        return dropout_backward(dx, masks[where]) if where in masks else dx
+
     grads = {}
     dlogits = cross_entropy_backward(dnll, loss_cache)
     dh_real, grads["W_hy"], grads["b_y"] = dense_backward(dlogits, out_cache)
     T, B, H = h_shape
     dh = np.zeros((T * B, H), dtype=dh_real.dtype)
-    dh[batch.real] = dh_real
+    dh[batch.real] = undropped(dh_real, "out")
     dh = dh.reshape(T, B, H)
     for layer in range(cfg.layers - 1, -1, -1):
         in_cache, cell_cache = layer_caches[layer]
         da_x, grads[f"W_hh.{layer}"] = cell.backward(dh, cell_cache)
-        if layer == 0:
-            grads[f"W_xh.{layer}"], grads[f"b_h.{layer}"] = lookup_backward(da_x, in_cache)
+        if layer == 0 and not cfg.embed_dim:
+            grads["W_xh.0"], grads["b_h.0"] = lookup_backward(da_x, in_cache)
+            continue
+        dx, grads[f"W_xh.{layer}"], grads[f"b_h.{layer}"] = dense_backward(da_x, in_cache)
+        if layer > 0:
+            dh = undropped(dx, layer - 1)
         else:
-            dh, grads[f"W_xh.{layer}"], grads[f"b_h.{layer}"] = dense_backward(da_x, in_cache)
+            grads["W_emb"], _ = lookup_backward(undropped(dx, "emb"), emb_cache)
     return grads
 
 
-def loss_and_grads(params: dict[str, np.ndarray], cfg: ModelConfig, batch: Batch):
-    """Mean NLL per real prediction of the batch, and its gradients."""
-    nll, cache = forward(params, cfg, batch)
+def step(params: dict[str, np.ndarray], cfg: ModelConfig, x: np.ndarray, states: list[tuple]):
+    """One time step of the whole stack, for sampling and scoring (no dropout).
+
+    x: (N,) int tokens; states: one state tuple per layer, each array (N, H).
+    Returns logits: (N, V) and the new states.
+    """
+    cell = CELLS[cfg.cell]
+    new_states = []
+    h = params["W_emb"][x] if cfg.embed_dim else None  # (N, E)
+    for layer in range(cfg.layers):
+        W_xh, b_h = params[f"W_xh.{layer}"], params[f"b_h.{layer}"]
+        a_x = W_xh[x] + b_h if h is None else h @ W_xh + b_h  # (N, G*H)
+        state = cell.step(a_x, states[layer], params[f"W_hh.{layer}"])
+        new_states.append(state)
+        h = state[0]
+    return h @ params["W_hy"] + params["b_y"], new_states
+
+
+def initial_states(cfg: ModelConfig, n: int, dtype) -> list[tuple]:
+    """Zero states for n names, one tuple per layer."""
+    cell = CELLS[cfg.cell]
+    return [cell.initial_state(n, cfg.hidden, dtype) for _ in range(cfg.layers)]
+
+
+def loss_and_grads(params: dict[str, np.ndarray], cfg: ModelConfig, batch: Batch, rng: np.random.Generator | None = None):
+    """Mean NLL per real prediction of the batch, and its gradients (dropout on when rng is given)."""
+    nll, cache = forward(params, cfg, batch, rng)
     dnll = np.full_like(nll, 1.0 / len(nll))
     return float(nll.mean()), backward(dnll, cache)
 

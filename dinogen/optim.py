@@ -9,14 +9,21 @@ from __future__ import annotations
 import numpy as np
 
 
-class SGD:
-    """Plain stochastic gradient descent: p -= lr * g."""
+def decays(name: str) -> bool:
+    """Weight decay applies to weight matrices, not to biases."""
+    return name.startswith("W_")
 
-    def __init__(self, params: dict[str, np.ndarray], lr: float = 0.01) -> None:
-        self.lr = lr
+
+class SGD:
+    """Plain stochastic gradient descent: p -= lr * (g + weight_decay * p)."""
+
+    def __init__(self, params: dict[str, np.ndarray], lr: float = 0.01, weight_decay: float = 0.0) -> None:
+        self.lr, self.weight_decay = lr, weight_decay
 
     def step(self, params: dict[str, np.ndarray], grads: dict[str, np.ndarray]) -> None:
         for name, p in params.items():
+            if self.weight_decay and decays(name):
+                p *= 1.0 - self.lr * self.weight_decay
             p -= self.lr * grads[name]
 
     def state_dict(self) -> dict[str, np.ndarray]:
@@ -27,17 +34,20 @@ class SGD:
 
 
 class Adam:
-    """Adam with bias correction (Kingma & Ba, 2015)."""
+    """Adam with bias correction (Kingma & Ba, 2015) and decoupled weight decay
+    (AdamW, Loshchilov & Hutter, 2019): p -= lr * weight_decay * p, apart from the
+    adaptive step, on weight matrices only."""
 
     def __init__(
         self,
         params: dict[str, np.ndarray],
         lr: float = 2e-3,
+        weight_decay: float = 0.0,
         beta1: float = 0.9,
         beta2: float = 0.999,
         eps: float = 1e-8,
     ) -> None:
-        self.lr, self.beta1, self.beta2, self.eps = lr, beta1, beta2, eps
+        self.lr, self.weight_decay, self.beta1, self.beta2, self.eps = lr, weight_decay, beta1, beta2, eps
         self.t = 0  # updates made so far
         self.m = {name: np.zeros_like(p) for name, p in params.items()}  # first moments
         self.v = {name: np.zeros_like(p) for name, p in params.items()}  # second moments
@@ -53,6 +63,8 @@ class Adam:
             m += (1 - b1) * g
             v *= b2
             v += (1 - b2) * (g * g)
+            if self.weight_decay and decays(name):
+                p *= 1.0 - self.lr * self.weight_decay
             p -= (step_size * m / (np.sqrt(v) + eps_hat)).astype(p.dtype, copy=False)
 
     def state_dict(self) -> dict[str, np.ndarray]:
@@ -69,6 +81,12 @@ class Adam:
 
 
 OPTIMIZERS = {"adam": Adam, "sgd": SGD}
+
+
+def cosine_lr(base: float, progress: float, floor_ratio: float) -> float:
+    """Cosine decay from base at progress 0 to base * floor_ratio at progress 1."""
+    progress = min(max(progress, 0.0), 1.0)
+    return base * (floor_ratio + (1 - floor_ratio) * 0.5 * (1 + np.cos(np.pi * progress)))
 
 
 def global_norm(grads: dict[str, np.ndarray]) -> float:

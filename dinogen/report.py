@@ -86,7 +86,9 @@ def checkpoint_rows(ckpt: Checkpoint) -> list[tuple[str, str]]:
     rows = [
         ("format", f"{meta.get('format')} version {meta.get('format_version')}"),
         ("made by", f"dinogen {meta.get('dinogen_version', '?')}"),
-        ("cell", f"{cfg.cell}, {cfg.layers} layer{'s' if cfg.layers > 1 else ''} of {cfg.hidden} hidden units"),
+        ("cell", f"{cfg.cell}, {cfg.layers} layer{'s' if cfg.layers > 1 else ''} of {cfg.hidden} hidden units"
+                 + (f", embedding {cfg.embed_dim}" if cfg.embed_dim else "")
+                 + (f", dropout {cfg.dropout:g}" if cfg.dropout else "")),
         ("parameters", f"{count_params(ckpt.inference_params()):,}"),
         ("vocabulary", f"{len(ckpt.vocab.chars)} characters and the end token: {_clip(chars, 60)}"),
         ("case", "folded to lower case" if ckpt.lowercase else "kept"),

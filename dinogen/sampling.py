@@ -28,10 +28,9 @@ from typing import Iterator
 
 import numpy as np
 
-from dinogen.cells import CELLS
+from dinogen import model
 from dinogen.data import BOUNDARY, Vocab
 from dinogen.errors import DinogenError
-from dinogen.model import ModelConfig
 from dinogen.scoring import Scored
 
 DEFAULT_MAX_LEN = 100  # longest name sampled, in characters; longer drafts are dropped
@@ -104,7 +103,7 @@ class Drafts:
 
 def generate(
     params: dict[str, np.ndarray],
-    cfg: ModelConfig,
+    cfg: model.ModelConfig,
     vocab: Vocab,
     n: int,
     spec: SampleSpec | None = None,
@@ -193,32 +192,15 @@ class _Prefix:
     length: int  # characters in the prefix
 
 
-def _read_prefix(params: dict[str, np.ndarray], cfg: ModelConfig, tokens: np.ndarray) -> _Prefix:
+def _read_prefix(params: dict[str, np.ndarray], cfg: model.ModelConfig, tokens: np.ndarray) -> _Prefix:
     """Feed the boundary token and then the prefix, one name, keeping the prefix's log-probability."""
-    cell = CELLS[cfg.cell]
-    dtype = params["W_hy"].dtype
-    states = [cell.initial_state(1, cfg.hidden, dtype) for _ in range(cfg.layers)]
-    states, logits = _advance(params, cfg, states, np.array([BOUNDARY], dtype=np.int32))
+    states = model.initial_states(cfg, 1, params["W_hy"].dtype)
+    logits, states = model.step(params, cfg, np.array([BOUNDARY], dtype=np.int32), states)
     logprob = 0.0
     for token in tokens:
         logprob += float(_log_softmax_at(logits, np.array([token]))[0])
-        states, logits = _advance(params, cfg, states, np.array([token], dtype=np.int32))
+        logits, states = model.step(params, cfg, np.array([token], dtype=np.int32), states)
     return _Prefix(states, logits, logprob, len(tokens))
-
-
-def _advance(params: dict[str, np.ndarray], cfg: ModelConfig, states: list[tuple], x: np.ndarray):
-    """Feed tokens x: (N,) through every layer; returns the new states and the next logits (N, V)."""
-    cell = CELLS[cfg.cell]
-    h = None
-    new_states = []
-    for layer in range(cfg.layers):
-        if layer == 0:
-            a_x = params["W_xh.0"][x] + params["b_h.0"]  # (N, G*H) row lookup
-        else:
-            a_x = h @ params[f"W_xh.{layer}"] + params[f"b_h.{layer}"]
-        new_states.append(cell.step(a_x, states[layer], params[f"W_hh.{layer}"]))
-        h = new_states[-1][0]
-    return new_states, h @ params["W_hy"] + params["b_y"]  # (N, V)
 
 
 def _log_softmax_at(logits: np.ndarray, x: np.ndarray) -> np.ndarray:
@@ -230,7 +212,7 @@ def _log_softmax_at(logits: np.ndarray, x: np.ndarray) -> np.ndarray:
 
 def draw_block(
     params: dict[str, np.ndarray],
-    cfg: ModelConfig,
+    cfg: model.ModelConfig,
     n: int,
     rng: np.random.Generator,
     spec: SampleSpec,
@@ -262,7 +244,7 @@ def draw_block(
             if len(alive) == 0:
                 break
         if t + 1 < draws:
-            states, logits = _advance(params, cfg, states, x)
+            logits, states = model.step(params, cfg, x, states)  # (N, V)
     return Drafts(tokens, ended, lengths, logprob)
 
 
@@ -303,7 +285,7 @@ def decode_tokens(tokens: np.ndarray, vocab: Vocab) -> list[str]:
 
 def sample(
     params: dict[str, np.ndarray],
-    cfg: ModelConfig,
+    cfg: model.ModelConfig,
     vocab: Vocab,
     n: int,
     seed: int | None = None,

@@ -9,34 +9,45 @@ from __future__ import annotations
 import hashlib
 import math
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields, replace
 from typing import Callable
 
 import numpy as np
 
 from dinogen import __version__, model
+from dinogen.baselines import ngram_nll, uniform_nll
+from dinogen.cells import CELLS
 from dinogen.checkpoint import Checkpoint
 from dinogen.data import BatchSchedule, NameList, Vocab, encode_names, make_batch, split_indices
 from dinogen.errors import DinogenError
-from dinogen.optim import OPTIMIZERS, clip_global_norm
+from dinogen.optim import OPTIMIZERS, clip_elementwise, clip_global_norm, cosine_lr
 
 TRAIN_SUBSET = 5000  # names of the training split used to report the final training loss
+VAL_PROBE = 10_000  # validation names evaluated periodically (all of them when there are fewer)
 
 
 @dataclass
 class TrainConfig:
-    cell: str = "rnn"  # recurrent cell: rnn
+    cell: str = "rnn"  # recurrent cell: rnn | gru | lstm
     hidden: int = 128  # H: hidden units per layer
     layers: int = 1  # stacked recurrent layers
-    steps: int = 3000  # optimizer steps (one batch each); max_seconds may stop sooner
+    embed_dim: int = 0  # E: embedding before the first layer; 0 = direct row lookup
+    dropout: float = 0.0  # inverted dropout on non-recurrent connections while training
+    steps: int = 3000  # optimizer steps (one batch each); max_seconds or patience may stop sooner
     max_seconds: float | None = None  # wall-clock limit on training; None = steps alone decide
     batch_size: int = 32  # names per batch
-    lr: float = 3e-3  # learning rate
+    lr: float = 3e-3  # peak learning rate
+    schedule: str = "cosine"  # cosine (decay to lr * lr_floor over the run) | constant
+    lr_floor: float = 0.05  # where the cosine ends, as a fraction of lr
     optimizer: str = "adam"  # adam | sgd
-    clip: float = 5.0  # max global L2 norm of the gradient; 0 turns clipping off
-    seed: int = 1337  # seeds the initial weights, the split and the batch order
+    weight_decay: float = 0.0  # decoupled (AdamW-style) decay of weight matrices
+    clip: float = 5.0  # gradient clipping limit; 0 turns clipping off
+    clip_mode: str = "norm"  # norm: global L2 norm | value: each entry (as the course does)
+    loss_per: str = "char"  # char: mean over characters | name: sum over each name (the course)
+    seed: int = 1337  # seeds the initial weights, the split, the batch order and dropout
     val_fraction: float = 0.1  # share of names held out for validation, never trained on
     eval_every: int = 250  # steps between validation evaluations
+    patience: int = 0  # stop after this many evaluations without a new best; 0 = never
     lowercase: bool = False  # fold names to lower case before training (the course does)
 
     def check(self) -> None:
@@ -44,18 +55,47 @@ class TrainConfig:
         problems = [
             (self.steps < 1, "steps must be at least 1"),
             (self.hidden < 1, "hidden must be at least 1"),
-            (self.layers < 1, "layers must be at least 1"),
+            (not 1 <= self.layers <= 3, "layers must be 1, 2 or 3"),
+            (self.embed_dim < 0, "the embedding size must be 0 (none) or positive"),
+            (not 0 <= self.dropout < 1, "dropout must be at least 0 and below 1"),
             (self.batch_size < 1, "batch size must be at least 1"),
             (not self.lr > 0 or not math.isfinite(self.lr), "the learning rate must be a positive number"),
+            (not 0 <= self.lr_floor <= 1, "the learning-rate floor must be between 0 and 1"),
+            (not self.weight_decay >= 0, "weight decay must be 0 or positive"),
             (not self.clip >= 0, "clip must be 0 (off) or positive"),
             (not 0 <= self.val_fraction < 1, "the validation fraction must be at least 0 and below 1"),
             (self.eval_every < 1, "eval every must be at least 1 step"),
+            (self.patience < 0, "patience must be 0 (off) or positive"),
             (self.max_seconds is not None and not self.max_seconds > 0, "max seconds must be positive"),
+            (self.cell not in CELLS, f"the cell must be one of {', '.join(CELLS)}"),
             (self.optimizer not in OPTIMIZERS, f"the optimizer must be one of {', '.join(OPTIMIZERS)}"),
+            (self.schedule not in ("cosine", "constant"), "the schedule must be cosine or constant"),
+            (self.clip_mode not in ("norm", "value"), "the clip mode must be norm or value"),
+            (self.loss_per not in ("char", "name"), "the loss must be per char or per name"),
         ]
         for failed, message in problems:
             if failed:
                 raise DinogenError(message + ".")
+
+
+PRESETS: dict[str, dict] = {
+    # The classic course notebook: a vanilla RNN of 50 units, one lower-cased name
+    # per step, SGD at 0.01 on the loss summed over the name, entries clipped to +-5.
+    "course": dict(
+        cell="rnn", hidden=50, layers=1, embed_dim=0, dropout=0.0, batch_size=1, optimizer="sgd", lr=0.01,
+        schedule="constant", clip=5.0, clip_mode="value", loss_per="name", weight_decay=0.0,
+        lowercase=True, steps=35000, eval_every=1000,
+    ),
+}
+
+
+def config_from(preset: str | None = None, **overrides) -> TrainConfig:
+    """A TrainConfig from a preset, with explicit values taking precedence."""
+    if preset is not None and preset not in PRESETS:
+        raise DinogenError(f"there is no preset {preset!r}; choose one of {', '.join(PRESETS)}.")
+    values = dict(PRESETS[preset]) if preset else {}
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    return TrainConfig(**values)
 
 
 @dataclass
@@ -68,6 +108,14 @@ class Progress:
     smooth_loss: float  # exponential moving average of the loss, started at ln V
     val_loss: float | None  # latest validation loss
     chars_per_sec: float  # real predictions per second of training
+
+
+class Diverged(DinogenError):
+    """The loss or the gradient stopped being a finite number; nothing was updated."""
+
+
+# Settings a resumed run must share with its checkpoint (the rest may change).
+FIXED_ON_RESUME = ("cell", "hidden", "layers", "embed_dim", "lowercase", "seed", "val_fraction", "optimizer")
 
 
 def data_fingerprint(names: list[str]) -> str:
@@ -86,9 +134,10 @@ class Trainer:
         self.vocab = Vocab.from_names(names.names)
         self.data = encode_names(names.names, self.vocab, names.line_numbers)
         self.train_idx, self.val_idx = split_indices(len(self.data), cfg.val_fraction, cfg.seed)
-        self.model_cfg = model.ModelConfig(self.vocab.size, cfg.cell, cfg.hidden, cfg.layers)
+        self.val_probe = self.val_idx[:: max(1, -(-len(self.val_idx) // VAL_PROBE))]  # evenly spread subset
+        self.model_cfg = model.ModelConfig(self.vocab.size, cfg.cell, cfg.hidden, cfg.layers, cfg.embed_dim, cfg.dropout)
         self.params = model.init_params(self.model_cfg, np.random.default_rng(cfg.seed))
-        self.optimizer = OPTIMIZERS[cfg.optimizer](self.params, lr=cfg.lr)
+        self.optimizer = OPTIMIZERS[cfg.optimizer](self.params, lr=cfg.lr, weight_decay=cfg.weight_decay)
         self.schedule = BatchSchedule(self.train_idx, self.data.lengths, cfg.batch_size, cfg.seed)
         self.step = 0
         self.smooth_loss = math.log(self.vocab.size)
@@ -96,18 +145,29 @@ class Trainer:
         self.val_history: list[tuple[int, float]] = []  # (step, validation loss)
         self.best: dict[str, np.ndarray] | None = None
         self.best_val: tuple[int, float] | None = None  # (step, loss) of the best parameters
+        self.stale_evals = 0  # evaluations since the last new best
         self.seconds = 0.0  # time spent in training steps
         self.predictions = 0  # real predictions trained on
 
-    def train_step(self) -> float:
-        """One optimizer step on the next batch; returns its loss (nats per character)."""
+    def train_step(self, progress: float | None = None) -> float:
+        """One optimizer step on the next batch; returns its loss (nats per character).
+
+        progress (0..1) sets the cosine learning rate; by default, step / steps.
+        """
+        cfg = self.cfg
+        if cfg.schedule == "cosine":
+            done = self.step / cfg.steps if progress is None else progress
+            self.optimizer.lr = cosine_lr(cfg.lr, done, cfg.lr_floor)
         batch = make_batch(self.data, self.schedule[self.step])
-        loss, grads = model.loss_and_grads(self.params, self.model_cfg, batch)
-        norm = clip_global_norm(grads, self.cfg.clip)
+        dropout_rng = np.random.default_rng([cfg.seed, self.step, 1]) if cfg.dropout else None
+        nll, cache = model.forward(self.params, self.model_cfg, batch, dropout_rng)
+        per = len(nll) if cfg.loss_per == "char" else batch.x.shape[1]  # predictions, or names
+        grads = model.backward(np.full_like(nll, 1.0 / per), cache)
+        loss = float(nll.mean())
+        clip = clip_global_norm if cfg.clip_mode == "norm" else clip_elementwise
+        norm = clip(grads, cfg.clip) if cfg.clip > 0 else clip_global_norm(grads, 0)
         if not (math.isfinite(loss) and math.isfinite(norm)):
-            raise DinogenError(
-                f"training diverged at step {self.step + 1} (loss {loss}); lower --lr or keep --clip on."
-            )
+            raise Diverged(f"training diverged at step {self.step + 1} (loss {loss}); lower --lr or keep --clip on.")
         self.optimizer.step(self.params, grads)
         self.step += 1
         self.predictions += batch.n_predictions
@@ -122,32 +182,56 @@ class Trainer:
         return total / count
 
     def evaluate(self) -> float | None:
-        """Validation loss now; records it and keeps the parameters if they are the best."""
-        val = self.loss_on(self.val_idx)
+        """Validation loss now (on val_probe); records it and keeps the parameters if they are the best."""
+        val = self.loss_on(self.val_probe)
         self.train_history.append((self.step, self.smooth_loss))
         if val is not None:
             self.val_history.append((self.step, val))
             if self.best_val is None or val < self.best_val[1]:
                 self.best_val = (self.step, val)
                 self.best = {k: v.copy() for k, v in self.params.items()}
+                self.stale_evals = 0
+            else:
+                self.stale_evals += 1
         return val
 
-    def run(self, on_progress: Callable[[Progress], None] | None = None) -> dict:
-        """Train until cfg.steps or cfg.max_seconds; returns the summary dict."""
+    @property
+    def out_of_patience(self) -> bool:
+        return self.cfg.patience > 0 and self.stale_evals >= self.cfg.patience
+
+    def run(
+        self,
+        on_progress: Callable[[Progress], None] | None = None,
+        on_evaluate: Callable[["Trainer"], None] | None = None,
+        should_stop: Callable[[], bool] | None = None,
+    ) -> dict:
+        """Train until cfg.steps, cfg.max_seconds, cfg.patience or should_stop() stops
+        it; returns the summary. on_evaluate runs after every periodic evaluation
+        (the CLI saves a checkpoint there)."""
+        cfg = self.cfg
         started = time.perf_counter()
-        val = None
-        while self.step < self.cfg.steps:
+        val = self.val_history[-1][1] if self.val_history else None
+        while self.step < cfg.steps and not self.out_of_patience:
+            if should_stop is not None and should_stop():
+                break
+            elapsed = time.perf_counter() - started
+            progress = self.step / cfg.steps
+            if cfg.max_seconds is not None:
+                progress = max(progress, elapsed / cfg.max_seconds)
             t0 = time.perf_counter()
-            loss = self.train_step()
+            loss = self.train_step(progress)
             self.seconds += time.perf_counter() - t0
-            out_of_time = self.cfg.max_seconds is not None and time.perf_counter() - started >= self.cfg.max_seconds
-            if self.step % self.cfg.eval_every == 0 and self.step < self.cfg.steps and not out_of_time:
+            out_of_time = cfg.max_seconds is not None and time.perf_counter() - started >= cfg.max_seconds
+            if self.step % cfg.eval_every == 0 and self.step < cfg.steps and not out_of_time:
                 val = self.evaluate()
+                if on_evaluate is not None:
+                    on_evaluate(self)
             if on_progress is not None:
-                on_progress(Progress(self.step, self.cfg.steps, loss, self.smooth_loss, val, self.chars_per_sec))
+                on_progress(Progress(self.step, cfg.steps, loss, self.smooth_loss, val, self.chars_per_sec))
             if out_of_time:
                 break
-        self.evaluate()
+        if not self.val_history or self.val_history[-1][0] != self.step:
+            self.evaluate()
         return self.summary(time.perf_counter() - started)
 
     @property
@@ -165,11 +249,20 @@ class Trainer:
             "val_loss": self.val_history[-1][1] if self.val_history else None,
             "best_val_loss": self.best_val[1] if self.best_val else None,
             "best_step": self.best_val[0] if self.best_val else None,
-            "uniform_loss": math.log(self.vocab.size),
+            "stopped_early": self.out_of_patience,
+            "uniform_loss": uniform_nll(self.vocab.size),
+            "bigram_loss": self.bigram_loss(),
             "vocab_size": self.vocab.size,
             "train_names": len(self.train_idx),
             "val_names": len(self.val_idx),
+            "val_probe_names": len(self.val_probe),
         }
+
+    def bigram_loss(self) -> float | None:
+        """Validation loss of an add-one bigram model fitted on the training split."""
+        if len(self.val_idx) == 0:
+            return None
+        return ngram_nll(self.data, self.train_idx, self.data, self.val_idx, self.vocab.size, n=2, alpha=1.0)
 
     def checkpoint(self) -> Checkpoint:
         """Everything needed to sample, evaluate and continue, as one Checkpoint."""
@@ -181,7 +274,9 @@ class Trainer:
             "train": asdict(self.cfg),
             "step": self.step,
             "seconds": self.seconds,
+            "predictions": self.predictions,
             "smooth_loss": self.smooth_loss,
+            "stale_evals": self.stale_evals,
             "history": {"train": self.train_history, "val": self.val_history},
             "best": {"step": self.best_val[0], "val_loss": self.best_val[1]} if self.best_val else None,
             "data": {
@@ -192,3 +287,56 @@ class Trainer:
             },
         }
         return Checkpoint(self.params, meta, self.best, self.optimizer.state_dict(), self.data)
+
+
+def resume(names: NameList, ckpt: Checkpoint, changes: dict) -> tuple[Trainer, list[tuple[str, object, object]]]:
+    """A Trainer that continues the run saved in ckpt exactly where it stopped.
+
+    changes holds the settings given again (None = keep); those in FIXED_ON_RESUME
+    must agree with the checkpoint. Returns the trainer and the (name, old, new)
+    settings that changed. Same data, same settings: the parameters after resuming
+    are bit-identical to those of one uninterrupted run.
+    """
+    saved_values = ckpt.meta.get("train", {})
+    known = {f.name for f in fields(TrainConfig)}
+    saved = TrainConfig(**{k: v for k, v in saved_values.items() if k in known})
+    given = {k: v for k, v in changes.items() if v is not None}
+    for key in FIXED_ON_RESUME:
+        if key in given and given[key] != getattr(saved, key):
+            flag = "--" + key.replace("_", "-")
+            raise DinogenError(
+                f"{flag} {given[key]} contradicts the checkpoint, which was trained with {getattr(saved, key)}; "
+                f"drop {flag} to resume, or train a new model without --resume."
+            )
+    cfg = replace(saved, **given)
+    changed = [(k, getattr(saved, k), v) for k, v in given.items() if getattr(saved, k) != v]
+    if data_fingerprint(names.names) != ckpt.meta.get("data", {}).get("sha256"):
+        raise DinogenError(
+            f"{names.source} is not the data this checkpoint was trained on ({ckpt.meta.get('data', {}).get('source')}); "
+            "resume with the same file, or train a new model."
+        )
+    trainer = Trainer(names, cfg)
+    if trainer.vocab != ckpt.vocab or trainer.model_cfg != ckpt.model_config:
+        raise DinogenError("the checkpoint's vocabulary or model does not match this data; train a new model.")
+    meta = ckpt.meta
+    if cfg.steps <= meta["step"]:
+        raise DinogenError(
+            f"the checkpoint has already trained {meta['step']} steps; --steps counts total steps, so ask for more."
+        )
+    for name, value in ckpt.params.items():
+        trainer.params[name][...] = value
+    try:
+        trainer.optimizer.load_state_dict(ckpt.optim)
+    except (KeyError, ValueError):
+        raise DinogenError("the checkpoint's optimizer state is missing or damaged, so it cannot be resumed exactly.") from None
+    trainer.step = meta["step"]
+    trainer.seconds = meta.get("seconds", 0.0)
+    trainer.predictions = meta.get("predictions", 0)
+    trainer.smooth_loss = meta["smooth_loss"]
+    trainer.stale_evals = meta.get("stale_evals", 0)
+    trainer.train_history = [tuple(x) for x in meta["history"]["train"]]
+    trainer.val_history = [tuple(x) for x in meta["history"]["val"]]
+    if ckpt.best is not None and meta.get("best"):
+        trainer.best = {k: v.copy() for k, v in ckpt.best.items()}
+        trainer.best_val = (meta["best"]["step"], meta["best"]["val_loss"])
+    return trainer, changed

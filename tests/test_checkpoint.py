@@ -1,6 +1,9 @@
 """Checkpoints: round trips, atomic saves, and files that must be refused."""
 
+import hashlib
+import io
 import json
+import threading
 import zipfile
 
 import numpy as np
@@ -41,14 +44,26 @@ def test_a_failed_save_leaves_the_previous_checkpoint_untouched(small_trainer, t
     checkpoint.save(path, small_trainer.checkpoint())
     before = path.read_bytes()
 
-    def explode(*args, **kwargs):
+    def fail_halfway(fd):  # the bytes are written, the disk gives up before they are safe
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(np, "savez", explode)
+    monkeypatch.setattr(checkpoint.os, "fsync", fail_halfway)
     with pytest.raises(DinogenError, match="previous file, if any, is unchanged"):
         checkpoint.save(path, small_trainer.checkpoint())
     assert path.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["model.npz"]
+
+
+def test_an_interrupt_during_save_leaves_no_partial_file(small_trainer, tmp_path, monkeypatch):
+    path = tmp_path / "model.npz"
+
+    def interrupted(*args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(checkpoint.os, "replace", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        checkpoint.save(path, small_trainer.checkpoint())
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_saving_into_a_missing_folder_is_a_clear_error(small_trainer, tmp_path):
@@ -59,8 +74,15 @@ def test_saving_into_a_missing_folder_is_a_clear_error(small_trainer, tmp_path):
 def test_a_file_that_is_not_a_checkpoint_is_refused(tmp_path):
     path = tmp_path / "names.npz"
     path.write_text("Tyrannosaurus\n")
-    with pytest.raises(DinogenError, match="not a readable dinogen checkpoint"):
+    with pytest.raises(DinogenError, match="not a dinogen checkpoint"):
         checkpoint.load(path)
+
+
+def test_an_npz_not_written_by_dinogen_is_refused(small_checkpoint, tmp_path):
+    with np.load(small_checkpoint, allow_pickle=False) as npz:
+        np.savez(tmp_path / "plain.npz", **{k: npz[k] for k in npz.files})
+    with pytest.raises(DinogenError, match="no checksum"):
+        checkpoint.load(tmp_path / "plain.npz")
 
 
 def test_a_truncated_checkpoint_is_refused(small_checkpoint, tmp_path):
@@ -77,13 +99,26 @@ def test_a_pickled_array_is_refused_not_executed(tmp_path):
         checkpoint.load(path)
 
 
+def test_a_sealed_file_with_a_pickled_array_is_refused_not_executed(tmp_path):
+    path = tmp_path / "evil.npz"
+    buffer = io.BytesIO()  # the writer refuses object arrays outright, so seal one by hand
+    with zipfile.ZipFile(buffer, "w") as archive:
+        with archive.open("meta.npy", "w") as member:
+            np.lib.format.write_array(member, np.array([{"boom": 1}], dtype=object), allow_pickle=True)
+        archive.comment = checkpoint.DIGEST_PREFIX + b"0" * checkpoint.DIGEST_LEN
+    data = buffer.getvalue()
+    path.write_bytes(data[:-64] + hashlib.sha256(data[:-64]).hexdigest().encode())
+    with pytest.raises(DinogenError, match="not a readable dinogen checkpoint"):
+        checkpoint.load(path)
+
+
 def rewrite_meta(src, dst, change):
     with np.load(src, allow_pickle=False) as npz:
         arrays = {k: npz[k] for k in npz.files}
     meta = json.loads(str(arrays["meta"][()]))
     change(meta)
     arrays["meta"] = np.array(json.dumps(meta))
-    np.savez(dst, **arrays)
+    checkpoint.write_arrays(dst, arrays)
 
 
 def test_a_newer_format_says_so(small_checkpoint, tmp_path):
@@ -104,11 +139,11 @@ def test_a_wrongly_shaped_or_missing_parameter_is_refused(small_checkpoint, tmp_
     with np.load(small_checkpoint, allow_pickle=False) as npz:
         arrays = {k: npz[k] for k in npz.files}
     arrays["param/W_hh.0"] = arrays["param/W_hh.0"][:3]
-    np.savez(tmp_path / "shape.npz", **arrays)
+    checkpoint.write_arrays(tmp_path / "shape.npz", arrays)
     with pytest.raises(DinogenError, match="param/W_hh.0 has shape"):
         checkpoint.load(tmp_path / "shape.npz")
     del arrays["param/W_hh.0"]
-    np.savez(tmp_path / "missing.npz", **arrays)
+    checkpoint.write_arrays(tmp_path / "missing.npz", arrays)
     with pytest.raises(DinogenError, match="missing"):
         checkpoint.load(tmp_path / "missing.npz")
 
@@ -118,14 +153,15 @@ def test_non_finite_weights_are_refused(small_checkpoint, tmp_path):
         arrays = {k: npz[k] for k in npz.files}
     arrays["param/b_y"] = arrays["param/b_y"].copy()
     arrays["param/b_y"][0] = np.nan
-    np.savez(tmp_path / "nan.npz", **arrays)
+    checkpoint.write_arrays(tmp_path / "nan.npz", arrays)
     with pytest.raises(DinogenError, match="NaN"):
         checkpoint.load(tmp_path / "nan.npz")
 
 
-def test_checkpoint_is_a_plain_zip_of_npy_arrays(small_checkpoint):
+def test_checkpoint_is_a_plain_npz_that_numpy_reads_without_pickle(small_checkpoint):
     with zipfile.ZipFile(small_checkpoint) as archive:
         names = archive.namelist()
+        assert archive.comment.startswith(checkpoint.DIGEST_PREFIX)
     assert "meta.npy" in names and "param/W_xh.0.npy" in names and "best/W_xh.0.npy" in names
 
 
@@ -149,7 +185,7 @@ def test_the_stored_names_cover_the_validation_split_too(small_trainer, small_ch
 def test_a_checkpoint_without_training_names_still_loads(small_checkpoint, tmp_path):
     arrays = load_arrays(small_checkpoint)
     del arrays["data/codes"], arrays["data/offsets"]
-    np.savez(tmp_path / "old.npz", **arrays)
+    checkpoint.write_arrays(tmp_path / "old.npz", arrays)
     loaded = checkpoint.load(tmp_path / "old.npz")
     assert loaded.data is None and loaded.training_names() is None
 
@@ -165,7 +201,7 @@ def test_a_checkpoint_without_training_names_still_loads(small_checkpoint, tmp_p
 def test_damaged_training_names_are_refused(small_checkpoint, tmp_path, damage, message):
     arrays = load_arrays(small_checkpoint)
     damage(arrays)
-    np.savez(tmp_path / "damaged.npz", **arrays)
+    checkpoint.write_arrays(tmp_path / "damaged.npz", arrays)
     with pytest.raises(DinogenError, match=message):
         checkpoint.load(tmp_path / "damaged.npz")
 
@@ -174,6 +210,32 @@ def test_a_name_count_that_disagrees_with_the_metadata_is_refused(small_checkpoi
     arrays = load_arrays(small_checkpoint)
     arrays["data/offsets"] = arrays["data/offsets"][:-1].copy()
     arrays["data/offsets"][-1] = len(arrays["data/codes"])
-    np.savez(tmp_path / "count.npz", **arrays)
+    checkpoint.write_arrays(tmp_path / "count.npz", arrays)
     with pytest.raises(DinogenError, match="the metadata"):
         checkpoint.load(tmp_path / "count.npz")
+
+
+    with np.load(small_checkpoint, allow_pickle=False) as npz:
+        assert npz["param/b_y"].dtype == np.float32
+
+
+def test_concurrent_saves_to_one_path_always_leave_a_valid_file(small_trainer, tmp_path):
+    path = tmp_path / "shared.npz"
+    ckpt = small_trainer.checkpoint()
+    errors = []
+
+    def writer():
+        try:
+            for _ in range(5):
+                checkpoint.save(path, ckpt)
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=writer) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert checkpoint.load(path).meta["step"] == ckpt.meta["step"]
+    assert [p.name for p in tmp_path.iterdir()] == ["shared.npz"]

@@ -226,7 +226,7 @@ def test_sample_unmet_constraints_print_the_names_found_then_fail(runner, small_
 def without_training_names(path, tmp_path):
     with np.load(path, allow_pickle=False) as npz:
         arrays = {k: npz[k] for k in npz.files if not k.startswith("data/")}
-    np.savez(tmp_path / "old.npz", **arrays)
+    checkpoint.write_arrays(tmp_path / "old.npz", arrays)
     return tmp_path / "old.npz"
 
 
@@ -426,3 +426,22 @@ def test_colours_on_a_terminal_but_none_with_no_color(small_checkpoint, command)
     args = [sys.executable, "-m", "dinogen", *command, str(small_checkpoint)]
     assert b"\x1b[" in run_in_terminal(args, dict(env, TERM="xterm-256color"))
     assert b"\x1b" not in run_in_terminal(args, dict(env, TERM="xterm-256color", NO_COLOR="1"))
+
+
+def test_train_help_states_the_real_defaults():
+    import dataclasses
+    import re
+
+    from dinogen.cli import train
+    from dinogen.train import TrainConfig
+
+    defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
+    checked = 0
+    for param in train.params:
+        stated = re.search(r"\(default ([^,)]+)", param.help or "")
+        if param.name in defaults and stated:
+            value = stated.group(1).split()[0]
+            expected = defaults[param.name]
+            assert value == str(expected) or float(value) == float(expected), param.name
+            checked += 1
+    assert checked >= 15

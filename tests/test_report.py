@@ -55,6 +55,12 @@ def test_checkpoint_rows_say_what_the_checkpoint_holds(small_checkpoint):
     assert "nats/char at step" in rows["best validation loss"]
 
 
+def test_checkpoint_rows_name_an_embedding_and_dropout(small_checkpoint):
+    ckpt = checkpoint.load(small_checkpoint)
+    ckpt.meta["model"].update(embed_dim=16, dropout=0.2)
+    assert dict(report.checkpoint_rows(ckpt))["cell"] == "rnn, 1 layer of 32 hidden units, embedding 16, dropout 0.2"
+
+
 def test_checkpoint_rows_draw_both_loss_curves_on_one_scale(small_checkpoint):
     rows = dict(report.checkpoint_rows(checkpoint.load(small_checkpoint)))
     train_line, val_line = rows["training loss (smoothed)"].split()[0], rows["validation loss"].split()[0]

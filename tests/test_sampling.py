@@ -53,8 +53,8 @@ def test_names_arrive_in_chunks_as_they_are_drawn(small_trainer):
 
 def test_every_name_continues_the_prefix(small_trainer):
     drawn = names(small_trainer, 100, prefix="Tyr")
-    assert all(name.startswith("Tyr") and len(name) > 3 for name in drawn)
-    assert len(set(name[3:] for name in drawn)) > 10
+    assert all(name.startswith("Tyr") for name in drawn)
+    assert len(set(name[3:] for name in drawn)) > 10  # the continuations are drawn, not fixed
 
 
 @pytest.mark.parametrize("spec", [

@@ -1,0 +1,58 @@
+"""Count-based baselines on the same split: the yardsticks for the network's loss.
+
+An n-gram model with add-alpha smoothing predicts each character (and the end of
+the name) from the n - 1 tokens before it, padding the start with boundary
+tokens. Shapes: C characters, N names, P = C + N predictions.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from dinogen.data import BOUNDARY, Dataset
+
+
+def _contexts_and_targets(data: Dataset, idx: np.ndarray, n: int, vocab_size: int):
+    """Context ids (P,) and targets (P,) of every prediction of the names idx."""
+    lengths = data.lengths[idx]
+    steps = np.arange(int(lengths.max()) + 1) if len(idx) else np.arange(1)
+    t = steps[None, :]  # (1, T)
+    starts = data.offsets[idx][:, None]  # (N, 1)
+    real = t <= lengths[:, None]  # (N, T): position t predicts char t, or the end at t == L
+    last = max(len(data.codes) - 1, 0)
+
+    def token_at(offset):  # token at position t + offset of each name; boundary outside
+        pos = t + offset
+        inside = (pos >= 0) & (pos < lengths[:, None])
+        return np.where(inside, data.codes[np.clip(starts + pos, 0, last)], BOUNDARY)
+
+    targets = token_at(0)[real]
+    context = np.zeros(real.shape, dtype=np.int64)
+    for k in range(1, n):
+        context = context * vocab_size + token_at(-k)
+    return context[real], targets
+
+
+def ngram_nll(train: Dataset, train_idx, test: Dataset, test_idx, vocab_size: int, n: int, alpha: float) -> float:
+    """Mean NLL (nats per prediction) on the test names of an add-alpha n-gram
+    fitted on the train names."""
+    ctx, y = _contexts_and_targets(train, np.asarray(train_idx), n, vocab_size)
+    pair_keys, pair_counts = np.unique(ctx * vocab_size + y, return_counts=True)
+    ctx_keys, ctx_counts = np.unique(ctx, return_counts=True)
+    test_ctx, test_y = _contexts_and_targets(test, np.asarray(test_idx), n, vocab_size)
+    pair = _lookup(pair_keys, pair_counts, test_ctx * vocab_size + test_y)
+    total = _lookup(ctx_keys, ctx_counts, test_ctx)
+    prob = (pair + alpha) / (total + alpha * vocab_size)
+    return float(-np.log(prob).mean())
+
+
+def _lookup(keys: np.ndarray, counts: np.ndarray, queries: np.ndarray) -> np.ndarray:
+    """counts[keys == q] for each query, 0 where the key is absent."""
+    pos = np.minimum(np.searchsorted(keys, queries), len(keys) - 1)
+    return np.where(keys[pos] == queries, counts[pos], 0).astype(np.float64)
+
+
+def uniform_nll(vocab_size: int) -> float:
+    return math.log(vocab_size)

@@ -1,0 +1,188 @@
+"""Held-out quality: dinogen against a PyTorch peer and count-based baselines.
+
+For each data set, a seeded 10% of the names is held out as the test set. dinogen
+(`--preset best`, or another preset) and the PyTorch peer each train on the other
+90% under the same wall-clock budget, both keeping the parameters that do best on
+the same internal validation split (10% of the 90%), and both are scored on the
+test names: mean NLL in nats per character, micro-averaged over every prediction
+including the end token, as `dinogen eval` defines it. Beside them: the uniform
+model (ln V) and n-gram baselines fitted on the 90% (bigram add-1, 4-gram add-0.1).
+
+    pip install -e '.[bench]'
+    python scripts/quality.py                          # every data set, 300 s each (600 s for surnames)
+    python scripts/quality.py --data course --seeds 1 2 3 --budget 300
+    python scripts/quality.py --quick                  # a few seconds each, to check the script runs
+
+Data sets: `dinos` (data/dinos.txt), `course` (../shared/data/dinos.txt, skipped
+when absent), `surnames` (the 88,799 US-census surnames that the `names` package
+ships, first column of names/dist.all.last; skipped when `names` is missing).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "scripts"))
+
+from dinogen.cli import set_blas_threads  # noqa: E402  (imports no NumPy)
+
+set_blas_threads(1)
+
+import numpy as np  # noqa: E402
+
+from dinogen import model  # noqa: E402
+from dinogen.baselines import ngram_nll, uniform_nll  # noqa: E402
+from dinogen.data import NameList, Vocab, encode_names, read_names, split_indices  # noqa: E402
+from dinogen.train import Trainer, config_from  # noqa: E402
+
+TEST_FRACTION = 0.1
+TORCH_SETTINGS = dict(cell="gru", hidden=256, layers=1, embed_dim=32, dropout=0.3, lr=3e-3, batch_size=32)
+
+
+def load_dataset(name: str) -> NameList | None:
+    if name == "dinos":
+        return read_names(ROOT / "data" / "dinos.txt")
+    if name == "course":
+        path = ROOT.parent / "shared" / "data" / "dinos.txt"
+        return read_names(path) if path.is_file() else None
+    if name == "surnames":
+        try:
+            import names as names_package
+        except ImportError:
+            return None
+        path = Path(names_package.__file__).parent / "dist.all.last"
+        rows = [line.split()[0] for line in path.read_text().splitlines() if line.strip()]
+        return NameList(rows, list(range(1, len(rows) + 1)), "names/dist.all.last")
+    raise SystemExit(f"unknown data set {name!r}")
+
+
+def split(names: NameList, seed: int) -> tuple[NameList, NameList]:
+    """(training pool, test names): a seeded 10% held out."""
+    pool_idx, test_idx = split_indices(len(names.names), TEST_FRACTION, seed)
+
+    def part(idx):
+        return NameList([names.names[i] for i in idx], [names.line_numbers[i] for i in idx], names.source)
+
+    return part(pool_idx), part(test_idx)
+
+
+def dinogen_run(pool: NameList, test: NameList, preset: str, budget: float, seed: int) -> dict:
+    cfg = config_from(preset, max_seconds=budget, steps=10**9, seed=seed)
+    trainer = Trainer(pool, cfg)
+    summary = trainer.run()
+    test_data = encode_names(test.names, trainer.vocab)
+    params = trainer.best if trainer.best is not None else trainer.params
+    total, count = model.total_nll(params, trainer.model_cfg, test_data, np.arange(len(test_data)))
+    return {"nll": total / count, "steps": summary["steps"], "best_step": summary["best_step"]}
+
+
+def torch_run(pool: NameList, test: NameList, budget: float, seed: int, eval_every: int = 100) -> dict | None:
+    """The PyTorch peer with an embedding, dropout and early stopping on the same validation split."""
+    try:
+        import torch
+        import torch_peer
+    except ImportError:
+        return None
+    torch.set_num_threads(1)
+    vocab = Vocab.from_names(pool.names)
+    data = encode_names(pool.names, vocab)
+    train_idx, val_idx = split_indices(len(data), 0.1, seed)
+    s = TORCH_SETTINGS
+    net = regularised_peer(s["cell"], vocab.size, s["hidden"], s["layers"], s["embed_dim"], s["dropout"], seed)
+    optimizer = torch.optim.Adam(net.parameters(), lr=s["lr"])
+    best, best_state, steps, started = math.inf, None, 0, time.perf_counter()
+    while time.perf_counter() - started < budget:
+        done = torch_peer.train(net, data, train_idx, s["batch_size"], steps=eval_every, seed=seed,
+                                first_step=steps, optimizer=optimizer)
+        steps += done["steps"]
+        val = torch_peer.heldout_nll(net, data, val_idx)
+        if val < best:
+            best, best_state = val, {k: v.clone() for k, v in net.state_dict().items()}
+    net.load_state_dict(best_state)
+    test_data = encode_names(test.names, vocab)
+    return {"nll": torch_peer.heldout_nll(net, test_data, np.arange(len(test_data))), "steps": steps}
+
+
+def regularised_peer(cell, vocab_size, hidden, layers, embed_dim, dropout, seed):
+    """The peer's model with dropout after the embedding and before the output layer."""
+    import torch
+    import torch_peer
+    from torch import nn
+
+    class Regularised(torch_peer.CharModel):
+        def __init__(self) -> None:
+            super().__init__(cell, vocab_size, hidden, layers, embed_dim, dropout)
+            self.drop = nn.Dropout(dropout)
+
+        def forward(self, x):
+            h, _ = self.rnn(self.drop(self.embed(x)))  # (T, B, H)
+            return self.out(self.drop(h))
+
+    torch.manual_seed(seed)
+    return Regularised()
+
+
+def baselines(pool: NameList, test: NameList) -> dict:
+    vocab = Vocab.from_names(pool.names + test.names)
+    train_data, test_data = encode_names(pool.names, vocab), encode_names(test.names, vocab)
+    train_idx, test_idx = np.arange(len(train_data)), np.arange(len(test_data))
+    return {
+        "uniform": uniform_nll(vocab.size),
+        "bigram": ngram_nll(train_data, train_idx, test_data, test_idx, vocab.size, 2, 1.0),
+        "4-gram": ngram_nll(train_data, train_idx, test_data, test_idx, vocab.size, 4, 0.1),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", nargs="+", default=["dinos", "course", "surnames"])
+    parser.add_argument("--seeds", nargs="+", type=int, default=[1])
+    parser.add_argument("--budget", type=float, default=300.0, help="seconds per model on dinosaur lists")
+    parser.add_argument("--large-budget", type=float, default=600.0, help="seconds per model on surnames")
+    parser.add_argument("--preset", default="best")
+    parser.add_argument("--no-torch", action="store_true")
+    parser.add_argument("--quick", action="store_true", help="3 s per model: checks that the script runs")
+    parser.add_argument("--json", dest="json_path")
+    args = parser.parse_args()
+    if args.quick:
+        args.budget = args.large_budget = 3.0
+    rows = []
+    for name in args.data:
+        names = load_dataset(name)
+        if names is None:
+            print(f"{name}: skipped (not available here)", file=sys.stderr)
+            continue
+        budget = args.large_budget if name == "surnames" else args.budget
+        for seed in args.seeds:
+            pool, test = split(names, seed)
+            row = {"data": name, "seed": seed, "names": len(names.names), "test_names": len(test.names),
+                   "budget_s": budget, **baselines(pool, test)}
+            run = dinogen_run(pool, test, args.preset, budget, seed)
+            row.update({"dinogen": run["nll"], "dinogen_steps": run["steps"]})
+            peer = None if args.no_torch else torch_run(pool, test, budget, seed)
+            row.update({"torch": peer["nll"] if peer else None, "torch_steps": peer["steps"] if peer else None})
+            rows.append(row)
+            print(json.dumps(row), file=sys.stderr, flush=True)
+    print_table(rows)
+    if args.json_path:
+        Path(args.json_path).write_text(json.dumps(rows, indent=2))
+
+
+def print_table(rows: list[dict]) -> None:
+    columns = ["data", "seed", "test_names", "budget_s", "uniform", "bigram", "4-gram", "torch", "dinogen"]
+    print("held-out NLL, nats/char (lower is better)")
+    print(" | ".join(f"{c:>10}" for c in columns))
+    for row in rows:
+        cells = [row[c] if not isinstance(row[c], float) else f"{row[c]:.4f}" for c in columns]
+        print(" | ".join(f"{'-' if c is None else c:>10}" for c in cells))
+
+
+if __name__ == "__main__":
+    main()

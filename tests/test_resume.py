@@ -1,0 +1,82 @@
+"""Continuing training exactly, and refusing to continue what does not match."""
+
+import numpy as np
+import pytest
+
+from dinogen import checkpoint
+from dinogen.data import NameList, read_names
+from dinogen.errors import DinogenError
+from dinogen.train import Trainer, TrainConfig, resume
+
+from conftest import BUNDLED_NAMES
+
+NAMES = read_names(BUNDLED_NAMES)
+
+
+def trained(cfg, stop_at=None):
+    trainer = Trainer(NAMES, cfg)
+    trainer.run(should_stop=None if stop_at is None else (lambda: trainer.step >= stop_at))
+    return trainer
+
+
+def reloaded(trainer, tmp_path):
+    path = tmp_path / "half.npz"
+    checkpoint.save(path, trainer.checkpoint())
+    return checkpoint.load(path)
+
+
+def assert_same_params(a, b):
+    assert a.keys() == b.keys()
+    for key in a:
+        assert np.array_equal(a[key], b[key]), key
+
+
+def test_n_steps_then_resume_n_more_equals_2n_steps_bit_for_bit(tmp_path):
+    base = dict(hidden=24, batch_size=16, eval_every=7, schedule="constant")
+    whole = trained(TrainConfig(steps=60, **base))
+    half = trained(TrainConfig(steps=30, **base))
+    continued, _ = resume(NAMES, reloaded(half, tmp_path), {"steps": 60})
+    continued.run()
+    assert continued.step == 60
+    assert_same_params(whole.params, continued.params)
+    assert_same_params(whole.optimizer.state_dict(), continued.optimizer.state_dict())
+    assert continued.smooth_loss == whole.smooth_loss
+
+
+def test_an_interrupted_run_resumes_bit_for_bit_with_schedule_and_dropout(tmp_path):
+    cfg = TrainConfig(cell="gru", hidden=16, embed_dim=8, dropout=0.3, steps=50, batch_size=16, eval_every=10)
+    whole = trained(cfg)
+    interrupted = trained(cfg, stop_at=23)
+    assert interrupted.step == 23
+    continued, _ = resume(NAMES, reloaded(interrupted, tmp_path), {})
+    continued.run()
+    assert_same_params(whole.params, continued.params)
+    assert continued.best_val == whole.best_val
+
+
+def test_resume_reports_the_settings_that_changed(tmp_path):
+    half = trained(TrainConfig(hidden=8, steps=5))
+    continued, changed = resume(NAMES, reloaded(half, tmp_path), {"steps": 9, "lr": 1e-3, "hidden": 8})
+    assert ("lr", 3e-3, 1e-3) in changed and ("steps", 5, 9) in changed
+    assert continued.cfg.lr == 1e-3
+
+
+@pytest.mark.parametrize("change, message", [({"hidden": 16}, "--hidden"), ({"cell": "gru"}, "--cell"),
+                                             ({"seed": 2}, "--seed"), ({"val_fraction": 0.2}, "--val-fraction")])
+def test_resume_refuses_settings_that_contradict_the_checkpoint(tmp_path, change, message):
+    half = trained(TrainConfig(hidden=8, steps=5))
+    with pytest.raises(DinogenError, match=message):
+        resume(NAMES, reloaded(half, tmp_path), {"steps": 10, **change})
+
+
+def test_resume_refuses_other_data(tmp_path):
+    half = trained(TrainConfig(hidden=8, steps=5))
+    other = NameList(NAMES.names[:-1], NAMES.line_numbers[:-1], "other.txt")
+    with pytest.raises(DinogenError, match="not the data"):
+        resume(other, reloaded(half, tmp_path), {"steps": 10})
+
+
+def test_resume_needs_more_total_steps_than_done(tmp_path):
+    half = trained(TrainConfig(hidden=8, steps=5))
+    with pytest.raises(DinogenError, match="already trained 5 steps"):
+        resume(NAMES, reloaded(half, tmp_path), {})
