@@ -98,8 +98,8 @@ def lstm_forward(a_x: np.ndarray, n_active: np.ndarray, W_hh: np.ndarray):
     H = G_H // 4
     hs = np.zeros((T + 1, B, H), dtype=a_x.dtype)
     cs = np.zeros((T + 1, B, H), dtype=a_x.dtype)
-    gates = np.empty_like(a_x)  # (T, B, 4H) activated i, f, o, g; rows past n_active[t] are never read
-    tanh_c = np.empty((T, B, H), dtype=a_x.dtype)
+    gates = np.zeros_like(a_x)  # (T, B, 4H) activated i, f, o, g; rows past n_active[t] stay 0
+    tanh_c = np.zeros((T, B, H), dtype=a_x.dtype)
     ig = np.empty((B, H), dtype=a_x.dtype)
     for t in range(T):
         n = n_active[t]
@@ -121,48 +121,66 @@ def lstm_backward(dh: np.ndarray, cache):
     """Gradients of lstm_forward.
 
     dh: (T, B, H) gradient of the loss w.r.t. each h_t from the layer above.
-    Returns da_x: (T, B, 4H) and dW_hh: (H, 4H). The loop carries dh and dc back
-    through time and stores each step's pre-activation gradients in da_x; dW_hh
-    is one matrix product over all steps after the loop.
+    Returns da_x: (T, B, 4H) and dW_hh: (H, 4H). Every factor that does not depend
+    on the gradient flowing back is computed before the loop, over the whole
+    block, so the loop is six NumPy calls a step:
+
+        dh_t = dh[t] + dh_next         dc_t = dc_next + dh_t * o (1 - tanh^2 c_t)
+        [da_i, da_f, ., da_g] = dc_t * [g i', c_{t-1} f', ., i (1 - g^2)]
+        da_o = dh_t * tanh(c_t) o'     dc_next = dc_t * f     dh_next = da_t W_hh^T
+
+    where s' = s (1 - s) for each sigmoid gate. dW_hh is one matrix product over
+    all steps after the loop.
     """
     gates, cs, tanh_c, hs, n_active, W_hh = cache
     T, B, H = dh.shape
+    k, dc_from_h = _lstm_factors(gates, cs, tanh_c)  # (T, B, 4, H), (T, B, H)
+    k_o = k[:, :, 2]
+    f = gates[:, :, H : 2 * H]
     da_x = np.zeros_like(gates)
+    da4 = da_x.reshape(T, B, 4, H)
     dh_next = np.zeros((B, H), dtype=dh.dtype)  # gradient reaching h_t from step t + 1
     dc = np.zeros((B, H), dtype=dh.dtype)  # gradient reaching c_t from step t + 1, then the total dc_t
     dh_t_buf = np.empty((B, H), dtype=dh.dtype)
     tmp_buf = np.empty((B, H), dtype=dh.dtype)
-    dsig_buf = np.empty((B, 3 * H), dtype=dh.dtype)
     W_hh_T = np.ascontiguousarray(W_hh.T)
     for t in range(T - 1, -1, -1):
         n = n_active[t]
-        i, f, o, g = (gates[t, :n, k * H : (k + 1) * H] for k in range(4))
-        da = da_x[t, :n]
-        da_i, da_f, da_o, da_g = (da[:, k * H : (k + 1) * H] for k in range(4))
-        tc, dc_t, tmp = tanh_c[t, :n], dc[:n], tmp_buf[:n]
-        dh_t = dh_t_buf[:n]
+        dh_t, dc_t, tmp = dh_t_buf[:n], dc[:n], tmp_buf[:n]
         np.add(dh[t, :n], dh_next[:n], out=dh_t)
-        np.multiply(dh_t, tc, out=da_o)  # do; the sigmoid derivative comes below
-        np.multiply(tc, tc, out=tmp)
-        np.subtract(1.0, tmp, out=tmp)
-        tmp *= o
-        tmp *= dh_t
-        dc_t += tmp  # dc_t = dc from t + 1 + dh_t o (1 - tanh^2 c_t)
-        np.multiply(dc_t, g, out=da_i)
-        np.multiply(dc_t, cs[t, :n], out=da_f)  # cs[t] = c_{t-1}
-        np.multiply(g, g, out=tmp)
-        np.subtract(1.0, tmp, out=tmp)
-        tmp *= i
-        np.multiply(dc_t, tmp, out=da_g)  # dc_t i (1 - g^2)
-        sig, dsig = gates[t, :n, : 3 * H], dsig_buf[:n]
-        np.subtract(1.0, sig, out=dsig)
-        dsig *= sig  # (n, 3H) s (1 - s) for i, f, o
-        da[:, : 3 * H] *= dsig
-        dc_t *= f  # now the gradient reaching c_{t-1}
+        np.multiply(dh_t, dc_from_h[t, :n], out=tmp)
+        dc_t += tmp
+        np.multiply(dc_t[:, None, :], k[t, :n], out=da4[t, :n])  # da_i, da_f, da_g (da_o is overwritten next)
+        np.multiply(dh_t, k_o[t, :n], out=da4[t, :n, 2])
+        dc_t *= f[t, :n]  # now the gradient reaching c_{t-1}
         if t > 0:
-            np.matmul(da, W_hh_T, out=dh_next[:n])
+            np.matmul(da_x[t, :n], W_hh_T, out=dh_next[:n])
     dW_hh = hs[1:-1].reshape(-1, H).T @ da_x[1:].reshape(-1, 4 * H)  # sum_t h_{t-1}^T da_t
     return da_x, dW_hh
+
+
+def _lstm_factors(gates: np.ndarray, cs: np.ndarray, tanh_c: np.ndarray):
+    """The backward pass's local derivatives, over the whole block at once.
+
+    gates: (T, B, 4H) activated i, f, o, g; cs: (T + 1, B, H) with c_{t-1} at t;
+    tanh_c: (T, B, H). Returns k: (T, B, 4, H) holding g i', c_{t-1} f', tanh(c_t) o'
+    and i (1 - g^2), and dc_from_h: (T, B, H) = o (1 - tanh^2 c_t). Rows past
+    n_active[t] are computed from zeros and never read.
+    """
+    T, B, H = tanh_c.shape
+    g4 = gates.reshape(T, B, 4, H)
+    k = np.subtract(1.0, g4)  # 1 - s for the sigmoids
+    k[:, :, :3] *= g4[:, :, :3]  # s (1 - s)
+    k[:, :, 0] *= g4[:, :, 3]  # g i'
+    k[:, :, 1] *= cs[:T]  # c_{t-1} f'
+    k[:, :, 2] *= tanh_c  # tanh(c_t) o'
+    np.multiply(g4[:, :, 3], g4[:, :, 3], out=k[:, :, 3])
+    np.subtract(1.0, k[:, :, 3], out=k[:, :, 3])
+    k[:, :, 3] *= g4[:, :, 0]  # i (1 - g^2)
+    dc_from_h = np.multiply(tanh_c, tanh_c)
+    np.subtract(1.0, dc_from_h, out=dc_from_h)
+    dc_from_h *= g4[:, :, 2]  # o (1 - tanh^2 c_t)
+    return k, dc_from_h
 
 
 def lstm_step(a_x_t: np.ndarray, state: tuple, W_hh: np.ndarray) -> tuple:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+ONE_HOT_MAX_V = 512  # largest vocabulary whose input-weight gradient is a one-hot product
 
 def lookup_forward(x: np.ndarray, W: np.ndarray, b: np.ndarray | None, real: np.ndarray):
     """Row lookup instead of a one-hot product: out[t, i] = W[x[t, i]] (+ b).
@@ -16,30 +17,34 @@ def lookup_forward(x: np.ndarray, W: np.ndarray, b: np.ndarray | None, real: np.
     x: (T, B) int; W: (V, M); b: (M,) or None (an embedding has no bias);
     real: (N,) flat indices of real positions. Returns out: (T, B, M).
     """
-    out = W[x]  # (T, B, M)
-    if b is not None:
-        out += b
+    out = np.take(W if b is None else W + b, x, axis=0)  # (T, B, M): a bias is added to V rows, not T*B
     return out, (x, real, W.shape)
 
 
 def lookup_backward(dout: np.ndarray, cache):
     """Gradients of lookup_forward: rows of dW accumulate dout at every use.
 
-    The scatter-add sorts the token ids once and sums runs with np.add.reduceat,
-    which is many times faster than np.add.at. Returns dW: (V, M) and db: (M,),
-    which a lookup without bias ignores.
+    For a vocabulary of up to ONE_HOT_MAX_V tokens the scatter-add is one matrix
+    product with a one-hot (V, T*B) selector whose columns at padded positions are
+    zero: BLAS sums the rows of each token, many times faster than np.add.at. For
+    larger vocabularies (say, CJK names) the selector would be too big, so the token
+    ids are sorted once and runs summed with np.add.reduceat. Every real position
+    adds to exactly one row of dW, so db is the column sum of dW.
+    Returns dW: (V, M) and db: (M,), which a lookup without bias ignores.
     """
-    x, real, shape = cache
-    M = dout.shape[-1]
+    x, real, (V, M) = cache
     tokens = x.ravel()[real]  # (N,)
-    drows = dout.reshape(-1, M)[real]  # (N, M)
-    order = np.argsort(tokens, kind="stable")
-    tokens = tokens[order]
-    starts = np.flatnonzero(np.r_[True, tokens[1:] != tokens[:-1]])
-    dW = np.zeros(shape, dtype=dout.dtype)
-    dW[tokens[starts]] = np.add.reduceat(drows[order], starts, axis=0)
-    db = drows.sum(axis=0)
-    return dW, db
+    if V <= ONE_HOT_MAX_V:
+        select = np.zeros((V, x.size), dtype=dout.dtype)  # (V, T*B)
+        select[tokens, real] = 1.0
+        dW = select @ dout.reshape(-1, M)
+    else:
+        order = np.argsort(tokens, kind="stable")
+        tokens = tokens[order]
+        starts = np.flatnonzero(np.r_[True, tokens[1:] != tokens[:-1]])
+        dW = np.zeros((V, M), dtype=dout.dtype)
+        dW[tokens[starts]] = np.add.reduceat(dout.reshape(-1, M)[real][order], starts, axis=0)
+    return dW, dW.sum(axis=0)
 
 
 def dense_forward(x: np.ndarray, W: np.ndarray, b: np.ndarray):
@@ -65,15 +70,17 @@ def cross_entropy_forward(logits: np.ndarray, y: np.ndarray):
     maximum is subtracted before exponentiating, whatever N is.
     """
     shifted = logits - logits.max(axis=1, keepdims=True)  # (N, V)
-    log_z = np.log(np.exp(shifted).sum(axis=1))  # (N,)
-    nll = log_z - shifted[np.arange(len(y)), y]
-    return nll, (shifted, log_z, y)
+    probs = np.exp(shifted)  # (N, V) unnormalised
+    total = probs.sum(axis=1)  # (N,)
+    nll = np.log(total) - shifted[np.arange(len(y)), y]
+    probs /= total[:, None]  # softmax over the vocabulary axis
+    return nll, (probs, y)
 
 
 def cross_entropy_backward(dnll: np.ndarray, cache) -> np.ndarray:
     """Gradient of cross_entropy_forward w.r.t. logits: (softmax - onehot) * dnll."""
-    shifted, log_z, y = cache
-    dlogits = np.exp(shifted - log_z[:, None])  # (N, V) softmax over the vocabulary axis
+    probs, y = cache
+    dlogits = probs.copy()  # (N, V)
     dlogits[np.arange(len(y)), y] -= 1.0
     dlogits *= dnll[:, None]
     return dlogits

@@ -51,6 +51,7 @@ class Adam:
         self.t = 0  # updates made so far
         self.m = {name: np.zeros_like(p) for name, p in params.items()}  # first moments
         self.v = {name: np.zeros_like(p) for name, p in params.items()}  # second moments
+        self._scratch = {name: np.empty_like(p) for name, p in params.items()}  # no temporaries per step
 
     def step(self, params: dict[str, np.ndarray], grads: dict[str, np.ndarray]) -> None:
         self.t += 1
@@ -58,14 +59,21 @@ class Adam:
         step_size = self.lr * np.sqrt(1 - b2**self.t) / (1 - b1**self.t)
         eps_hat = self.eps * np.sqrt(1 - b2**self.t)  # eps on the bias-corrected scale
         for name, p in params.items():
-            g, m, v = grads[name], self.m[name], self.v[name]
+            g, m, v, s = grads[name], self.m[name], self.v[name], self._scratch[name]
+            np.multiply(g, 1 - b1, out=s)
             m *= b1
-            m += (1 - b1) * g
+            m += s  # m = b1 m + (1 - b1) g
+            np.multiply(g, g, out=s)
+            s *= 1 - b2
             v *= b2
-            v += (1 - b2) * (g * g)
+            v += s  # v = b2 v + (1 - b2) g^2
             if self.weight_decay and decays(name):
                 p *= 1.0 - self.lr * self.weight_decay
-            p -= (step_size * m / (np.sqrt(v) + eps_hat)).astype(p.dtype, copy=False)
+            np.sqrt(v, out=s)
+            s += eps_hat
+            np.divide(m, s, out=s)
+            s *= step_size
+            p -= s  # p -= step_size m / (sqrt(v) + eps_hat)
 
     def state_dict(self) -> dict[str, np.ndarray]:
         state = {"t": np.array(self.t, dtype=np.int64)}

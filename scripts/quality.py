@@ -73,8 +73,8 @@ def split(names: NameList, seed: int) -> tuple[NameList, NameList]:
     return part(pool_idx), part(test_idx)
 
 
-def dinogen_run(pool: NameList, test: NameList, preset: str, budget: float, seed: int) -> dict:
-    cfg = config_from(preset, max_seconds=budget, steps=10**9, seed=seed)
+def dinogen_run(pool: NameList, test: NameList, preset: str | None, budget: float, seed: int, **settings) -> dict:
+    cfg = config_from(preset, **{"max_seconds": budget, "steps": 10**9, "seed": seed, **settings})
     trainer = Trainer(pool, cfg)
     summary = trainer.run()
     test_data = encode_names(test.names, trainer.vocab)
@@ -146,7 +146,9 @@ def main() -> None:
     parser.add_argument("--seeds", nargs="+", type=int, default=[1])
     parser.add_argument("--budget", type=float, default=300.0, help="seconds per model on dinosaur lists")
     parser.add_argument("--large-budget", type=float, default=600.0, help="seconds per model on surnames")
-    parser.add_argument("--preset", default="best")
+    parser.add_argument("--preset", default="best", help="dinogen preset ('none' for the defaults)")
+    parser.add_argument("--set", dest="settings", default="{}",
+                        help='dinogen settings over the preset, as JSON: \'{"cell": "gru", "hidden": 256}\'')
     parser.add_argument("--no-torch", action="store_true")
     parser.add_argument("--quick", action="store_true", help="3 s per model: checks that the script runs")
     parser.add_argument("--json", dest="json_path")
@@ -164,7 +166,8 @@ def main() -> None:
             pool, test = split(names, seed)
             row = {"data": name, "seed": seed, "names": len(names.names), "test_names": len(test.names),
                    "budget_s": budget, **baselines(pool, test)}
-            run = dinogen_run(pool, test, args.preset, budget, seed)
+            preset = None if args.preset == "none" else args.preset
+            run = dinogen_run(pool, test, preset, budget, seed, **json.loads(args.settings))
             row.update({"dinogen": run["nll"], "dinogen_steps": run["steps"]})
             peer = None if args.no_torch else torch_run(pool, test, budget, seed)
             row.update({"torch": peer["nll"] if peer else None, "torch_steps": peer["steps"] if peer else None})
