@@ -288,10 +288,16 @@ def sample(
     cfg: model.ModelConfig,
     vocab: Vocab,
     n: int,
-    seed: int | None = None,
+    seed: int | np.random.Generator | None = None,
     temperature: float = 1.0,
     max_len: int = DEFAULT_MAX_LEN,
 ) -> list[str]:
-    """n new names as strings: generate() without constraints, collected."""
+    """n new names as strings: generate() without constraints, collected.
+
+    seed may also be a NumPy Generator, as callers written before generate()
+    pass one; the seed is then drawn from it.
+    """
+    if isinstance(seed, np.random.Generator):
+        seed = int(seed.integers(2**63))
     spec = SampleSpec(temperature=temperature, max_len=max_len)
     return [name for chunk in generate(params, cfg, vocab, n, spec, seed) for name in chunk.names]

@@ -208,6 +208,14 @@ def test_decoding_strips_the_boundary_padding():
     assert sampling.decode_tokens(tokens, vocab) == ["ab", "b"]
 
 
+def test_sample_also_takes_a_generator_for_its_seed(small_trainer):
+    ckpt = small_trainer.checkpoint()
+    params, cfg, vocab = ckpt.inference_params(), ckpt.model_config, ckpt.vocab
+    first = sampling.sample(params, cfg, vocab, 5, np.random.default_rng(3))
+    assert first == sampling.sample(params, cfg, vocab, 5, np.random.default_rng(3))
+    assert len(first) == 5
+
+
 def test_sample_collects_plain_names(small_trainer):
     ckpt = small_trainer.checkpoint()
     drawn = sampling.sample(ckpt.inference_params(), ckpt.model_config, ckpt.vocab, 5, seed=1)
