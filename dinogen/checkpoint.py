@@ -6,6 +6,11 @@ Layout (format version 1):
     param/<name>    the latest parameters, one array per parameter
     best/<name>     the parameters with the lowest validation loss so far
     optim/<key>     optimizer state (Adam moments and step), for resuming
+    data/codes      the names the model was trained on (every name read: the
+    data/offsets    training and the validation split), as in data.Dataset:
+                    name i is codes[offsets[i]:offsets[i+1]]; codes in the
+                    smallest unsigned dtype that holds the vocabulary, offsets
+                    int64. Optional: older checkpoints lack them and still load.
 
 The zip's comment holds a SHA-256 of every byte before the digest, so any
 damaged or truncated byte is caught before NumPy parses anything. Files are
@@ -26,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dinogen.data import Vocab
+from dinogen.data import Dataset, Vocab
 from dinogen.errors import DinogenError
 from dinogen.model import ModelConfig, param_shapes
 
@@ -42,6 +47,7 @@ class Checkpoint:
     meta: dict  # everything that is not an array
     best: dict[str, np.ndarray] | None = None  # best-on-validation parameters
     optim: dict[str, np.ndarray] = field(default_factory=dict)  # optimizer state
+    data: Dataset | None = None  # the names trained on (both splits), or None in older files
 
     @property
     def model_config(self) -> ModelConfig:
@@ -59,6 +65,15 @@ class Checkpoint:
         """The parameters to sample and evaluate with: the best ones when kept."""
         return self.best if self.best is not None else self.params
 
+    def training_names(self) -> list[str] | None:
+        """Every name of the file the model was trained on, or None when the file does not say."""
+        if self.data is None:
+            return None
+        points = np.array([ord(ch) for ch in ("\0",) + self.vocab.chars], dtype=np.uint32)  # token -> code point
+        text = points[self.data.codes].tobytes().decode("utf-32-le")
+        bounds = self.data.offsets.tolist()
+        return [text[start:end] for start, end in zip(bounds[:-1], bounds[1:])]
+
 
 def save(path: str | Path, ckpt: Checkpoint) -> None:
     """Write a checkpoint atomically (see write_arrays)."""
@@ -68,6 +83,9 @@ def save(path: str | Path, ckpt: Checkpoint) -> None:
     if ckpt.best is not None:
         arrays.update({f"best/{k}": v for k, v in ckpt.best.items()})
     arrays.update({f"optim/{k}": v for k, v in ckpt.optim.items()})
+    if ckpt.data is not None:
+        arrays["data/codes"] = ckpt.data.codes.astype(np.min_scalar_type(ckpt.model_config.vocab_size - 1))
+        arrays["data/offsets"] = ckpt.data.offsets.astype(np.int64)
     write_arrays(path, arrays)
 
 
@@ -199,7 +217,8 @@ def _check(path: Path, arrays: dict[str, np.ndarray]) -> Checkpoint:
     params = _param_group(path, arrays, "param", shapes, required=True)
     best = _param_group(path, arrays, "best", shapes, required=False)
     optim = {k[len("optim/"):]: v for k, v in arrays.items() if k.startswith("optim/")}
-    return Checkpoint(params, meta, best, optim)
+    data = _training_data(path, arrays, cfg.vocab_size, meta)
+    return Checkpoint(params, meta, best, optim, data)
 
 
 def _param_group(path, arrays, prefix, shapes, required):
@@ -221,3 +240,33 @@ def _param_group(path, arrays, prefix, shapes, required):
             raise DinogenError(f"{path} is not a valid dinogen checkpoint: {key} holds NaN or infinite values; retrain.")
         group[name] = value
     return group
+
+
+def _training_data(path, arrays, vocab_size, meta) -> Dataset | None:
+    """The data/codes and data/offsets arrays as a Dataset, checked; None when absent."""
+    present = [key for key in ("data/codes", "data/offsets") if key in arrays]
+    if not present:
+        return None
+    bad = f"{path} is not a valid dinogen checkpoint"
+    if len(present) == 1:
+        missing = "data/offsets" if present == ["data/codes"] else "data/codes"
+        raise DinogenError(f"{bad}: it has {present[0]} but not {missing}; retrain or pass another file.")
+    codes, offsets = arrays["data/codes"], arrays["data/offsets"]
+    if codes.ndim != 1 or codes.dtype.kind != "u":
+        raise DinogenError(
+            f"{bad}: data/codes has shape {codes.shape} and dtype {codes.dtype}, expected 1-D unsigned int; retrain."
+        )
+    if offsets.ndim != 1 or offsets.dtype != np.int64 or len(offsets) < 1:
+        raise DinogenError(
+            f"{bad}: data/offsets has shape {offsets.shape} and dtype {offsets.dtype}, expected 1-D int64; retrain."
+        )
+    if offsets[0] != 0 or offsets[-1] != len(codes) or (np.diff(offsets) < 0).any():
+        raise DinogenError(
+            f"{bad}: data/offsets does not cut data/codes into names (it must rise from 0 to {len(codes)}); retrain."
+        )
+    if len(codes) and (codes.min() < 1 or codes.max() >= vocab_size):
+        raise DinogenError(f"{bad}: data/codes holds tokens outside the vocabulary (1 to {vocab_size - 1}); retrain.")
+    stated = (meta.get("data") or {}).get("names")
+    if isinstance(stated, int) and stated != len(offsets) - 1:
+        raise DinogenError(f"{bad}: data/offsets holds {len(offsets) - 1} names, the metadata {stated}; retrain.")
+    return Dataset(codes.astype(np.int32), offsets)

@@ -20,7 +20,10 @@ import click
 from dinogen import __version__
 from dinogen.errors import DinogenError
 
-EXIT_CODES = "Exit codes: 0 success, 1 runtime error (bad file or checkpoint), 2 usage error, 130/143 training interrupted (checkpoint saved)."
+EXIT_CODES = (
+    "Exit codes: 0 success; 1 runtime error (a bad file or checkpoint, names skipped or not found); "
+    "2 usage error (a bad flag or argument); 130/143 training interrupted (checkpoint saved)."
+)
 CELL_CHOICES = ["rnn", "gru", "lstm"]
 
 
@@ -36,6 +39,18 @@ class DinogenGroup(click.Group):
         except BrokenPipeError:
             _silence_stdout()
             ctx.exit(0)
+
+
+def _console(stderr: bool = False):
+    """A rich Console that styles only on a terminal, and never with NO_COLOR set.
+
+    rich itself drops colours under NO_COLOR but keeps bold and italic; without
+    a colour system it writes no escape codes at all.
+    """
+    from rich.console import Console
+
+    plain = os.environ.get("NO_COLOR", "") != ""
+    return Console(stderr=stderr, color_system=None if plain else "auto")
 
 
 def _silence_stdout() -> None:
@@ -273,23 +288,45 @@ def _print_train_summary(s: dict) -> None:
 @click.option("--n", "-n", "count", type=click.IntRange(min=1), default=10, show_default=True, help="Names to sample.")
 @click.option("--checkpoint", "-c", "ckpt_path", default=None,
               help="Checkpoint to sample from [default: ./dinogen.npz, else the bundled model].")
-@click.option("--seed", type=int, default=None, help="Seed; the same seed gives the same names.")
+@click.option("--seed", type=click.IntRange(min=0), default=None,
+              help="Seed; the same seed and checkpoint give the same names.")
 @click.option("--temperature", "-t", type=click.FloatRange(min=0, min_open=True), default=1.0, show_default=True,
               help="Below 1 is safer and more typical, above 1 more adventurous.")
-@click.option("--max-len", type=click.IntRange(min=1), default=100, show_default=True,
-              help="Safety cap on name length; longer names are cut.")
+@click.option("--top-k", type=click.IntRange(min=1), default=None,
+              help="Draw each character only among the K likeliest.")
+@click.option("--top-p", type=click.FloatRange(0, 1, min_open=True), default=None,
+              help="Nucleus: draw only among the likeliest characters that together hold probability P.")
+@click.option("--prefix", default="", help="Names start with this; the model continues from it.")
+@click.option("--suffix", default="", help="Names end with this.")
+@click.option("--contains", default="", help="Names hold this somewhere.")
+@click.option("--min-len", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Shortest name, in characters.")
+@click.option("--max-len", type=click.IntRange(1, 1000), default=100, show_default=True,
+              help="Longest name, in characters.")
+@click.option("--novel", is_flag=True, help="Only names that are not in the training data.")
+@click.option("--unique", is_flag=True, help="No name twice.")
+@click.option("--max-attempts", type=click.IntRange(min=1), default=None,
+              help="Candidates to draw before giving up [default: 100,000 if none passes, "
+                   "else 100,000 + 1,000 per name].")
+@click.option("--json", "as_json", is_flag=True,
+              help="One JSON object per line: name, logprob (total), nll (per character), novel.")
+@click.option("--report", is_flag=True, help="After the names, a table about the batch on stderr.")
 @click.option("--verbose", "-v", is_flag=True, help="Say on stderr which checkpoint is used.")
-def sample(count, ckpt_path, seed, temperature, max_len, verbose) -> None:
-    """Sample new names, one per line on stdout.
+def sample(count, ckpt_path, seed, as_json, report, verbose, **steering) -> None:
+    """Sample new names, one per line on stdout, written as they are drawn.
+
+    Constraints (--suffix, --contains, --min-len, --max-len, --novel, --unique)
+    work by drawing again; when they cannot be met within --max-attempts, the
+    names found are printed and the command fails. --temperature, then --top-k,
+    then --top-p reshape each draw; the logprob and nll of --json are the model's
+    own, the numbers `dinogen score` gives.
 
     \b
     Examples:
-      dinogen sample --n 10
-      dinogen sample -c names.npz --n 1000 --seed 7 | sort | uniq | head
-      dinogen sample --temperature 0.6
+      dinogen sample --n 10 --seed 7
+      dinogen sample --prefix Tyr --novel --unique --n 5 --json
+      dinogen sample --n 1000 --suffix saurus --top-p 0.9 --report | sort | head
     """
-    import numpy as np
-
     from dinogen import checkpoint, sampling
     from dinogen.resources import resolve_checkpoint
 
@@ -297,16 +334,150 @@ def sample(count, ckpt_path, seed, temperature, max_len, verbose) -> None:
     if verbose:
         click.echo(f"checkpoint: {path} ({why})", err=True)
     ckpt = checkpoint.load(path)
-    rng = np.random.default_rng(seed)
-    names = sampling.sample(ckpt.inference_params(), ckpt.model_config, ckpt.vocab, count, rng, temperature, max_len)
-    _write_lines(names)
+    spec = sampling.SampleSpec(**steering).for_model(ckpt.lowercase)
+    try:
+        spec.check(ckpt.vocab)
+    except DinogenError as exc:
+        raise click.UsageError(str(exc)) from None
+    training_names = ckpt.training_names() if spec.novel or as_json or report else None
+    params, cfg = ckpt.inference_params(), ckpt.model_config
+    chunks = sampling.generate(params, cfg, ckpt.vocab, count, spec, seed, training_names)
+    drawn: list[str] = []
+    try:
+        for chunk in chunks:
+            _write_chunk(chunk, as_json)
+            if report:
+                drawn.extend(chunk.names)
+    except DinogenError:
+        if report and drawn:
+            _print_batch_report(drawn, training_names)
+        raise
+    if report:
+        _print_batch_report(drawn, training_names)
 
 
-def _write_lines(lines: list[str], chunk: int = 4096) -> None:
-    out = sys.stdout
-    for start in range(0, len(lines), chunk):
-        out.write("\n".join(lines[start : start + chunk]) + "\n")
-    out.flush()
+def _write_chunk(chunk, as_json: bool) -> None:
+    """Names (or JSON lines) on stdout, flushed at once so a pipe sees them."""
+    lines = [json.dumps(r, ensure_ascii=False) for r in chunk.records()] if as_json else chunk.names
+    sys.stdout.write("\n".join(lines) + "\n")
+    sys.stdout.flush()
+
+
+def _print_batch_report(names: list[str], training_names: list[str] | None) -> None:
+    from rich.table import Table
+
+    from dinogen.report import batch_summary
+
+    summary = batch_summary(names, training_names)
+    table = Table(title=f"{summary.names:,} sampled names")
+    for column in ("", "sampled", "training data"):
+        table.add_column(column, justify="right" if column else "left")
+    table.add_row("unique", _share(summary.unique_share), "")
+    table.add_row("novel", _share(summary.novel_share), "")
+    table.add_row("mean length", f"{summary.mean_length:.1f}", _fmt_num(summary.training_mean_length, ".1f"))
+    for ending in summary.endings:
+        table.add_row(f"ends in -{ending.text}", _share(ending.share), _share(ending.training_share))
+    _console(stderr=True).print(table)
+
+
+def _share(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1%}"
+
+
+def _fmt_num(value: float | None, spec: str) -> str:
+    return "-" if value is None else format(value, spec)
+
+
+@main.command(epilog=EXIT_CODES)
+@click.argument("names", nargs=-1)
+@click.option("--checkpoint", "-c", "ckpt_path", default=None,
+              help="Checkpoint to score with [default: ./dinogen.npz, else the bundled model].")
+@click.option("--encoding", default="utf-8", show_default=True, help="Text encoding of standard input.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line: name, nll, logprob, novel.")
+def score(names, ckpt_path, encoding, as_json) -> None:
+    """How likely the model finds each name: NAMES, or one per line on stdin.
+
+    Prints, tab-separated: the name, its NLL per character in nats (the end token
+    included, as eval counts), its total log-probability, and `novel` or `known`
+    when the checkpoint stores its training names. A name with a character the
+    model never saw is reported on stderr and skipped, and the exit code is then 1.
+
+    \b
+    Examples:
+      dinogen score Tyrannosaurus Velociraptor
+      dinogen sample --n 100 | dinogen score | sort -t$'\\t' -k2 -g | head -n 5
+      dinogen score --json < names.txt
+    """
+    from dinogen import checkpoint, scoring
+    from dinogen.data import clean_name, read_names
+    from dinogen.resources import resolve_checkpoint
+
+    path, _ = resolve_checkpoint(ckpt_path)
+    ckpt = checkpoint.load(path)
+    if names:
+        names = [name for name in (clean_name(arg, ckpt.lowercase) for arg in names) if name]
+    else:
+        if sys.stdin.isatty():
+            click.echo("reading names from standard input, one per line (Ctrl-D to end)", err=True)
+        names = read_names("-", lowercase=ckpt.lowercase, encoding=encoding, max_length=10**9).names
+    training_names = ckpt.training_names()
+    scores = scoring.score_names(ckpt.inference_params(), ckpt.model_config, ckpt.vocab, names,
+                                 None if training_names is None else set(training_names))
+    for skipped in scores.skipped:
+        click.echo(f"skipped {skipped.name!r}: the model never saw the character {skipped.char!r}", err=True)
+    if as_json:
+        lines = [json.dumps(r, ensure_ascii=False) for r in scores.scored.records()]
+    else:
+        lines = ["\t".join(_score_fields(r)) for r in scores.scored.records()]
+    if lines:
+        sys.stdout.write("\n".join(lines) + "\n")
+        sys.stdout.flush()
+    if scores.skipped:
+        raise click.ClickException(
+            f"{len(scores.skipped)} of {len(names)} names were skipped for characters the model never saw."
+        )
+
+
+def _score_fields(record: dict) -> list[str]:
+    fields = [record["name"], f"{record['nll']:.4f}", f"{record['logprob']:.4f}"]
+    if record["novel"] is not None:
+        fields.append("novel" if record["novel"] else "known")
+    return fields
+
+
+@main.command(epilog=EXIT_CODES)
+@click.argument("ckpt_path", metavar="[CHECKPOINT]", required=False)
+@click.option("--json", "as_json", is_flag=True, help="Print the metadata as one JSON object.")
+def info(ckpt_path, as_json) -> None:
+    """What a checkpoint holds: model, vocabulary, data, training and loss curves.
+
+    CHECKPOINT defaults to ./dinogen.npz, else the bundled model.
+
+    \b
+    Examples:
+      dinogen info dinogen.npz
+      dinogen info names.npz --json | jq .best
+    """
+    from dinogen import checkpoint
+    from dinogen.model import count_params
+    from dinogen.resources import resolve_checkpoint
+
+    path, _ = resolve_checkpoint(ckpt_path)
+    ckpt = checkpoint.load(path)
+    if as_json:
+        extra = {"parameters": count_params(ckpt.inference_params()), "training_names_stored": ckpt.data is not None}
+        click.echo(json.dumps(dict(ckpt.meta, **extra), ensure_ascii=False))
+        return
+    from rich.table import Table
+
+    from dinogen.report import checkpoint_rows
+
+    table = Table(title=str(path), show_header=False)
+    table.add_column(style="bold")
+    table.add_column()
+    for label, value in checkpoint_rows(ckpt):
+        table.add_row(label, value)
+    _console().print(table)
 
 
 @main.command("eval", epilog=EXIT_CODES)
@@ -326,9 +497,7 @@ def evaluate(file, ckpt_path, encoding, as_json) -> None:
       dinogen eval held_out.txt -c dinogen.npz
       dinogen eval names.txt --json
     """
-    import numpy as np
-
-    from dinogen import checkpoint, model
+    from dinogen import checkpoint, scoring
     from dinogen.data import encode_names, read_names
     from dinogen.resources import resolve_checkpoint
 
@@ -338,21 +507,13 @@ def evaluate(file, ckpt_path, encoding, as_json) -> None:
     if not names.names:
         raise DinogenError(f"{names.source} holds no names to evaluate.")
     data = encode_names(names.names, ckpt.vocab, names.line_numbers)
-    total, count = model.total_nll(ckpt.inference_params(), ckpt.model_config, data, np.arange(len(data)))
-    nll = total / count
-    result = {
-        "nll": nll,
-        "bits_per_char": nll / math.log(2),
-        "perplexity": math.exp(nll),
-        "names": len(data),
-        "predictions": count,
-    }
+    result = scoring.evaluate(ckpt.inference_params(), ckpt.model_config, data)
     if as_json:
         click.echo(json.dumps(result))
     else:
         click.echo(
             f"{result['nll']:.4f} nats/char  {result['bits_per_char']:.4f} bits/char  "
-            f"perplexity {result['perplexity']:.3f}  ({result['names']} names, {count} predictions)"
+            f"perplexity {result['perplexity']:.3f}  ({result['names']} names, {result['predictions']} predictions)"
         )
 
 
@@ -371,7 +532,6 @@ def gradcheck(cell, layers, seed) -> None:
       dinogen gradcheck
       dinogen gradcheck --cell rnn --layers 1
     """
-    from rich.console import Console
     from rich.table import Table
 
     from dinogen import gradcheck as gc
@@ -386,6 +546,6 @@ def gradcheck(cell, layers, seed) -> None:
             verdict = "[green]pass[/]" if r.passed else "[bold red]FAIL[/]"
             table.add_row(cfg.cell, str(cfg.layers), str(cfg.embed_dim), f"{cfg.dropout:g}", r.name, str(r.shape),
                           f"{r.rel_error:.2e}", verdict)
-    Console().print(table)
+    _console().print(table)
     if failed:
         raise click.ClickException(f"{failed} gradients disagree with finite differences.")

@@ -1,64 +1,279 @@
-"""Sampling names: all N at once, a loop over characters vectorised over names.
+"""Sampling names: a loop over characters, vectorised over names.
 
-Shapes: N names still being written, V vocabulary, H hidden, M max length.
-Names that have produced the boundary token are dropped from the batch, so the
-work per step shrinks as names end.
+Shapes: N names still being written, V vocabulary, H hidden, M characters drawn
+at most per name. Names that have produced the boundary token are dropped from
+the batch, so the work per step shrinks as names end.
+
+Candidates are drawn in blocks of BLOCK. Block k always holds candidates
+k*BLOCK .. (k+1)*BLOCK - 1, is computed as one batch of exactly that size, and
+draws its random numbers from its own stream, the k-th child of the seed's
+SeedSequence. A candidate therefore depends only on the seed and its number,
+bit for bit (BLAS may round a row differently when the number of rows changes,
+which is why the block size is fixed), and constraints keep the first n
+accepted candidates in order. So the same seed gives the same names however the
+output is chunked, and the first k names of a request for n > k are the names
+of a request for k.
+
+Every candidate also carries its log-probability under the model itself
+(temperature 1, no top-k or top-p), prefix and end token included, so it equals
+what `score` reports for the name.
 """
 
 from __future__ import annotations
+
+import math
+import unicodedata
+from dataclasses import dataclass, replace
+from typing import Iterator
 
 import numpy as np
 
 from dinogen import model
 from dinogen.data import BOUNDARY, Vocab
 from dinogen.errors import DinogenError
+from dinogen.scoring import Scored
 
-DEFAULT_MAX_LEN = 100  # safety cap on sampled name length, in characters
+DEFAULT_MAX_LEN = 100  # longest name sampled, in characters; longer drafts are dropped
+BLOCK = 256  # candidates drawn together with one random stream; fixed so that seeds reproduce
+ATTEMPTS_BASE = 100_000  # candidates drawn before giving up when none has passed ...
+ATTEMPTS_PER_NAME = 1_000  # ... and in all, ATTEMPTS_BASE plus this many per name asked for
 
 
-def sample_tokens(
+@dataclass
+class SampleSpec:
+    """How to draw names and which ones to keep."""
+
+    temperature: float = 1.0  # divides the logits: below 1 safer and more typical, above 1 wilder
+    top_k: int | None = None  # draw only among the k likeliest next characters; None: all
+    top_p: float | None = None  # draw only among the likeliest characters holding this much probability; None: all
+    prefix: str = ""  # every name starts with it; the model reads it and continues
+    suffix: str = ""  # every name ends with it (by rejection)
+    contains: str = ""  # every name holds it somewhere (by rejection)
+    min_len: int = 1  # shortest name kept, in characters (by rejection)
+    max_len: int = DEFAULT_MAX_LEN  # longest name kept; a draft still going after it is dropped
+    novel: bool = False  # keep only names that are not in the training data
+    unique: bool = False  # keep each name only the first time it is drawn
+    max_attempts: int | None = None  # candidates to draw before giving up; None: see ATTEMPTS_BASE
+
+    def check(self, vocab: Vocab) -> None:
+        """Raise DinogenError for a request that cannot be sampled with this vocabulary."""
+        problems = [
+            (not 0 < self.temperature < math.inf, "the temperature must be a positive number"),
+            (self.top_k is not None and self.top_k < 1, "top-k must be at least 1"),
+            (self.top_p is not None and not 0 < self.top_p <= 1, "top-p must be above 0 and at most 1"),
+            (self.min_len < 1, "the minimum length must be at least 1"),
+            (self.max_len < self.min_len, f"the maximum length {self.max_len} is below the minimum {self.min_len}"),
+            (len(self.prefix) > self.max_len, f"the prefix is longer than the maximum length {self.max_len}"),
+            (self.max_attempts is not None and self.max_attempts < 1, "the number of attempts must be at least 1"),
+        ]
+        for failed, message in problems:
+            if failed:
+                raise DinogenError(message + ".")
+        for what, text in (("prefix", self.prefix), ("suffix", self.suffix), ("contains", self.contains)):
+            unknown = vocab.unknown(text)
+            if unknown is not None:
+                raise DinogenError(
+                    f"the {what} {text!r} has the character {unknown!r} that the model never saw, so no name can "
+                    f"match; use only characters from: {''.join(vocab.chars)}"
+                )
+
+    def for_model(self, lowercase: bool) -> "SampleSpec":
+        """The spec with its strings written as the model's names are: NFC, lower case if it was trained so."""
+        def fold(text: str) -> str:
+            text = unicodedata.normalize("NFC", text)
+            return text.lower() if lowercase else text
+
+        return replace(self, prefix=fold(self.prefix), suffix=fold(self.suffix), contains=fold(self.contains))
+
+    @property
+    def filtered(self) -> bool:
+        """Whether the draw differs from the model's own distribution."""
+        return self.temperature != 1.0 or self.top_k is not None or (self.top_p is not None and self.top_p < 1)
+
+
+@dataclass
+class Drafts:
+    """One block of candidate names, before the constraints."""
+
+    tokens: np.ndarray  # (N, M) int32 tokens drawn after the prefix, boundary-padded after the end
+    ended: np.ndarray  # (N,) bool whether the name drew its end token within M draws
+    lengths: np.ndarray  # (N,) int characters drawn after the prefix
+    logprob: np.ndarray  # (N,) float64 log-probability of the whole name and its end under the model
+
+
+def generate(
+    params: dict[str, np.ndarray],
+    cfg: model.ModelConfig,
+    vocab: Vocab,
+    n: int,
+    spec: SampleSpec | None = None,
+    seed: int | None = None,
+    training_names: list[str] | set[str] | None = None,
+) -> Iterator[Scored]:
+    """Yield n names meeting spec, in chunks, as they are drawn.
+
+    If the attempts run out first, the names found so far have been yielded and
+    DinogenError says how many were found. training_names (all names of the
+    training file) are needed for spec.novel and to mark each name novel or not.
+    """
+    spec = spec or SampleSpec()
+    if n < 1:
+        raise DinogenError("the number of names must be at least 1.")
+    spec.check(vocab)
+    if spec.novel and training_names is None:
+        raise DinogenError(
+            "this checkpoint does not store the names it was trained on (it predates them), so --novel "
+            "cannot tell new names from known ones; retrain it with this version of dinogen."
+        )
+    known = None if training_names is None else set(training_names)
+    seen: set[str] = set()
+    root = np.random.SeedSequence(seed)
+    prefix = _read_prefix(params, cfg, vocab.encode(spec.prefix) if spec.prefix else np.zeros(0, np.int32))
+    budget = spec.max_attempts or ATTEMPTS_BASE + ATTEMPTS_PER_NAME * n
+    hopeless = spec.max_attempts or ATTEMPTS_BASE  # attempts without a single name after which to give up
+    found = tried = 0
+    while tried < budget and (found or tried < hopeless):
+        rng = np.random.default_rng(np.random.SeedSequence(root.entropy, spawn_key=(tried // BLOCK,)))
+        drafts = draw_block(params, cfg, BLOCK, rng, spec, prefix)
+        tried += BLOCK
+        chunk = _accept(drafts, vocab, spec, known, seen, n - found)
+        if chunk.names:
+            found += len(chunk.names)
+            yield chunk
+        if found == n:
+            return
+    raise DinogenError(
+        f"only {found} of {n} names{_describe(spec)} turned up in {tried:,} attempts; "
+        "loosen the constraints or allow more with --max-attempts."
+    )
+
+
+def _describe(spec: SampleSpec) -> str:
+    """The constraints in words, after a space; empty when there are none."""
+    parts = [f"starting with {spec.prefix!r}"] if spec.prefix else []
+    parts += [f"ending with {spec.suffix!r}"] if spec.suffix else []
+    parts += [f"containing {spec.contains!r}"] if spec.contains else []
+    if (spec.min_len, spec.max_len) != (1, DEFAULT_MAX_LEN):
+        parts.append(f"of {spec.min_len} to {spec.max_len} characters")
+    parts += ["not in the training data"] if spec.novel else []
+    parts += ["all different"] if spec.unique else []
+    return " " + ", ".join(parts) if parts else ""
+
+
+def _accept(drafts: Drafts, vocab: Vocab, spec: SampleSpec, known: set | None, seen: set, wanted: int) -> Scored:
+    """The first `wanted` drafts that meet the spec, in order; updates `seen` for spec.unique."""
+    lengths = drafts.lengths + len(spec.prefix)
+    rows = np.flatnonzero(drafts.ended & (lengths >= spec.min_len))
+    names = [spec.prefix + name for name in decode_tokens(drafts.tokens[rows], vocab)]
+    keep = [
+        i for i, name in enumerate(names)
+        if name.endswith(spec.suffix) and spec.contains in name and not (spec.novel and name in known)
+    ]
+    if spec.unique:
+        unique = []
+        for i in keep:
+            if names[i] not in seen and len(unique) < wanted:
+                seen.add(names[i])
+                unique.append(i)
+        keep = unique
+    keep = keep[:wanted]
+    names = [names[i] for i in keep]
+    novel = None if known is None else np.array([name not in known for name in names], dtype=bool)
+    return Scored(names, drafts.logprob[rows[keep]], novel)
+
+
+@dataclass
+class _Prefix:
+    """The model after reading the boundary token and the prefix, for one name."""
+
+    states: list[tuple]  # per layer, the cell state arrays, each (1, H)
+    logits: np.ndarray  # (1, V) scores of the first character after the prefix
+    logprob: float  # log-probability of the prefix characters
+    length: int  # characters in the prefix
+
+
+def _read_prefix(params: dict[str, np.ndarray], cfg: model.ModelConfig, tokens: np.ndarray) -> _Prefix:
+    """Feed the boundary token and then the prefix, one name, keeping the prefix's log-probability."""
+    states = model.initial_states(cfg, 1, params["W_hy"].dtype)
+    logits, states = model.step(params, cfg, np.array([BOUNDARY], dtype=np.int32), states)
+    logprob = 0.0
+    for token in tokens:
+        logprob += float(_log_softmax_at(logits, np.array([token]))[0])
+        logits, states = model.step(params, cfg, np.array([token], dtype=np.int32), states)
+    return _Prefix(states, logits, logprob, len(tokens))
+
+
+def _log_softmax_at(logits: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """log softmax(logits)[i, x[i]] per row: (N,) float64."""
+    top = logits.max(axis=1, keepdims=True)  # (N, 1)
+    log_norm = np.log(np.exp(logits - top).sum(axis=1, dtype=np.float64))  # (N,)
+    return (logits[np.arange(len(x)), x] - top[:, 0]) - log_norm
+
+
+def draw_block(
     params: dict[str, np.ndarray],
     cfg: model.ModelConfig,
     n: int,
     rng: np.random.Generator,
-    temperature: float = 1.0,
-    max_len: int = DEFAULT_MAX_LEN,
-) -> np.ndarray:
-    """Draw n names as tokens: (n, max_len) int, each row padded with BOUNDARY after its end.
-
-    Every name has at least one character (the end cannot be drawn first); a
-    name that reaches max_len characters without ending is cut there.
-    """
-    if n < 1:
-        raise DinogenError("the number of names must be at least 1.")
-    if not temperature > 0:
-        raise DinogenError("the temperature must be positive.")
-    dtype = params["W_hy"].dtype
-    out = np.zeros((n, max_len), dtype=np.int32)
-    alive = np.arange(n)  # rows of `out` still being written
-    states = model.initial_states(cfg, n, dtype)
-    x = np.full(n, BOUNDARY, dtype=np.int32)
-    for t in range(max_len):
-        logits, states = model.step(params, cfg, x, states)  # (N, V)
-        if t == 0:
-            logits[:, BOUNDARY] = -np.inf  # a name has at least one character
-        x = _draw(logits / temperature, rng)
-        out[alive, t] = x
+    spec: SampleSpec,
+    prefix: _Prefix,
+) -> Drafts:
+    """Draw n candidates continuing the prefix, until each ends or spec.max_len is passed."""
+    draws = spec.max_len - prefix.length + 1  # characters up to max_len, then the end token
+    tokens = np.zeros((n, draws), dtype=np.int32)
+    ended = np.zeros(n, dtype=bool)
+    lengths = np.full(n, draws, dtype=np.int64)
+    logprob = np.full(n, prefix.logprob)  # (n,) float64
+    alive = np.arange(n)  # rows still being written
+    states = [tuple(np.repeat(s, n, axis=0) for s in state) for state in prefix.states]
+    logits = np.repeat(prefix.logits, n, axis=0)  # (N, V)
+    for t in range(draws):
+        top = logits.max(axis=1, keepdims=True)  # (N, 1)
+        weights = np.exp(logits - top)  # (N, V) the model's softmax, unnormalised
+        log_norm = np.log(weights.sum(axis=1, dtype=np.float64))  # (N,)
+        u = rng.random(len(alive), dtype=weights.dtype)  # (N,) in [0, 1)
+        x = _draw(_filter(logits, top, spec) if spec.filtered else weights, 1 - u)
+        logprob[alive] += (logits[np.arange(len(x)), x] - top[:, 0]) - log_norm
+        tokens[alive, t] = x
         going = x != BOUNDARY
         if not going.all():
+            ended[alive[~going]] = True
+            lengths[alive[~going]] = t
             alive, x = alive[going], x[going]
             states = [tuple(s[going] for s in state) for state in states]
             if len(alive) == 0:
                 break
-    return out
+        if t + 1 < draws:
+            logits, states = model.step(params, cfg, x, states)  # (N, V)
+    return Drafts(tokens, ended, lengths, logprob)
 
 
-def _draw(logits: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """One categorical draw per row: the cumulative softmax against one uniform number."""
-    probs = np.exp(logits - logits.max(axis=1, keepdims=True))  # (N, V) unnormalised
-    cdf = np.cumsum(probs, axis=1)
-    u = rng.random(len(logits), dtype=cdf.dtype) * cdf[:, -1]  # (N,)
-    return np.minimum((cdf < u[:, None]).sum(axis=1), logits.shape[1] - 1).astype(np.int32)
+def _filter(logits: np.ndarray, top: np.ndarray, spec: SampleSpec) -> np.ndarray:
+    """Unnormalised probabilities to draw from: temperature, then top-k, then top-p. (N, V)"""
+    weights = np.exp((logits - top) / spec.temperature)  # (N, V), the likeliest at 1
+    V = weights.shape[1]
+    if spec.top_k is not None and spec.top_k < V:
+        kth = np.partition(weights, V - spec.top_k, axis=1)[:, V - spec.top_k, None]  # (N, 1)
+        weights[weights < kth] = 0.0
+    if spec.top_p is not None and spec.top_p < 1:
+        order = np.argsort(-weights, axis=1, kind="stable")  # (N, V) likeliest first
+        ranked = np.take_along_axis(weights, order, axis=1)
+        before = np.cumsum(ranked, axis=1) - ranked  # (N, V) mass of the likelier characters
+        ranked[before >= spec.top_p * ranked.sum(axis=1, keepdims=True)] = 0.0
+        np.put_along_axis(weights, order, ranked, axis=1)
+    return weights
+
+
+def _draw(weights: np.ndarray, u: np.ndarray) -> np.ndarray:
+    """One categorical draw per row by inverting the cumulative distribution.
+
+    weights: (N, V) unnormalised probabilities; u: (N,) uniform in (0, 1]. The
+    draw is the first column whose cumulative weight reaches u times the total,
+    which is never a column of weight 0.
+    """
+    cdf = np.cumsum(weights, axis=1)  # (N, V)
+    threshold = u.astype(cdf.dtype) * cdf[:, -1]  # (N,)
+    return np.minimum((cdf < threshold[:, None]).sum(axis=1), weights.shape[1] - 1).astype(np.int32)
 
 
 def decode_tokens(tokens: np.ndarray, vocab: Vocab) -> list[str]:
@@ -73,9 +288,16 @@ def sample(
     cfg: model.ModelConfig,
     vocab: Vocab,
     n: int,
-    rng: np.random.Generator,
+    seed: int | np.random.Generator | None = None,
     temperature: float = 1.0,
     max_len: int = DEFAULT_MAX_LEN,
 ) -> list[str]:
-    """n new names as strings."""
-    return decode_tokens(sample_tokens(params, cfg, n, rng, temperature, max_len), vocab)
+    """n new names as strings: generate() without constraints, collected.
+
+    seed may also be a NumPy Generator, as callers written before generate()
+    pass one; the seed is then drawn from it.
+    """
+    if isinstance(seed, np.random.Generator):
+        seed = int(seed.integers(2**63))
+    spec = SampleSpec(temperature=temperature, max_len=max_len)
+    return [name for chunk in generate(params, cfg, vocab, n, spec, seed) for name in chunk.names]

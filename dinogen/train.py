@@ -291,7 +291,7 @@ class Trainer:
                 "val_names": len(self.val_idx),
             },
         }
-        return Checkpoint(self.params, meta, self.best, self.optimizer.state_dict())
+        return Checkpoint(self.params, meta, self.best, self.optimizer.state_dict(), self.data)
 
 
 def resume(names: NameList, ckpt: Checkpoint, changes: dict) -> tuple[Trainer, list[tuple[str, object, object]]]:

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from dinogen import checkpoint
-from dinogen.data import read_names
+from dinogen.data import NameList, read_names
 from dinogen.train import Trainer, TrainConfig
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -37,4 +37,21 @@ def small_trainer(bundled_names):
 def small_checkpoint(small_trainer, tmp_path_factory):
     path = tmp_path_factory.mktemp("ckpt") / "small.npz"
     checkpoint.save(path, small_trainer.checkpoint())
+    return path
+
+
+@pytest.fixture(scope="session")
+def parrot_trainer():
+    """A model that has learnt eight names by heart, so it mostly repeats them."""
+    names = NameList(["Alosaurus", "Bruhathkayosaurus", "Coelophysis", "Diplodocus", "Edmontosaurus",
+                      "Iguanodon", "Stegosaurus", "Triceratops"], list(range(1, 9)), "parrot.txt")
+    trainer = Trainer(names, TrainConfig(hidden=32, steps=400, lr=1e-2, val_fraction=0, eval_every=400, seed=1))
+    trainer.run()
+    return trainer
+
+
+@pytest.fixture(scope="session")
+def parrot_checkpoint(parrot_trainer, tmp_path_factory):
+    path = tmp_path_factory.mktemp("ckpt") / "parrot.npz"
+    checkpoint.save(path, parrot_trainer.checkpoint())
     return path

@@ -163,6 +163,58 @@ def test_checkpoint_is_a_plain_npz_that_numpy_reads_without_pickle(small_checkpo
         names = archive.namelist()
         assert archive.comment.startswith(checkpoint.DIGEST_PREFIX)
     assert "meta.npy" in names and "param/W_xh.0.npy" in names and "best/W_xh.0.npy" in names
+
+
+def load_arrays(path):
+    with np.load(path, allow_pickle=False) as npz:
+        return {k: npz[k] for k in npz.files}
+
+
+def test_the_training_names_are_stored_compactly_and_read_back(small_trainer, small_checkpoint):
+    arrays = load_arrays(small_checkpoint)
+    assert arrays["data/codes"].dtype == np.uint8 and arrays["data/offsets"].dtype == np.int64
+    assert checkpoint.load(small_checkpoint).training_names() == small_trainer.names.names
+
+
+def test_the_stored_names_cover_the_validation_split_too(small_trainer, small_checkpoint):
+    stored = set(checkpoint.load(small_checkpoint).training_names())
+    held_out = {small_trainer.names.names[i] for i in small_trainer.val_idx}
+    assert held_out and held_out <= stored
+
+
+def test_a_checkpoint_without_training_names_still_loads(small_checkpoint, tmp_path):
+    arrays = load_arrays(small_checkpoint)
+    del arrays["data/codes"], arrays["data/offsets"]
+    checkpoint.write_arrays(tmp_path / "old.npz", arrays)
+    loaded = checkpoint.load(tmp_path / "old.npz")
+    assert loaded.data is None and loaded.training_names() is None
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda a: a.pop("data/offsets"), "not data/offsets"),
+    (lambda a: a.update({"data/codes": a["data/codes"].astype(np.int16)}), "data/codes has shape"),
+    (lambda a: a.update({"data/offsets": a["data/offsets"].astype(np.float64)}), "data/offsets has shape"),
+    (lambda a: a.update({"data/offsets": a["data/offsets"][::-1].copy()}), "does not cut"),
+    (lambda a: a.update({"data/codes": np.full_like(a["data/codes"], 250)}), "outside the vocabulary"),
+    (lambda a: a.update({"data/codes": np.zeros_like(a["data/codes"])}), "outside the vocabulary"),
+])
+def test_damaged_training_names_are_refused(small_checkpoint, tmp_path, damage, message):
+    arrays = load_arrays(small_checkpoint)
+    damage(arrays)
+    checkpoint.write_arrays(tmp_path / "damaged.npz", arrays)
+    with pytest.raises(DinogenError, match=message):
+        checkpoint.load(tmp_path / "damaged.npz")
+
+
+def test_a_name_count_that_disagrees_with_the_metadata_is_refused(small_checkpoint, tmp_path):
+    arrays = load_arrays(small_checkpoint)
+    arrays["data/offsets"] = arrays["data/offsets"][:-1].copy()
+    arrays["data/offsets"][-1] = len(arrays["data/codes"])
+    checkpoint.write_arrays(tmp_path / "count.npz", arrays)
+    with pytest.raises(DinogenError, match="the metadata"):
+        checkpoint.load(tmp_path / "count.npz")
+
+
     with np.load(small_checkpoint, allow_pickle=False) as npz:
         assert npz["param/b_y"].dtype == np.float32
 

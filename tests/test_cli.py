@@ -2,9 +2,12 @@
 
 import json
 import math
+import os
 import subprocess
 import sys
+import time
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
@@ -137,7 +140,7 @@ def test_gradcheck_prints_a_table_and_exits_0(runner):
 
 def test_version_and_help_with_examples(runner):
     assert runner.invoke(main, ["--version"]).stdout.strip().endswith(__version__)
-    for command in ("train", "sample", "eval", "gradcheck"):
+    for command in ("train", "sample", "eval", "gradcheck", "score", "info"):
         result = runner.invoke(main, [command, "-h"])
         assert result.exit_code == 0 and "Examples:" in result.stdout and "Exit codes" in result.stdout
 
@@ -164,6 +167,265 @@ def test_bad_checkpoint_in_a_real_process_has_no_traceback(tmp_path):
     result = run(f"{sys.executable} -m dinogen sample -c {bad}")
     assert result.returncode == 1
     assert "Traceback" not in result.stderr and result.stderr.startswith("Error:")
+
+
+# sample: steering, constraints, JSON, report
+
+
+def lines_of(result):
+    return result.stdout.splitlines()
+
+
+def test_sample_prefix_names_continue_it_and_json_lines_carry_scores(runner, small_checkpoint):
+    result = runner.invoke(main, ["sample", "-c", str(small_checkpoint), "--n", "8", "--prefix", "Tyr", "--json"])
+    assert result.exit_code == 0, result.stderr
+    records = [json.loads(line) for line in lines_of(result)]
+    assert len(records) == 8 and all(r.keys() >= {"name", "logprob", "nll", "novel"} for r in records)
+    for r in records:
+        assert r["name"].startswith("Tyr") and r["logprob"] < 0 and isinstance(r["novel"], bool)
+        assert r["nll"] == pytest.approx(-r["logprob"] / (len(r["name"]) + 1))
+
+
+@pytest.mark.parametrize("flags, holds", [
+    (["--suffix", "saurus"], lambda name: name.endswith("saurus")),
+    (["--contains", "ra"], lambda name: "ra" in name),
+    (["--min-len", "9", "--max-len", "11"], lambda name: 9 <= len(name) <= 11),
+    (["--prefix", "S", "--suffix", "s", "--max-len", "9"], lambda name: name[0] + name[-1] == "Ss" and len(name) <= 9),
+])
+def test_sample_constraints_hold_for_every_printed_name(runner, small_checkpoint, flags, holds):
+    result = runner.invoke(main, ["sample", "-c", str(small_checkpoint), "--n", "40", "--seed", "1", *flags])
+    assert result.exit_code == 0, result.stderr
+    assert len(lines_of(result)) == 40 and all(holds(name) for name in lines_of(result))
+
+
+def test_sample_novel_never_prints_a_training_name(runner, parrot_checkpoint, parrot_trainer):
+    result = runner.invoke(main, ["sample", "-c", str(parrot_checkpoint), "--n", "10", "--novel"])
+    assert result.exit_code == 0, result.stderr
+    assert len(lines_of(result)) == 10 and not set(lines_of(result)) & set(parrot_trainer.names.names)
+
+
+def test_sample_unique_prints_no_name_twice(runner, parrot_checkpoint):
+    result = runner.invoke(main, ["sample", "-c", str(parrot_checkpoint), "--n", "12", "--unique"])
+    assert result.exit_code == 0, result.stderr
+    assert len(lines_of(result)) == len(set(lines_of(result))) == 12
+
+
+def test_sample_top_k_1_repeats_the_greedy_name(runner, small_checkpoint):
+    result = runner.invoke(main, ["sample", "-c", str(small_checkpoint), "--n", "5", "--top-k", "1"])
+    assert result.exit_code == 0 and len(set(lines_of(result))) == 1
+
+
+def test_sample_unmet_constraints_print_the_names_found_then_fail(runner, small_checkpoint):
+    result = runner.invoke(main, ["sample", "-c", str(small_checkpoint), "--n", "3", "--top-k", "1", "--unique",
+                                  "--max-attempts", "300"])
+    assert result.exit_code == 1
+    assert len(lines_of(result)) == 1
+    assert result.stderr.startswith("Error: only 1 of 3 names") and len(result.stderr.strip().splitlines()) == 1
+
+
+def without_training_names(path, tmp_path):
+    with np.load(path, allow_pickle=False) as npz:
+        arrays = {k: npz[k] for k in npz.files if not k.startswith("data/")}
+    checkpoint.write_arrays(tmp_path / "old.npz", arrays)
+    return tmp_path / "old.npz"
+
+
+def test_sample_novel_with_an_old_checkpoint_says_why_it_cannot(runner, small_checkpoint, tmp_path):
+    old = without_training_names(small_checkpoint, tmp_path)
+    assert runner.invoke(main, ["sample", "-c", str(old), "--n", "3"]).exit_code == 0
+    result = runner.invoke(main, ["sample", "-c", str(old), "--novel"])
+    assert result.exit_code == 1 and result.stdout == ""
+    assert "does not store the names it was trained on" in result.stderr
+
+
+def test_sample_report_is_a_table_on_stderr(runner, small_checkpoint):
+    result = runner.invoke(main, ["sample", "-c", str(small_checkpoint), "--n", "300", "--report"])
+    assert result.exit_code == 0
+    assert len(lines_of(result)) == 300
+    for row in ("300 sampled names", "unique", "novel", "mean length", "ends in -"):
+        assert row in result.stderr
+
+
+@pytest.mark.parametrize("flag", [["--top-p", "1.5"], ["--top-p", "0"], ["--top-k", "0"], ["--seed", "-1"],
+                                  ["--min-len", "0"], ["--max-len", "5000"], ["--max-attempts", "0"],
+                                  ["--min-len", "5", "--max-len", "4"], ["--prefix", "Tyrannosaurus", "--max-len", "5"],
+                                  ["--prefix", "T#"], ["--suffix", "é"], ["--contains", "_"]])
+def test_bad_steering_flags_are_usage_errors_in_one_sentence(runner, small_checkpoint, flag):
+    result = runner.invoke(main, ["sample", "-c", str(small_checkpoint), *flag])
+    assert result.exit_code == 2
+    assert result.stdout == "" and "Traceback" not in result.stderr
+    assert len([line for line in result.stderr.splitlines() if line.startswith("Error:")]) == 1
+
+
+def test_a_prefix_with_an_unseen_character_names_it(runner, small_checkpoint):
+    result = runner.invoke(main, ["sample", "-c", str(small_checkpoint), "--prefix", "T#"])
+    assert "the prefix 'T#' has the character '#' that the model never saw" in result.stderr
+
+
+def test_sample_seed_reproduces_names_with_constraints(runner, small_checkpoint):
+    args = ["sample", "--n", "30", "--seed", "3", "-c", str(small_checkpoint), "--suffix", "us", "--unique", "--top-p",
+            "0.9", "--json"]
+    first, second = runner.invoke(main, args), runner.invoke(main, args)
+    assert first.exit_code == 0 and first.stdout == second.stdout
+
+
+# score
+
+
+def test_score_prints_name_nll_logprob_and_novelty_separated_by_tabs(runner, small_checkpoint, small_trainer):
+    known = small_trainer.names.names[0]
+    result = runner.invoke(main, ["score", "-c", str(small_checkpoint), known, "Zorgblat"])
+    assert result.exit_code == 0 and result.stderr == ""
+    rows = [line.split("\t") for line in lines_of(result)]
+    assert [row[0] for row in rows] == [known, "Zorgblat"]
+    assert [row[3] for row in rows] == ["known", "novel"]
+    for name, nll, logprob, _ in rows:
+        assert float(nll) == pytest.approx(-float(logprob) / (len(name) + 1), abs=1e-3)
+
+
+def test_score_reads_one_name_per_line_from_stdin_when_given_none(runner, small_checkpoint):
+    result = runner.invoke(main, ["score", "-c", str(small_checkpoint), "--json"], input="Rex\n\nStegosaurus\n")
+    assert result.exit_code == 0
+    assert [json.loads(line)["name"] for line in lines_of(result)] == ["Rex", "Stegosaurus"]
+
+
+def test_score_of_a_name_equals_eval_of_a_file_holding_only_it(runner, small_checkpoint, tmp_path):
+    names = ["Tyrannosaurus", "Rex", "Brachiosaurus"]
+    scored = runner.invoke(main, ["score", "-c", str(small_checkpoint), "--json", *names])
+    for name, line in zip(names, lines_of(scored)):
+        (tmp_path / "one.txt").write_text(name + "\n")
+        evaluated = json.loads(runner.invoke(main, ["eval", str(tmp_path / "one.txt"), "-c", str(small_checkpoint),
+                                                    "--json"]).stdout)
+        assert json.loads(line)["nll"] == pytest.approx(evaluated["nll"], rel=1e-6)
+
+
+def test_sampled_json_logprob_is_what_score_gives(runner, small_checkpoint):
+    sampled = [json.loads(line) for line in lines_of(runner.invoke(
+        main, ["sample", "-c", str(small_checkpoint), "--n", "5", "--json", "--temperature", "1.5"]))]
+    scored = runner.invoke(main, ["score", "-c", str(small_checkpoint), "--json"],
+                           input="".join(r["name"] + "\n" for r in sampled))
+    for s, r in zip(sampled, map(json.loads, lines_of(scored))):
+        assert s["logprob"] == pytest.approx(r["logprob"], rel=1e-4)
+
+
+def test_score_skips_names_with_unseen_characters_and_exits_1(runner, small_checkpoint):
+    result = runner.invoke(main, ["score", "-c", str(small_checkpoint), "Rex", "T-rex", "Stegosaurus"])
+    assert result.exit_code == 1
+    assert [line.split("\t")[0] for line in lines_of(result)] == ["Rex", "Stegosaurus"]
+    assert "skipped 'T-rex': the model never saw the character '-'" in result.stderr
+    assert "Error: 1 of 3 names were skipped" in result.stderr
+
+
+def test_score_without_stored_training_names_leaves_novelty_out(runner, small_checkpoint, tmp_path):
+    old = without_training_names(small_checkpoint, tmp_path)
+    result = runner.invoke(main, ["score", "-c", str(old), "Rex"])
+    assert result.exit_code == 0 and len(result.stdout.strip().split("\t")) == 3
+    assert json.loads(runner.invoke(main, ["score", "-c", str(old), "Rex", "--json"]).stdout)["novel"] is None
+
+
+# info
+
+
+def test_info_shows_a_table_of_the_checkpoint(runner, small_checkpoint):
+    result = runner.invoke(main, ["info", str(small_checkpoint)])
+    assert result.exit_code == 0 and result.stderr == ""
+    for text in ("dinogen-checkpoint version 1", "rnn, 1 layer of 32 hidden units", "parameters", "1,424 names",
+                 "300 steps", "best validation loss", "validation loss", "▁"):
+        assert text in result.stdout
+
+
+def test_info_json_prints_the_metadata(runner, small_checkpoint):
+    result = runner.invoke(main, ["info", str(small_checkpoint), "--json"])
+    meta = json.loads(result.stdout)
+    assert meta["format_version"] == 1 and meta["model"]["hidden"] == 32 and meta["data"]["names"] == 1424
+    assert meta["parameters"] > 0 and meta["training_names_stored"] is True
+    assert len(meta["history"]["val"]) == 3
+
+
+@pytest.mark.parametrize("command", [["info"], ["score", "Rex", "-c"], ["sample", "-c"], ["eval", "names.txt", "-c"]])
+def test_a_missing_checkpoint_is_one_sentence_and_exit_1(runner, tmp_path, monkeypatch, command):
+    (tmp_path / "names.txt").write_text("Rex\n")
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(main, [*command, "none.npz"])
+    assert result.exit_code == 1 and result.stdout == ""
+    assert result.stderr.startswith("Error: checkpoint none.npz does not exist;")
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads files whatever their permissions")
+def test_an_unreadable_checkpoint_is_one_sentence_and_exit_1(runner, small_checkpoint, tmp_path):
+    locked = tmp_path / "locked.npz"
+    locked.write_bytes(small_checkpoint.read_bytes())
+    locked.chmod(0)
+    result = runner.invoke(main, ["info", str(locked)])
+    assert result.exit_code == 1 and "permission denied" in result.stderr
+
+
+# colours
+
+
+@pytest.mark.parametrize("command", [["info"], ["sample", "--report", "-c"], ["gradcheck", "--cell", "rnn", "--layers", "1"]],
+                         ids=["info", "sample-report", "gradcheck"])
+def test_no_color_means_no_escape_codes_even_when_colour_is_forced(runner, small_checkpoint, command):
+    args = [*command, str(small_checkpoint)] if command[0] != "gradcheck" else command
+    forced = runner.invoke(main, args, env={"FORCE_COLOR": "1", "NO_COLOR": None})
+    assert "\x1b[" in forced.stdout + forced.stderr  # rich styles when it believes it is on a terminal
+    plain = runner.invoke(main, args, env={"FORCE_COLOR": "1", "NO_COLOR": "1"})
+    assert plain.exit_code == 0 and "\x1b" not in plain.stdout + plain.stderr
+
+
+# real processes: pipes and terminals
+
+
+def test_a_huge_sample_into_head_returns_at_once_and_quietly(small_checkpoint):
+    started = time.perf_counter()
+    result = run(f"set -o pipefail; {sys.executable} -m dinogen sample --n 10000000 -c {small_checkpoint} | head -n 3")
+    assert result.returncode == 0 and result.stderr == ""
+    assert len(result.stdout.splitlines()) == 3
+    assert time.perf_counter() - started < 20  # all ten million would take minutes
+
+
+def test_json_lines_into_head_end_quietly(small_checkpoint):
+    result = run(f"set -o pipefail; {sys.executable} -m dinogen sample --n 100000 --json --novel "
+                 f"-c {small_checkpoint} | head -n 1")
+    assert result.returncode == 0 and result.stderr == ""
+    assert json.loads(result.stdout)["novel"] is True
+
+
+def test_sample_into_score_through_a_pipe(small_checkpoint):
+    result = run(f"{sys.executable} -m dinogen sample --n 5 --seed 1 -c {small_checkpoint} | "
+                 f"{sys.executable} -m dinogen score -c {small_checkpoint}")
+    assert result.returncode == 0 and result.stderr == ""
+    assert [len(line.split("\t")) for line in result.stdout.splitlines()] == [4] * 5
+
+
+def run_in_terminal(args: list[str], env: dict) -> bytes:
+    """Everything a command writes to a pseudo-terminal attached to its stdout and stderr."""
+    import pty
+
+    leader, follower = pty.openpty()
+    process = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=follower, stderr=follower, env=env)
+    os.close(follower)
+    output = b""
+    while True:
+        try:
+            data = os.read(leader, 65536)
+        except OSError:  # the terminal closes when the process ends
+            break
+        if not data:
+            break
+        output += data
+    os.close(leader)
+    assert process.wait(timeout=60) == 0
+    return output
+
+
+@pytest.mark.parametrize("command", [["info"], ["sample", "--report", "-c"]])
+def test_colours_on_a_terminal_but_none_with_no_color(small_checkpoint, command):
+    env = {k: v for k, v in os.environ.items() if k not in ("NO_COLOR", "FORCE_COLOR", "TERM")}
+    args = [sys.executable, "-m", "dinogen", *command, str(small_checkpoint)]
+    assert b"\x1b[" in run_in_terminal(args, dict(env, TERM="xterm-256color"))
+    assert b"\x1b" not in run_in_terminal(args, dict(env, TERM="xterm-256color", NO_COLOR="1"))
 
 
 def test_train_help_states_the_real_defaults():

@@ -1,4 +1,4 @@
-"""Sampling names from a trained model."""
+"""Sampling names from a trained model: steering, constraints, seeds."""
 
 import numpy as np
 import pytest
@@ -6,37 +6,200 @@ import pytest
 from dinogen import sampling
 from dinogen.data import Vocab
 from dinogen.errors import DinogenError
+from dinogen.sampling import SampleSpec
 
 
-def draw(trainer, n, seed, **kwargs):
+def generate(trainer, n, seed=0, known=True, **spec):
+    """All chunks of one request, concatenated: (names, logprob, novel)."""
     ckpt = trainer.checkpoint()
-    return sampling.sample(ckpt.inference_params(), ckpt.model_config, ckpt.vocab, n, np.random.default_rng(seed), **kwargs)
+    chunks = list(sampling.generate(ckpt.inference_params(), ckpt.model_config, ckpt.vocab, n, SampleSpec(**spec), seed,
+                                    ckpt.training_names() if known else None))
+    return ([name for c in chunks for name in c.names], np.concatenate([c.logprob for c in chunks]),
+            np.concatenate([c.novel for c in chunks]) if known else None)
+
+
+def names(trainer, n, seed=0, **spec):
+    return generate(trainer, n, seed, **spec)[0]
 
 
 def test_samples_n_names_from_the_vocabulary(small_trainer):
-    names = draw(small_trainer, 50, seed=0)
-    assert len(names) == 50
-    assert all(names) and set("".join(names)) <= set(small_trainer.vocab.chars)
+    drawn = names(small_trainer, 50)
+    assert len(drawn) == 50
+    assert all(drawn) and set("".join(drawn)) <= set(small_trainer.vocab.chars)
 
 
 def test_the_same_seed_gives_the_same_names(small_trainer):
-    assert draw(small_trainer, 20, seed=4) == draw(small_trainer, 20, seed=4)
-    assert draw(small_trainer, 20, seed=4) != draw(small_trainer, 20, seed=5)
+    assert names(small_trainer, 20, seed=4) == names(small_trainer, 20, seed=4)
+    assert names(small_trainer, 20, seed=4) != names(small_trainer, 20, seed=5)
 
 
-def test_max_len_caps_name_length(small_trainer):
-    assert max(len(name) for name in draw(small_trainer, 200, seed=1, max_len=3)) <= 3
+def test_the_first_names_do_not_depend_on_how_many_are_asked_for(small_trainer):
+    many = names(small_trainer, 3 * sampling.BLOCK + 5, seed=8)  # four blocks of candidates
+    assert names(small_trainer, 10, seed=8) == many[:10]
+
+
+def test_constrained_names_do_not_depend_on_how_many_are_asked_for(small_trainer):
+    spec = dict(suffix="us", min_len=6, unique=True, novel=True, temperature=1.3, top_p=0.95)
+    many = names(small_trainer, 300, seed=2, **spec)
+    assert names(small_trainer, 7, seed=2, **spec) == many[:7]
+
+
+def test_names_arrive_in_chunks_as_they_are_drawn(small_trainer):
+    ckpt = small_trainer.checkpoint()
+    chunks = sampling.generate(ckpt.inference_params(), ckpt.model_config, ckpt.vocab, 10**9, seed=0)
+    first = next(chunks)
+    assert 0 < len(first.names) <= sampling.BLOCK
+
+
+def test_every_name_continues_the_prefix(small_trainer):
+    drawn = names(small_trainer, 100, prefix="Tyr")
+    assert all(name.startswith("Tyr") for name in drawn)
+    assert len(set(name[3:] for name in drawn)) > 10  # the continuations are drawn, not fixed
+
+
+@pytest.mark.parametrize("spec", [
+    dict(suffix="saurus"),
+    dict(contains="ra"),
+    dict(min_len=12),
+    dict(max_len=6),
+    dict(min_len=7, max_len=8, prefix="A", suffix="s", contains="o"),
+])
+def test_constraints_always_hold(small_trainer, spec):
+    drawn = names(small_trainer, 60, seed=1, **spec)
+    assert len(drawn) == 60
+    for name in drawn:
+        assert name.startswith(spec.get("prefix", "")) and name.endswith(spec.get("suffix", ""))
+        assert spec.get("contains", "") in name
+        assert spec.get("min_len", 1) <= len(name) <= spec.get("max_len", sampling.DEFAULT_MAX_LEN)
+
+
+def test_novel_names_are_never_training_names(parrot_trainer):
+    drawn, _, novel = generate(parrot_trainer, 30, seed=3, novel=True)
+    assert len(drawn) == 30 and not set(parrot_trainer.names.names) & set(drawn)
+    assert novel.all()
+
+
+def test_every_name_is_marked_novel_or_not(parrot_trainer):
+    training = set(parrot_trainer.names.names)
+    drawn, _, novel = generate(parrot_trainer, 100, seed=3)
+    assert novel.tolist() == [name not in training for name in drawn]
+    assert 0 < novel.sum() < 10  # the parrot mostly repeats its training names
+
+
+def test_unique_names_never_repeat(parrot_trainer):
+    drawn = names(parrot_trainer, 12, seed=0, unique=True)
+    assert len(drawn) == len(set(drawn)) == 12
+
+
+def test_without_unique_names_repeat(parrot_trainer):
+    drawn = names(parrot_trainer, 12, seed=0)
+    assert len(set(drawn)) < 12
+
+
+def test_novel_and_unique_compose_with_constraints(parrot_trainer):
+    drawn = names(parrot_trainer, 5, seed=5, prefix="S", suffix="us", novel=True, unique=True, temperature=1.5)
+    assert len(drawn) == len(set(drawn)) == 5
+    assert all(n.startswith("S") and n.endswith("us") for n in drawn)
+    assert not set(drawn) & set(parrot_trainer.names.names)
+
+
+def greedy_name(trainer) -> str:
+    """The argmax continuation, step by step, straight from the README's RNN equations."""
+    params = trainer.checkpoint().inference_params()
+    h, x, name = np.zeros((1, trainer.model_cfg.hidden), np.float32), 0, ""
+    for _ in range(sampling.DEFAULT_MAX_LEN):
+        h = np.tanh(params["W_xh.0"][[x]] + params["b_h.0"] + h @ params["W_hh.0"])
+        x = int(np.argmax(h @ params["W_hy"] + params["b_y"]))
+        if x == 0:
+            return name
+        name += trainer.vocab.chars[x - 1]
+    raise AssertionError("the greedy name never ends")
+
+
+def test_top_k_1_gives_the_greedy_name(small_trainer):
+    assert set(names(small_trainer, 30, seed=9, top_k=1)) == {greedy_name(small_trainer)}
+
+
+def test_top_k_keeps_only_the_k_likeliest():
+    logits = np.log(np.array([[0.1, 0.4, 0.2, 0.3]], np.float32))
+    weights = sampling._filter(logits, logits.max(axis=1, keepdims=True), SampleSpec(top_k=2))
+    assert np.flatnonzero(weights[0]).tolist() == [1, 3]
+
+
+@pytest.mark.parametrize("p, kept", [(0.3, [0]), (0.7, [0, 1]), (0.79, [0, 1]), (0.81, [0, 1, 2]), (1.0, [0, 1, 2, 3])])
+def test_top_p_keeps_the_smallest_set_holding_p(p, kept):
+    logits = np.log(np.array([[0.5, 0.3, 0.15, 0.05]], np.float64))
+    weights = sampling._filter(logits, logits.max(axis=1, keepdims=True), SampleSpec(top_p=p))
+    assert np.flatnonzero(weights[0]).tolist() == kept
+
+
+def test_temperature_sharpens_the_distribution():
+    logits = np.log(np.array([[0.2, 0.8]]))
+    weights = sampling._filter(logits, logits.max(axis=1, keepdims=True), SampleSpec(temperature=0.5))
+    assert weights[0] / weights[0].sum() == pytest.approx([1 / 17, 16 / 17])
 
 
 def test_low_temperature_repeats_the_most_likely_names(small_trainer):
-    cold = draw(small_trainer, 200, seed=2, temperature=0.05)
-    warm = draw(small_trainer, 200, seed=2, temperature=1.0)
+    cold = names(small_trainer, 200, seed=2, temperature=0.05)
+    warm = names(small_trainer, 200, seed=2, temperature=1.0)
     assert len(set(cold)) < len(set(warm))
 
 
+def test_impossible_constraints_end_with_the_names_found_and_a_clear_error(small_trainer):
+    ckpt = small_trainer.checkpoint()
+    spec = SampleSpec(top_k=1, unique=True, max_attempts=2 * sampling.BLOCK)
+    chunks = sampling.generate(ckpt.inference_params(), ckpt.model_config, ckpt.vocab, 3, spec, seed=0)
+    assert next(chunks).names == [greedy_name(small_trainer)]
+    with pytest.raises(DinogenError, match="only 1 of 3 names all different turned up in 512 attempts; loosen"):
+        next(chunks)
+
+
+def test_the_default_attempt_budget_is_bounded(small_trainer, monkeypatch):
+    monkeypatch.setattr(sampling, "ATTEMPTS_BASE", 1000)
+    monkeypatch.setattr(sampling, "ATTEMPTS_PER_NAME", 10)
+    with pytest.raises(DinogenError, match="only 0 of 2 names"):
+        names(small_trainer, 2, suffix="qqq")
+
+
+def test_novel_without_known_training_names_is_a_clear_error(small_trainer):
+    with pytest.raises(DinogenError, match="does not store the names it was trained on"):
+        generate(small_trainer, 5, known=False, novel=True)
+
+
+@pytest.mark.parametrize("field", ["prefix", "suffix", "contains"])
+def test_a_string_with_a_character_the_model_never_saw_is_refused(small_trainer, field):
+    with pytest.raises(DinogenError, match=f"the {field} 'x#' has the character '#' that the model never saw"):
+        names(small_trainer, 5, **{field: "x#"})
+
+
+@pytest.mark.parametrize("spec, message", [
+    (dict(temperature=0.0), "temperature"),
+    (dict(top_k=0), "top-k"),
+    (dict(top_p=1.5), "top-p"),
+    (dict(top_p=0.0), "top-p"),
+    (dict(min_len=5, max_len=4), "below the minimum"),
+    (dict(prefix="Abcdef", max_len=4), "prefix is longer"),
+])
+def test_impossible_settings_are_refused(small_trainer, spec, message):
+    with pytest.raises(DinogenError, match=message):
+        names(small_trainer, 1, **spec)
+
+
 def test_a_certain_model_always_draws_its_only_choice():
-    logits = np.array([[0.0, 50.0, 0.0], [60.0, 0.0, 0.0]])
-    assert sampling._draw(logits, np.random.default_rng(0)).tolist() == [1, 0]
+    weights = np.exp(np.array([[0.0, 50.0, 0.0], [60.0, 0.0, 0.0]]) - [[50.0], [60.0]])
+    assert sampling._draw(weights, np.array([0.3, 1.0])).tolist() == [1, 0]
+
+
+def test_a_character_of_weight_zero_is_never_drawn():
+    weights = np.array([[0.0, 1.0, 0.0, 2.0, 0.0]] * 4, np.float32)
+    u = np.array([1e-9, 1 / 3, 0.34, 1.0], np.float32)
+    assert sampling._draw(weights, u).tolist() == [1, 1, 3, 3]
+
+
+def test_draws_follow_the_weights():
+    u = 1 - np.random.default_rng(0).random(100_000)
+    counts = np.bincount(sampling._draw(np.tile([1.0, 2.0, 7.0], (len(u), 1)), u), minlength=3)
+    assert counts / len(u) == pytest.approx([0.1, 0.2, 0.7], abs=0.01)
 
 
 def test_decoding_strips_the_boundary_padding():
@@ -45,6 +208,34 @@ def test_decoding_strips_the_boundary_padding():
     assert sampling.decode_tokens(tokens, vocab) == ["ab", "b"]
 
 
-def test_zero_temperature_is_refused(small_trainer):
-    with pytest.raises(DinogenError, match="temperature"):
-        draw(small_trainer, 1, seed=0, temperature=0.0)
+def test_sample_also_takes_a_generator_for_its_seed(small_trainer):
+    ckpt = small_trainer.checkpoint()
+    params, cfg, vocab = ckpt.inference_params(), ckpt.model_config, ckpt.vocab
+    first = sampling.sample(params, cfg, vocab, 5, np.random.default_rng(3))
+    assert first == sampling.sample(params, cfg, vocab, 5, np.random.default_rng(3))
+    assert len(first) == 5
+
+
+def test_sample_collects_plain_names(small_trainer):
+    ckpt = small_trainer.checkpoint()
+    drawn = sampling.sample(ckpt.inference_params(), ckpt.model_config, ckpt.vocab, 5, seed=1)
+    assert drawn == names(small_trainer, 5, seed=1)
+
+
+def test_constraint_strings_are_written_as_the_model_writes_names():
+    spec = SampleSpec(prefix="Sa\u0301", suffix="US", contains="Ö").for_model(lowercase=True)
+    assert (spec.prefix, spec.suffix, spec.contains) == ("sá", "us", "ö")
+    assert SampleSpec(suffix="US").for_model(lowercase=False).suffix == "US"
+
+
+def test_hopeless_constraints_give_up_early_however_many_names_are_asked_for(small_trainer, monkeypatch):
+    monkeypatch.setattr(sampling, "ATTEMPTS_BASE", 3 * sampling.BLOCK)
+    with pytest.raises(DinogenError, match=f"only 0 of 1000000 names ending with 'qqq' turned up in {3 * sampling.BLOCK} "):
+        names(small_trainer, 10**6, suffix="qqq")
+
+
+def test_names_that_never_end_within_max_len_are_dropped_not_cut(small_trainer):
+    shorter = len(greedy_name(small_trainer)) - 1
+    with pytest.raises(DinogenError, match=f"only 0 of 1 names of 1 to {shorter} characters turned up in 256 attempts"):
+        names(small_trainer, 1, top_k=1, max_len=shorter, max_attempts=1)
+
