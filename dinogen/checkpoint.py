@@ -61,9 +61,10 @@ class Checkpoint:
     def lowercase(self) -> bool:
         return bool(self.meta.get("lowercase", False))
 
-    def inference_params(self) -> dict[str, np.ndarray]:
-        """The parameters to sample and evaluate with: the best ones when kept."""
-        return self.best if self.best is not None else self.params
+    def inference_params(self, latest: bool = False) -> dict[str, np.ndarray]:
+        """The parameters to sample and evaluate with: the best-on-validation ones
+        when kept, unless the latest are asked for."""
+        return self.best if self.best is not None and not latest else self.params
 
     def training_names(self) -> list[str] | None:
         """Every name of the file the model was trained on, or None when the file does not say."""

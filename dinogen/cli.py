@@ -284,7 +284,14 @@ def _print_train_summary(s: dict) -> None:
     )
 
 
+def latest_option(command):
+    return click.option(
+        "--latest", is_flag=True, help="Use the latest parameters, not those with the best validation loss."
+    )(command)
+
+
 @main.command(epilog=EXIT_CODES)
+@latest_option
 @click.option("--n", "-n", "count", type=click.IntRange(min=1), default=10, show_default=True, help="Names to sample.")
 @click.option("--checkpoint", "-c", "ckpt_path", default=None,
               help="Checkpoint to sample from [default: ./dinogen.npz, else the bundled model].")
@@ -312,7 +319,7 @@ def _print_train_summary(s: dict) -> None:
               help="One JSON object per line: name, logprob (total), nll (per character), novel.")
 @click.option("--report", is_flag=True, help="After the names, a table about the batch on stderr.")
 @click.option("--verbose", "-v", is_flag=True, help="Say on stderr which checkpoint is used.")
-def sample(count, ckpt_path, seed, as_json, report, verbose, **steering) -> None:
+def sample(count, ckpt_path, seed, as_json, report, verbose, latest, **steering) -> None:
     """Sample new names, one per line on stdout, written as they are drawn.
 
     Constraints (--suffix, --contains, --min-len, --max-len, --novel, --unique)
@@ -340,7 +347,7 @@ def sample(count, ckpt_path, seed, as_json, report, verbose, **steering) -> None
     except DinogenError as exc:
         raise click.UsageError(str(exc)) from None
     training_names = ckpt.training_names() if spec.novel or as_json or report else None
-    params, cfg = ckpt.inference_params(), ckpt.model_config
+    params, cfg = ckpt.inference_params(latest), ckpt.model_config
     chunks = sampling.generate(params, cfg, ckpt.vocab, count, spec, seed, training_names)
     drawn: list[str] = []
     try:
@@ -389,12 +396,13 @@ def _fmt_num(value: float | None, spec: str) -> str:
 
 
 @main.command(epilog=EXIT_CODES)
+@latest_option
 @click.argument("names", nargs=-1)
 @click.option("--checkpoint", "-c", "ckpt_path", default=None,
               help="Checkpoint to score with [default: ./dinogen.npz, else the bundled model].")
 @click.option("--encoding", default="utf-8", show_default=True, help="Text encoding of standard input.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line: name, nll, logprob, novel.")
-def score(names, ckpt_path, encoding, as_json) -> None:
+def score(names, ckpt_path, encoding, as_json, latest) -> None:
     """How likely the model finds each name: NAMES, or one per line on stdin.
 
     Prints, tab-separated: the name, its NLL per character in nats (the end token
@@ -421,7 +429,7 @@ def score(names, ckpt_path, encoding, as_json) -> None:
             click.echo("reading names from standard input, one per line (Ctrl-D to end)", err=True)
         names = read_names("-", lowercase=ckpt.lowercase, encoding=encoding, max_length=10**9).names
     training_names = ckpt.training_names()
-    scores = scoring.score_names(ckpt.inference_params(), ckpt.model_config, ckpt.vocab, names,
+    scores = scoring.score_names(ckpt.inference_params(latest), ckpt.model_config, ckpt.vocab, names,
                                  None if training_names is None else set(training_names))
     for skipped in scores.skipped:
         click.echo(f"skipped {skipped.name!r}: the model never saw the character {skipped.char!r}", err=True)
@@ -481,12 +489,13 @@ def info(ckpt_path, as_json) -> None:
 
 
 @main.command("eval", epilog=EXIT_CODES)
+@latest_option
 @click.argument("file")
 @click.option("--checkpoint", "-c", "ckpt_path", default=None,
               help="Checkpoint to evaluate [default: ./dinogen.npz, else the bundled model].")
 @click.option("--encoding", default="utf-8", show_default=True, help="Text encoding of FILE.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of text.")
-def evaluate(file, ckpt_path, encoding, as_json) -> None:
+def evaluate(file, ckpt_path, encoding, as_json, latest) -> None:
     """Mean negative log-likelihood per character of the names in FILE.
 
     Each name is read from the start token and must also predict its end, so a
@@ -507,7 +516,7 @@ def evaluate(file, ckpt_path, encoding, as_json) -> None:
     if not names.names:
         raise DinogenError(f"{names.source} holds no names to evaluate.")
     data = encode_names(names.names, ckpt.vocab, names.line_numbers)
-    result = scoring.evaluate(ckpt.inference_params(), ckpt.model_config, data)
+    result = scoring.evaluate(ckpt.inference_params(latest), ckpt.model_config, data)
     if as_json:
         click.echo(json.dumps(result))
     else:

@@ -445,3 +445,12 @@ def test_train_help_states_the_real_defaults():
             assert value == str(expected) or float(value) == float(expected), param.name
             checked += 1
     assert checked >= 15
+
+
+def test_eval_uses_the_best_parameters_unless_latest_is_asked(runner, small_trainer, small_checkpoint, tmp_path):
+    held = tmp_path / "held.txt"
+    held.write_text("\n".join(small_trainer.names.names[i] for i in small_trainer.val_idx) + "\n")
+    best = json.loads(runner.invoke(main, ["eval", str(held), "-c", str(small_checkpoint), "--json"]).stdout)
+    latest = json.loads(runner.invoke(main, ["eval", str(held), "-c", str(small_checkpoint), "--json", "--latest"]).stdout)
+    assert best["nll"] == pytest.approx(small_trainer.best_val[1], rel=1e-5)
+    assert latest["nll"] == pytest.approx(small_trainer.loss_on(small_trainer.val_idx), rel=1e-5)
