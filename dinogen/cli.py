@@ -291,7 +291,6 @@ def latest_option(command):
 
 
 @main.command(epilog=EXIT_CODES)
-@latest_option
 @click.option("--n", "-n", "count", type=click.IntRange(min=1), default=10, show_default=True, help="Names to sample.")
 @click.option("--checkpoint", "-c", "ckpt_path", default=None,
               help="Checkpoint to sample from [default: ./dinogen.npz, else the bundled model].")
@@ -319,6 +318,7 @@ def latest_option(command):
               help="One JSON object per line: name, logprob (total), nll (per character), novel.")
 @click.option("--report", is_flag=True, help="After the names, a table about the batch on stderr.")
 @click.option("--verbose", "-v", is_flag=True, help="Say on stderr which checkpoint is used.")
+@latest_option
 def sample(count, ckpt_path, seed, as_json, report, verbose, latest, **steering) -> None:
     """Sample new names, one per line on stdout, written as they are drawn.
 
@@ -396,12 +396,12 @@ def _fmt_num(value: float | None, spec: str) -> str:
 
 
 @main.command(epilog=EXIT_CODES)
-@latest_option
 @click.argument("names", nargs=-1)
 @click.option("--checkpoint", "-c", "ckpt_path", default=None,
               help="Checkpoint to score with [default: ./dinogen.npz, else the bundled model].")
 @click.option("--encoding", default="utf-8", show_default=True, help="Text encoding of standard input.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line: name, nll, logprob, novel.")
+@latest_option
 def score(names, ckpt_path, encoding, as_json, latest) -> None:
     """How likely the model finds each name: NAMES, or one per line on stdin.
 
@@ -489,12 +489,12 @@ def info(ckpt_path, as_json) -> None:
 
 
 @main.command("eval", epilog=EXIT_CODES)
-@latest_option
 @click.argument("file")
 @click.option("--checkpoint", "-c", "ckpt_path", default=None,
               help="Checkpoint to evaluate [default: ./dinogen.npz, else the bundled model].")
 @click.option("--encoding", default="utf-8", show_default=True, help="Text encoding of FILE.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of text.")
+@latest_option
 def evaluate(file, ckpt_path, encoding, as_json, latest) -> None:
     """Mean negative log-likelihood per character of the names in FILE.
 

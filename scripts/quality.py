@@ -150,6 +150,7 @@ def main() -> None:
     parser.add_argument("--set", dest="settings", default="{}",
                         help='dinogen settings over the preset, as JSON: \'{"cell": "gru", "hidden": 256}\'')
     parser.add_argument("--no-torch", action="store_true")
+    parser.add_argument("--lowercase", action="store_true", help="fold every data set to lower case, for all models")
     parser.add_argument("--quick", action="store_true", help="3 s per model: checks that the script runs")
     parser.add_argument("--json", dest="json_path")
     args = parser.parse_args()
@@ -161,6 +162,8 @@ def main() -> None:
         if names is None:
             print(f"{name}: skipped (not available here)", file=sys.stderr)
             continue
+        if args.lowercase:
+            names = NameList([n.lower() for n in names.names], names.line_numbers, names.source)
         budget = args.large_budget if name == "surnames" else args.budget
         for seed in args.seeds:
             pool, test = split(names, seed)
