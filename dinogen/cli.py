@@ -99,17 +99,17 @@ def set_blas_threads(threads: int | None) -> None:
 @main.command(epilog=EXIT_CODES)
 @click.argument("data", required=False)
 @click.option("--out", "-o", default="dinogen.npz", show_default=True, help="Checkpoint to write.")
-@click.option("--steps", type=click.IntRange(min=1), default=None, help="Optimizer steps (default 3000).")
+@click.option("--steps", type=click.IntRange(min=1), default=None, help="Optimizer steps (default 5000).")
 @click.option("--max-seconds", type=click.FloatRange(min=0, min_open=True), default=None,
               help="Stop after this many seconds of training, if --steps has not stopped it first.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=None, help="Names per batch (default 32).")
-@click.option("--hidden", type=click.IntRange(min=1), default=None, help="Hidden units per layer (default 128).")
+@click.option("--hidden", type=click.IntRange(min=1), default=None, help="Hidden units per layer (default 256).")
 @click.option("--layers", type=click.IntRange(1, 3), default=None, help="Stacked recurrent layers (default 1).")
-@click.option("--cell", type=click.Choice(CELL_CHOICES), default=None, help="Recurrent cell (default rnn).")
+@click.option("--cell", type=click.Choice(CELL_CHOICES), default=None, help="Recurrent cell (default lstm).")
 @click.option("--embed-dim", type=click.IntRange(min=0), default=None,
-              help="Embedding width before the first layer; 0 = none (default 0).")
+              help="Embedding width before the first layer; 0 = none (default 32).")
 @click.option("--dropout", type=click.FloatRange(0, 1, max_open=True), default=None,
-              help="Dropout on non-recurrent connections while training (default 0).")
+              help="Dropout on non-recurrent connections while training (default 0.5).")
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=None, help="Peak learning rate (default 3e-3).")
 @click.option("--schedule", type=click.Choice(["cosine", "constant"]), default=None,
               help="Learning-rate schedule (default cosine, down to 5% of --lr).")

@@ -28,12 +28,12 @@ VAL_PROBE = 10_000  # validation names evaluated periodically (all of them when 
 
 @dataclass
 class TrainConfig:
-    cell: str = "rnn"  # recurrent cell: rnn | gru | lstm
-    hidden: int = 128  # H: hidden units per layer
+    cell: str = "lstm"  # recurrent cell: rnn | gru | lstm (the LSTM generalised best)
+    hidden: int = 256  # H: hidden units per layer
     layers: int = 1  # stacked recurrent layers
-    embed_dim: int = 0  # E: embedding before the first layer; 0 = direct row lookup
-    dropout: float = 0.0  # inverted dropout on non-recurrent connections while training
-    steps: int = 3000  # optimizer steps (one batch each); max_seconds or patience may stop sooner
+    embed_dim: int = 32  # E: embedding before the first layer; 0 = direct row lookup
+    dropout: float = 0.5  # inverted dropout on non-recurrent connections while training
+    steps: int = 5000  # optimizer steps (one batch each); max_seconds or patience may stop sooner
     max_seconds: float | None = None  # wall-clock limit on training; None = steps alone decide
     batch_size: int = 32  # names per batch
     lr: float = 3e-3  # peak learning rate

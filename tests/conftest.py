@@ -27,8 +27,9 @@ def course_file():
 
 @pytest.fixture(scope="session")
 def small_trainer(bundled_names):
-    """A small model trained for a few hundred steps on the bundled names."""
-    trainer = Trainer(bundled_names, TrainConfig(hidden=32, steps=300, eval_every=100, seed=3))
+    """A small vanilla RNN trained for a few hundred steps on the bundled names."""
+    cfg = TrainConfig(cell="rnn", hidden=32, embed_dim=0, dropout=0.0, steps=300, eval_every=100, seed=3)
+    trainer = Trainer(bundled_names, cfg)
     trainer.run()
     return trainer
 
@@ -45,7 +46,8 @@ def parrot_trainer():
     """A model that has learnt eight names by heart, so it mostly repeats them."""
     names = NameList(["Alosaurus", "Bruhathkayosaurus", "Coelophysis", "Diplodocus", "Edmontosaurus",
                       "Iguanodon", "Stegosaurus", "Triceratops"], list(range(1, 9)), "parrot.txt")
-    trainer = Trainer(names, TrainConfig(hidden=32, steps=400, lr=1e-2, val_fraction=0, eval_every=400, seed=1))
+    trainer = Trainer(names, TrainConfig(cell="rnn", hidden=32, embed_dim=0, dropout=0.0, steps=400, lr=1e-2,
+                                         val_fraction=0, eval_every=400, seed=1))
     trainer.run()
     return trainer
 

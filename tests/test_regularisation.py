@@ -32,7 +32,8 @@ def test_a_tiny_model_overfits_a_handful_of_names(cell):
 
 def test_early_stopping_keeps_the_best_parameters_not_the_latest():
     names = [f"{a}{b}{c}" for a in "abcdefgh" for b in "aeiou" for c in "klmnprst"]  # 320 names
-    cfg = TrainConfig(hidden=64, steps=5000, batch_size=8, lr=3e-2, schedule="constant", eval_every=10, patience=3)
+    cfg = TrainConfig(cell="rnn", hidden=64, embed_dim=0, dropout=0.0, steps=5000, batch_size=8, lr=3e-2,
+                      schedule="constant", eval_every=10, patience=3)
     trainer = Trainer(name_list(names), cfg)
     summary = trainer.run()
     assert summary["stopped_early"] and summary["steps"] < 5000
