@@ -33,6 +33,7 @@ import numpy as np
 
 from dinogen.data import Dataset, Vocab
 from dinogen.errors import DinogenError
+from dinogen.files import read_bytes
 from dinogen.model import ModelConfig, param_shapes
 
 FORMAT = "dinogen-checkpoint"
@@ -156,16 +157,7 @@ def _fsync_folder(folder: Path) -> None:
 def load(path: str | Path) -> Checkpoint:
     """Read and check a checkpoint; never unpickles anything."""
     path = Path(path)
-    if path.is_dir():
-        raise DinogenError(f"{path} is a folder, not a checkpoint; give the path of a .npz file made by `dinogen train`.")
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise DinogenError(f"checkpoint {path} does not exist; train one with `dinogen train` or pass -c PATH.") from None
-    except PermissionError:
-        raise DinogenError(f"checkpoint {path} cannot be read (permission denied); check its permissions.") from None
-    except OSError as exc:
-        raise DinogenError(f"checkpoint {path} cannot be read ({exc.strerror}); check the path.") from None
+    raw = read_bytes(path, "checkpoint", "train one with `dinogen train` or pass -c PATH")
     _verify_digest(path, raw)
     try:
         with np.load(io.BytesIO(raw), allow_pickle=False) as npz:

@@ -20,6 +20,7 @@ from typing import Iterator, TextIO
 import numpy as np
 
 from dinogen.errors import DinogenError
+from dinogen.files import read_bytes
 
 BOUNDARY = 0  # token that starts every name and ends it
 PAD = -1  # target at padded positions (no prediction there)
@@ -61,16 +62,7 @@ def read_names(
         lines = list(source)
         return _clean_lines(lines, getattr(source, "name", "<stream>"), lowercase, max_length)
     path = Path(source)
-    if path.is_dir():
-        raise DinogenError(f"{path} is a folder, not a file of names; give the path of a text file with one name per line.")
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise DinogenError(f"{path} does not exist; give the path of a text file with one name per line.") from None
-    except PermissionError:
-        raise DinogenError(f"{path} cannot be read (permission denied); check its permissions.") from None
-    except OSError as exc:
-        raise DinogenError(f"{path} cannot be read ({exc.strerror}); check the path.") from None
+    raw = read_bytes(path, "names file", "give the path of a text file with one name per line")
     return _parse(raw, str(path), encoding, lowercase, max_length)
 
 
