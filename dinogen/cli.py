@@ -98,7 +98,7 @@ def set_blas_threads(threads: int | None) -> None:
 
 @main.command(epilog=EXIT_CODES)
 @click.argument("data", required=False)
-@click.option("--out", "-o", default="dinogen.npz", show_default=True, help="Checkpoint to write.")
+@click.option("--out", "-o", default="dinogen.npz", show_default=True, metavar="PATH", help="Checkpoint to write.")
 @click.option("--steps", type=click.IntRange(min=1), default=None, help="Optimizer steps (default 5000).")
 @click.option("--max-seconds", type=click.FloatRange(min=0, min_open=True), default=None,
               help="Stop after this many seconds of training, if --steps has not stopped it first.")
@@ -127,7 +127,7 @@ def set_blas_threads(threads: int | None) -> None:
 @click.option("--preset", type=click.Choice(["course", "best"]), default=None,
               help="course: the classic notebook's settings; best: the lowest held-out loss we found. Flags override.")
 @click.option("--lowercase", is_flag=True, default=None, help="Fold names to lower case first (as the classic course does).")
-@click.option("--resume", "resume_path", default=None,
+@click.option("--resume", "resume_path", default=None, metavar="PATH",
               help="Continue the run saved in this checkpoint exactly (--steps counts total steps).")
 @click.option("--encoding", default="utf-8", show_default=True, help="Text encoding of DATA.")
 @click.option("--max-name-length", type=click.IntRange(min=1), default=64, show_default=True,
@@ -284,6 +284,13 @@ def _print_train_summary(s: dict) -> None:
     )
 
 
+def checkpoint_option(verb: str):
+    return click.option(
+        "--checkpoint", "-c", "ckpt_path", default=None, metavar="PATH",
+        help=f"Checkpoint to {verb} [default: ./dinogen.npz, else the bundled model].",
+    )
+
+
 def latest_option(command):
     return click.option(
         "--latest", is_flag=True, help="Use the latest parameters, not those with the best validation loss."
@@ -292,8 +299,7 @@ def latest_option(command):
 
 @main.command(epilog=EXIT_CODES)
 @click.option("--n", "-n", "count", type=click.IntRange(min=1), default=10, show_default=True, help="Names to sample.")
-@click.option("--checkpoint", "-c", "ckpt_path", default=None,
-              help="Checkpoint to sample from [default: ./dinogen.npz, else the bundled model].")
+@checkpoint_option("sample from")
 @click.option("--seed", type=click.IntRange(min=0), default=None,
               help="Seed; the same seed and checkpoint give the same names.")
 @click.option("--temperature", "-t", type=click.FloatRange(min=0, min_open=True), default=1.0, show_default=True,
@@ -397,8 +403,7 @@ def _fmt_num(value: float | None, spec: str) -> str:
 
 @main.command(epilog=EXIT_CODES)
 @click.argument("names", nargs=-1)
-@click.option("--checkpoint", "-c", "ckpt_path", default=None,
-              help="Checkpoint to score with [default: ./dinogen.npz, else the bundled model].")
+@checkpoint_option("score with")
 @click.option("--encoding", default="utf-8", show_default=True, help="Text encoding of standard input.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line: name, nll, logprob, novel.")
 @latest_option
@@ -490,8 +495,7 @@ def info(ckpt_path, as_json) -> None:
 
 @main.command("eval", epilog=EXIT_CODES)
 @click.argument("file")
-@click.option("--checkpoint", "-c", "ckpt_path", default=None,
-              help="Checkpoint to evaluate [default: ./dinogen.npz, else the bundled model].")
+@checkpoint_option("evaluate")
 @click.option("--encoding", default="utf-8", show_default=True, help="Text encoding of FILE.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of text.")
 @latest_option
