@@ -519,7 +519,7 @@ def evaluate(file, ckpt_path, encoding, as_json, latest) -> None:
     names = read_names(file, lowercase=ckpt.lowercase, encoding=encoding, max_length=10**9)
     if not names.names:
         raise DinogenError(f"{names.source} holds no names to evaluate.")
-    data = encode_names(names.names, ckpt.vocab, names.line_numbers)
+    data = encode_names(names.names, ckpt.vocab, names.line_numbers, names.source)
     result = scoring.evaluate(ckpt.inference_params(latest), ckpt.model_config, data)
     if as_json:
         click.echo(json.dumps(result))

@@ -155,10 +155,13 @@ class Dataset:
         return int(lengths.sum() + len(lengths))
 
 
-def encode_names(names: list[str], vocab: Vocab, line_numbers: list[int] | None = None) -> Dataset:
+def encode_names(
+    names: list[str], vocab: Vocab, line_numbers: list[int] | None = None, source: str | None = None
+) -> Dataset:
     """Encode names into compact arrays, vectorised over all characters at once.
 
-    Raises DinogenError naming the first character the vocabulary lacks and its line.
+    Raises DinogenError naming the first character the vocabulary lacks, its line
+    and (when given) the file.
     """
     joined = "".join(names)
     points = np.frombuffer(joined.encode("utf-32-le"), dtype=np.uint32)  # (C,)
@@ -172,6 +175,7 @@ def encode_names(names: list[str], vocab: Vocab, line_numbers: list[int] | None 
         first = int(np.argmin(known))
         i = int(np.searchsorted(offsets, first, side="right") - 1)
         where = f"line {line_numbers[i]}" if line_numbers else f"name {i + 1}"
+        where = f"{source} {where}" if source else where
         raise DinogenError(
             f"{where} ({names[i]!r}) has the character {chr(points[first])!r} "
             f"(U+{int(points[first]):04X}) that the model never saw in training; remove that name or retrain with it."
