@@ -83,7 +83,7 @@ def dinogen_run(pool: NameList, test: NameList, preset: str | None, budget: floa
     return {"nll": total / count, "steps": summary["steps"], "best_step": summary["best_step"]}
 
 
-def torch_run(pool: NameList, test: NameList, budget: float, seed: int, eval_every: int = 100) -> dict | None:
+def torch_run(pool: NameList, test: NameList, budget: float, seed: int, settings: dict, eval_every: int = 100) -> dict | None:
     """The PyTorch peer with an embedding, dropout and early stopping on the same validation split."""
     try:
         import torch
@@ -94,7 +94,7 @@ def torch_run(pool: NameList, test: NameList, budget: float, seed: int, eval_eve
     vocab = Vocab.from_names(pool.names)
     data = encode_names(pool.names, vocab)
     train_idx, val_idx = split_indices(len(data), 0.1, seed)
-    s = TORCH_SETTINGS
+    s = {**TORCH_SETTINGS, **settings}
     net = regularised_peer(s["cell"], vocab.size, s["hidden"], s["layers"], s["embed_dim"], s["dropout"], seed)
     optimizer = torch.optim.Adam(net.parameters(), lr=s["lr"])
     best, best_state, steps, started = math.inf, None, 0, time.perf_counter()
@@ -150,6 +150,9 @@ def main() -> None:
     parser.add_argument("--set", dest="settings", default="{}",
                         help='dinogen settings over the preset, as JSON: \'{"cell": "gru", "hidden": 256}\'')
     parser.add_argument("--no-torch", action="store_true")
+    parser.add_argument("--no-dinogen", action="store_true")
+    parser.add_argument("--torch-set", dest="torch_settings", default="{}",
+                        help=f"PyTorch peer settings over {TORCH_SETTINGS}, as JSON")
     parser.add_argument("--lowercase", action="store_true", help="fold every data set to lower case, for all models")
     parser.add_argument("--quick", action="store_true", help="3 s per model: checks that the script runs")
     parser.add_argument("--json", dest="json_path")
@@ -170,9 +173,9 @@ def main() -> None:
             row = {"data": name, "seed": seed, "names": len(names.names), "test_names": len(test.names),
                    "budget_s": budget, **baselines(pool, test)}
             preset = None if args.preset == "none" else args.preset
-            run = dinogen_run(pool, test, preset, budget, seed, **json.loads(args.settings))
-            row.update({"dinogen": run["nll"], "dinogen_steps": run["steps"]})
-            peer = None if args.no_torch else torch_run(pool, test, budget, seed)
+            run = None if args.no_dinogen else dinogen_run(pool, test, preset, budget, seed, **json.loads(args.settings))
+            row.update({"dinogen": run["nll"] if run else None, "dinogen_steps": run["steps"] if run else None})
+            peer = None if args.no_torch else torch_run(pool, test, budget, seed, json.loads(args.torch_settings))
             row.update({"torch": peer["nll"] if peer else None, "torch_steps": peer["steps"] if peer else None})
             rows.append(row)
             print(json.dumps(row), file=sys.stderr, flush=True)
