@@ -128,6 +128,7 @@ def write_arrays(path: str | Path, arrays: dict[str, np.ndarray]) -> None:
     except OSError as exc:
         raise DinogenError(f"cannot write {path}: {exc.strerror}; choose another --out.") from None
     try:
+        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; a checkpoint is an ordinary file
         with os.fdopen(fd, "wb") as f:
             f.write(raw)
             f.flush()
@@ -139,6 +140,12 @@ def write_arrays(path: str | Path, arrays: dict[str, np.ndarray]) -> None:
             raise DinogenError(f"cannot write {path}: {exc.strerror or exc}; the previous file, if any, is unchanged.") from None
         raise
     _fsync_folder(folder)
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def _fsync_folder(folder: Path) -> None:

@@ -3,6 +3,7 @@
 import hashlib
 import io
 import json
+import os
 import threading
 import zipfile
 
@@ -239,3 +240,13 @@ def test_concurrent_saves_to_one_path_always_leave_a_valid_file(small_trainer, t
     assert errors == []
     assert checkpoint.load(path).meta["step"] == ckpt.meta["step"]
     assert [p.name for p in tmp_path.iterdir()] == ["shared.npz"]
+
+
+def test_a_saved_checkpoint_has_ordinary_file_permissions(small_trainer, tmp_path):
+    path = tmp_path / "mode.npz"
+    mask = os.umask(0o022)
+    try:
+        checkpoint.save(path, small_trainer.checkpoint())
+    finally:
+        os.umask(mask)
+    assert path.stat().st_mode & 0o777 == 0o644
