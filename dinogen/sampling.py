@@ -34,7 +34,7 @@ from dinogen.errors import DinogenError
 from dinogen.scoring import Scored
 
 DEFAULT_MAX_LEN = 100  # longest name sampled, in characters; longer drafts are dropped
-BLOCK = 256  # candidates drawn together with one random stream; fixed so that seeds reproduce
+BLOCK = 128  # candidates drawn together with one random stream; fixed so that seeds reproduce
 ATTEMPTS_BASE = 100_000  # candidates drawn before giving up when none has passed ...
 ATTEMPTS_PER_NAME = 1_000  # ... and in all, ATTEMPTS_BASE plus this many per name asked for
 

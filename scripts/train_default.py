@@ -1,10 +1,13 @@
 """Train the bundled default model: data/dinos.txt -> dinogen/assets/default.npz.
 
-It trains with `--preset best` (a fixed number of steps, so the run is
-deterministic: the same code, data and seed give the same file on one machine
-and BLAS build) and keeps only what sampling needs: the best-on-validation
-parameters, without the latest ones and the optimizer state, to keep the
-package small. Rerun it after changing the data or the preset:
+It trains with the default settings, exactly what `dinogen train` does (a
+fixed number of steps, so the run is deterministic: the same code, data and
+seed give the same file on one machine and BLAS build), and keeps only what
+sampling needs: the best-on-validation parameters, without the latest ones and
+the optimizer state. Not `--preset best`: on data/dinos.txt the two reach the
+same validation loss (1.727 and 1.717 nats/char), and the default's LSTM of 256
+is a quarter of the size and samples four times faster, which keeps
+`dinogen sample` quick to start. Rerun it after changing the data or defaults:
 
     python scripts/train_default.py
 """
@@ -25,7 +28,7 @@ set_blas_threads(1)  # before NumPy loads, as the CLI does
 
 from dinogen import checkpoint  # noqa: E402
 from dinogen.data import read_names  # noqa: E402
-from dinogen.train import Trainer, config_from  # noqa: E402
+from dinogen.train import Trainer, TrainConfig  # noqa: E402
 
 
 def main() -> None:
@@ -34,7 +37,7 @@ def main() -> None:
     args = parser.parse_args()
     names = read_names(ROOT / "data" / "dinos.txt")
     names.source = "data/dinos.txt"  # a path that means the same on every machine
-    trainer = Trainer(names, config_from("best"))
+    trainer = Trainer(names, TrainConfig())
     summary = trainer.run()
     full = trainer.checkpoint()
     slim = checkpoint.Checkpoint(full.inference_params(), full.meta, data=full.data)
