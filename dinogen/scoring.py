@@ -23,8 +23,9 @@ def name_nll(params: dict[str, np.ndarray], cfg: ModelConfig, data: Dataset) -> 
     totals = np.zeros(len(data))
     for batch in iter_eval_batches(data, np.arange(len(data))):
         nll, _ = model.forward(params, cfg, batch)  # (P,) in the order of batch.real
-        columns = batch.real % batch.x.shape[1]  # (P,) the batch column of each prediction
-        totals += np.bincount(batch.names[columns], weights=nll, minlength=len(data))
+        width = batch.x.shape[1]
+        columns = batch.real % width  # (P,) the batch column of each prediction
+        totals[batch.names] += np.bincount(columns, weights=nll, minlength=width)  # names are distinct
     return totals
 
 
