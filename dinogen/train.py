@@ -89,7 +89,7 @@ PRESETS: dict[str, dict] = {
     # The lowest held-out loss we found within 5 minutes on 2 cores (README, Quality).
     "best": dict(
         cell="lstm", hidden=512, layers=1, embed_dim=64, dropout=0.65, weight_decay=0.05, batch_size=32,
-        optimizer="adam", lr=3e-3, schedule="cosine", steps=8000, eval_every=200,
+        optimizer="adam", lr=3e-3, schedule="cosine", steps=3000, eval_every=200,
     ),
 }
 
