@@ -370,10 +370,15 @@ def sample(count, ckpt_path, seed, as_json, report, verbose, latest, **steering)
 
 
 def _write_chunk(chunk, as_json: bool) -> None:
-    """Names (or JSON lines) on stdout, flushed at once so a pipe sees them."""
-    lines = [json.dumps(r, ensure_ascii=False) for r in chunk.records()] if as_json else chunk.names
-    sys.stdout.write("\n".join(lines) + "\n")
-    sys.stdout.flush()
+    """Names (or JSON lines) on stdout."""
+    _write_lines([json.dumps(r, ensure_ascii=False) for r in chunk.records()] if as_json else chunk.names)
+
+
+def _write_lines(lines: list[str]) -> None:
+    """Result lines on stdout, flushed at once so a pipe sees them."""
+    if lines:
+        sys.stdout.write("\n".join(lines) + "\n")
+        sys.stdout.flush()
 
 
 def _print_batch_report(names: list[str], training_names: list[str] | None) -> None:
@@ -438,13 +443,11 @@ def score(names, ckpt_path, encoding, as_json, latest) -> None:
                                  None if training_names is None else set(training_names))
     for skipped in scores.skipped:
         click.echo(f"skipped {skipped.name!r}: the model never saw the character {skipped.char!r}", err=True)
+    records = scores.scored.records()
     if as_json:
-        lines = [json.dumps(r, ensure_ascii=False) for r in scores.scored.records()]
+        _write_lines([json.dumps(r, ensure_ascii=False) for r in records])
     else:
-        lines = ["\t".join(_score_fields(r)) for r in scores.scored.records()]
-    if lines:
-        sys.stdout.write("\n".join(lines) + "\n")
-        sys.stdout.flush()
+        _write_lines(["\t".join(_score_fields(r)) for r in records])
     if scores.skipped:
         raise click.ClickException(
             f"{len(scores.skipped)} of {len(names)} names were skipped for characters the model never saw."

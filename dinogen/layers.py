@@ -86,12 +86,6 @@ def cross_entropy_backward(dnll: np.ndarray, cache) -> np.ndarray:
     return dlogits
 
 
-def log_softmax(logits: np.ndarray) -> np.ndarray:
-    """log p over the last (vocabulary) axis, stable for any leading shape."""
-    shifted = logits - logits.max(axis=-1, keepdims=True)
-    return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
-
-
 def dropout_forward(x: np.ndarray, p: float, rng: np.random.Generator):
     """Inverted dropout: zero each entry with probability p, scale the rest by 1/(1-p).
 

@@ -20,7 +20,7 @@ from dinogen.cells import CELLS
 from dinogen.checkpoint import Checkpoint
 from dinogen.data import BatchSchedule, NameList, Vocab, encode_names, make_batch, split_indices
 from dinogen.errors import DinogenError
-from dinogen.optim import OPTIMIZERS, clip_elementwise, clip_global_norm, cosine_lr
+from dinogen.optim import OPTIMIZERS, clip_elementwise, clip_global_norm, cosine_lr, global_norm
 
 TRAIN_SUBSET = 5000  # names of the training split used to report the final training loss
 VAL_PROBE = 10_000  # validation names evaluated periodically (all of them when there are fewer)
@@ -170,7 +170,7 @@ class Trainer:
         grads = model.backward(np.full_like(nll, 1.0 / per), cache)
         loss = float(nll.mean())
         clip = clip_global_norm if cfg.clip_mode == "norm" else clip_elementwise
-        norm = clip(grads, cfg.clip) if cfg.clip > 0 else clip_global_norm(grads, 0)
+        norm = clip(grads, cfg.clip) if cfg.clip > 0 else global_norm(grads)
         if not (math.isfinite(loss) and math.isfinite(norm)):
             raise Diverged(f"training diverged at step {self.step + 1} (loss {loss}); lower --lr or keep --clip on.")
         self.optimizer.step(self.params, grads)
@@ -183,7 +183,8 @@ class Trainer:
         """Mean NLL per character over the names idx, or None when there are none."""
         if len(idx) == 0:
             return None
-        total, count = model.total_nll(params or self.params, self.model_cfg, self.data, idx)
+        params = self.params if params is None else params
+        total, count = model.total_nll(params, self.model_cfg, self.data, idx)
         return total / count
 
     def evaluate(self) -> float | None:

@@ -13,6 +13,19 @@ BUNDLED_NAMES = ROOT / "data" / "dinos.txt"
 COURSE_FILE = ROOT.parent / "shared" / "data" / "dinos.txt"
 
 
+def trained(names, **settings):
+    """A quick vanilla RNN of 32 units trained on names (settings override)."""
+    trainer = Trainer(names, TrainConfig(**{"cell": "rnn", "hidden": 32, "embed_dim": 0, "dropout": 0.0, **settings}))
+    trainer.run()
+    return trainer
+
+
+def saved(trainer, tmp_path_factory, name):
+    path = tmp_path_factory.mktemp("ckpt") / name
+    checkpoint.save(path, trainer.checkpoint())
+    return path
+
+
 @pytest.fixture(scope="session")
 def bundled_names():
     return read_names(BUNDLED_NAMES)
@@ -28,17 +41,12 @@ def course_file():
 @pytest.fixture(scope="session")
 def small_trainer(bundled_names):
     """A small vanilla RNN trained for a few hundred steps on the bundled names."""
-    cfg = TrainConfig(cell="rnn", hidden=32, embed_dim=0, dropout=0.0, steps=300, eval_every=100, seed=3)
-    trainer = Trainer(bundled_names, cfg)
-    trainer.run()
-    return trainer
+    return trained(bundled_names, steps=300, eval_every=100, seed=3)
 
 
 @pytest.fixture(scope="session")
 def small_checkpoint(small_trainer, tmp_path_factory):
-    path = tmp_path_factory.mktemp("ckpt") / "small.npz"
-    checkpoint.save(path, small_trainer.checkpoint())
-    return path
+    return saved(small_trainer, tmp_path_factory, "small.npz")
 
 
 @pytest.fixture(scope="session")
@@ -46,14 +54,9 @@ def parrot_trainer():
     """A model that has learnt eight names by heart, so it mostly repeats them."""
     names = NameList(["Alosaurus", "Bruhathkayosaurus", "Coelophysis", "Diplodocus", "Edmontosaurus",
                       "Iguanodon", "Stegosaurus", "Triceratops"], list(range(1, 9)), "parrot.txt")
-    trainer = Trainer(names, TrainConfig(cell="rnn", hidden=32, embed_dim=0, dropout=0.0, steps=400, lr=1e-2,
-                                         val_fraction=0, eval_every=400, seed=1))
-    trainer.run()
-    return trainer
+    return trained(names, steps=400, lr=1e-2, val_fraction=0, eval_every=400, seed=1)
 
 
 @pytest.fixture(scope="session")
 def parrot_checkpoint(parrot_trainer, tmp_path_factory):
-    path = tmp_path_factory.mktemp("ckpt") / "parrot.npz"
-    checkpoint.save(path, parrot_trainer.checkpoint())
-    return path
+    return saved(parrot_trainer, tmp_path_factory, "parrot.npz")
