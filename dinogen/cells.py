@@ -8,13 +8,17 @@ still going, so padded positions are never computed: their h stays 0 and their
 gradients are exactly 0.
 
 Each cell is a trio of functions:
-    forward(a_x, n_active, W_hh) -> (h, cache)    a_x: (T, B, G*H), h: (T, B, H)
+    forward(a_x, n_active, W_hh, ws) -> (h, cache) a_x: (T, B, G*H), h: (T, B, H)
     backward(dh, cache) -> (da_x, dW_hh)          dh: (T, B, H) from above, not through time
     step(a_x_t, state, W_hh) -> state             one time step for sampling; state[0] is h
 
 The G gate blocks lie side by side along the last axis of a_x, W_xh, W_hh and
 b_h, each H wide: LSTM i, f, o, g; GRU r, z, n. All G blocks of a step come from
 one (n, H) @ (H, G*H) product.
+
+Every array of the block comes from ws (a workspace.Workspace; fresh arrays by
+default), which the training loop reuses from step to step; the cache carries it
+to backward.
 """
 
 from __future__ import annotations
@@ -24,22 +28,25 @@ from typing import Callable
 
 import numpy as np
 
+from dinogen.workspace import FRESH, Workspace
 
-def rnn_forward(a_x: np.ndarray, n_active: np.ndarray, W_hh: np.ndarray):
+
+def rnn_forward(a_x: np.ndarray, n_active: np.ndarray, W_hh: np.ndarray, ws: Workspace = FRESH):
     """h_t = tanh(a_x[t] + h_{t-1} W_hh), h_0 = 0.
 
     a_x: (T, B, H); n_active: (T,) int; W_hh: (H, H). Returns h: (T, B, H).
     """
     T, B, H = a_x.shape
-    h = np.zeros_like(a_x)
-    h_prev = np.zeros((B, H), dtype=a_x.dtype)
+    h = ws.zeros("h", (T, B, H), a_x.dtype)
+    h_prev = ws.zeros("h_0", (B, H), a_x.dtype)
     for t in range(T):
         n = n_active[t]
-        pre = h_prev[:n] @ W_hh  # (n, H)
-        pre += a_x[t, :n]
-        np.tanh(pre, out=h[t, :n])
+        h_t = h[t, :n]
+        np.matmul(h_prev[:n], W_hh, out=h_t)
+        h_t += a_x[t, :n]
+        np.tanh(h_t, out=h_t)
         h_prev = h[t]
-    return h, (h, n_active, W_hh)
+    return h, (h, n_active, W_hh, ws)
 
 
 def rnn_backward(dh: np.ndarray, cache):
@@ -49,20 +56,36 @@ def rnn_backward(dh: np.ndarray, cache):
     Returns da_x: (T, B, H) and dW_hh: (H, H). dW_hh is built from h_{t-1}, in one
     matrix product over all steps after the loop; the loop only carries dh back.
     """
-    h, n_active, W_hh = cache
+    h, n_active, W_hh, ws = cache
     T, B, H = h.shape
-    da_x = np.zeros_like(h)
-    dh_next = np.zeros((B, H), dtype=h.dtype)  # gradient reaching h_t from step t + 1
-    W_hh_T = np.ascontiguousarray(W_hh.T)
+    dtanh = ws.empty("dtanh", (T, B, H), h.dtype)  # 1 - h^2, over the whole block
+    np.multiply(h, h, out=dtanh)
+    np.subtract(1.0, dtanh, out=dtanh)
+    da_x = ws.zeros("da_x", (T, B, H), h.dtype)
+    dh_next = ws.zeros("dh_next", (B, H), h.dtype)  # gradient reaching h_t from step t + 1
+    W_hh_T = transposed(W_hh, ws)
     for t in range(T - 1, -1, -1):
         n = n_active[t]
         da_t = da_x[t, :n]
         np.add(dh[t, :n], dh_next[:n], out=da_t)
-        da_t *= 1.0 - h[t, :n] ** 2
+        da_t *= dtanh[t, :n]
         if t > 0:
             np.matmul(da_t, W_hh_T, out=dh_next[:n])
-    dW_hh = h[:-1].reshape(-1, H).T @ da_x[1:].reshape(-1, H)  # sum_t h_{t-1}^T da_t
+    dW_hh = weight_grad(h[:-1], da_x[1:], ws)  # sum_t h_{t-1}^T da_t
     return da_x, dW_hh
+
+
+def transposed(W: np.ndarray, ws: Workspace) -> np.ndarray:
+    """A C-contiguous copy of W.T, which BLAS multiplies faster than the strided view."""
+    W_T = ws.empty("W_T", W.shape[::-1], W.dtype)
+    np.copyto(W_T, W.T)
+    return W_T
+
+
+def weight_grad(h_prev: np.ndarray, da: np.ndarray, ws: Workspace) -> np.ndarray:
+    """sum_t h_prev[t]^T da[t] as one product over all steps: h_prev: (T', B, H), da: (T', B, G*H)."""
+    H, G_H = h_prev.shape[-1], da.shape[-1]
+    return np.matmul(h_prev.reshape(-1, H).T, da.reshape(-1, G_H), out=ws.empty("dW_hh", (H, G_H), da.dtype))
 
 
 def rnn_step(a_x_t: np.ndarray, state: tuple, W_hh: np.ndarray) -> tuple:
@@ -84,23 +107,23 @@ def _activate_(a: np.ndarray, k: int) -> None:
     s *= 0.5
 
 
-def lstm_forward(a_x: np.ndarray, n_active: np.ndarray, W_hh: np.ndarray):
+def lstm_forward(a_x: np.ndarray, n_active: np.ndarray, W_hh: np.ndarray, ws: Workspace = FRESH):
     """Long short-term memory, gate blocks in the order i, f, o, g:
 
         [i, f, o, g] = [sigmoid, sigmoid, sigmoid, tanh](a_x[t] + h_{t-1} W_hh)
         c_t = f * c_{t-1} + i * g,   h_t = o * tanh(c_t),   h_0 = c_0 = 0.
 
     a_x: (T, B, 4H); n_active: (T,) int; W_hh: (H, 4H). Returns h: (T, B, H), a
-    view of hs[1:] in the cache (gates, cs, tanh_c, hs, n_active, W_hh), where
+    view of hs[1:] in the cache (gates, cs, tanh_c, hs, n_active, W_hh, ws), where
     hs, cs: (T + 1, B, H) hold h_{t-1}, c_{t-1} at index t.
     """
     T, B, G_H = a_x.shape
     H = G_H // 4
-    hs = np.zeros((T + 1, B, H), dtype=a_x.dtype)
-    cs = np.zeros((T + 1, B, H), dtype=a_x.dtype)
-    gates = np.zeros_like(a_x)  # (T, B, 4H) activated i, f, o, g; rows past n_active[t] stay 0
-    tanh_c = np.zeros((T, B, H), dtype=a_x.dtype)
-    ig = np.empty((B, H), dtype=a_x.dtype)
+    hs = ws.zeros("hs", (T + 1, B, H), a_x.dtype)
+    cs = ws.zeros("cs", (T + 1, B, H), a_x.dtype)
+    gates = ws.zeros("gates", a_x.shape, a_x.dtype)  # (T, B, 4H) activated i, f, o, g; rows past n_active[t] stay 0
+    tanh_c = ws.zeros("tanh_c", (T, B, H), a_x.dtype)
+    ig = ws.empty("ig", (B, H), a_x.dtype)
     for t in range(T):
         n = n_active[t]
         a = gates[t, :n]
@@ -114,7 +137,7 @@ def lstm_forward(a_x: np.ndarray, n_active: np.ndarray, W_hh: np.ndarray):
         c_t += ig[:n]
         np.tanh(c_t, out=tanh_c[t, :n])
         np.multiply(o, tanh_c[t, :n], out=hs[t + 1, :n])
-    return hs[1:], (gates, cs, tanh_c, hs, n_active, W_hh)
+    return hs[1:], (gates, cs, tanh_c, hs, n_active, W_hh, ws)
 
 
 def lstm_backward(dh: np.ndarray, cache):
@@ -132,18 +155,18 @@ def lstm_backward(dh: np.ndarray, cache):
     where s' = s (1 - s) for each sigmoid gate. dW_hh is one matrix product over
     all steps after the loop.
     """
-    gates, cs, tanh_c, hs, n_active, W_hh = cache
+    gates, cs, tanh_c, hs, n_active, W_hh, ws = cache
     T, B, H = dh.shape
-    k, dc_from_h = _lstm_factors(gates, cs, tanh_c)  # (T, B, 4, H), (T, B, H)
+    k, dc_from_h = _lstm_factors(gates, cs, tanh_c, ws)  # (T, B, 4, H), (T, B, H)
     k_o = k[:, :, 2]
     f = gates[:, :, H : 2 * H]
-    da_x = np.zeros_like(gates)
+    da_x = ws.zeros("da_x", gates.shape, dh.dtype)
     da4 = da_x.reshape(T, B, 4, H)
-    dh_next = np.zeros((B, H), dtype=dh.dtype)  # gradient reaching h_t from step t + 1
-    dc = np.zeros((B, H), dtype=dh.dtype)  # gradient reaching c_t from step t + 1, then the total dc_t
-    dh_t_buf = np.empty((B, H), dtype=dh.dtype)
-    tmp_buf = np.empty((B, H), dtype=dh.dtype)
-    W_hh_T = np.ascontiguousarray(W_hh.T)
+    dh_next = ws.zeros("dh_next", (B, H), dh.dtype)  # gradient reaching h_t from step t + 1
+    dc = ws.zeros("dc", (B, H), dh.dtype)  # gradient reaching c_t from step t + 1, then the total dc_t
+    dh_t_buf = ws.empty("dh_t", (B, H), dh.dtype)
+    tmp_buf = ws.empty("tmp", (B, H), dh.dtype)
+    W_hh_T = transposed(W_hh, ws)
     for t in range(T - 1, -1, -1):
         n = n_active[t]
         dh_t, dc_t, tmp = dh_t_buf[:n], dc[:n], tmp_buf[:n]
@@ -155,11 +178,11 @@ def lstm_backward(dh: np.ndarray, cache):
         dc_t *= f[t, :n]  # now the gradient reaching c_{t-1}
         if t > 0:
             np.matmul(da_x[t, :n], W_hh_T, out=dh_next[:n])
-    dW_hh = hs[1:-1].reshape(-1, H).T @ da_x[1:].reshape(-1, 4 * H)  # sum_t h_{t-1}^T da_t
+    dW_hh = weight_grad(hs[1:-1], da_x[1:], ws)  # sum_t h_{t-1}^T da_t
     return da_x, dW_hh
 
 
-def _lstm_factors(gates: np.ndarray, cs: np.ndarray, tanh_c: np.ndarray):
+def _lstm_factors(gates: np.ndarray, cs: np.ndarray, tanh_c: np.ndarray, ws: Workspace):
     """The backward pass's local derivatives, over the whole block at once.
 
     gates: (T, B, 4H) activated i, f, o, g; cs: (T + 1, B, H) with c_{t-1} at t;
@@ -169,7 +192,7 @@ def _lstm_factors(gates: np.ndarray, cs: np.ndarray, tanh_c: np.ndarray):
     """
     T, B, H = tanh_c.shape
     g4 = gates.reshape(T, B, 4, H)
-    k = np.subtract(1.0, g4)  # 1 - s for the sigmoids
+    k = np.subtract(1.0, g4, out=ws.empty("k", g4.shape, g4.dtype))  # 1 - s for the sigmoids
     k[:, :, :3] *= g4[:, :, :3]  # s (1 - s)
     k[:, :, 0] *= g4[:, :, 3]  # g i'
     k[:, :, 1] *= cs[:T]  # c_{t-1} f'
@@ -177,7 +200,7 @@ def _lstm_factors(gates: np.ndarray, cs: np.ndarray, tanh_c: np.ndarray):
     np.multiply(g4[:, :, 3], g4[:, :, 3], out=k[:, :, 3])
     np.subtract(1.0, k[:, :, 3], out=k[:, :, 3])
     k[:, :, 3] *= g4[:, :, 0]  # i (1 - g^2)
-    dc_from_h = np.multiply(tanh_c, tanh_c)
+    dc_from_h = np.multiply(tanh_c, tanh_c, out=ws.empty("dc_from_h", tanh_c.shape, tanh_c.dtype))
     np.subtract(1.0, dc_from_h, out=dc_from_h)
     dc_from_h *= g4[:, :, 2]  # o (1 - tanh^2 c_t)
     return k, dc_from_h
@@ -194,7 +217,7 @@ def lstm_step(a_x_t: np.ndarray, state: tuple, W_hh: np.ndarray) -> tuple:
     return o * np.tanh(c), c
 
 
-def gru_forward(a_x: np.ndarray, n_active: np.ndarray, W_hh: np.ndarray):
+def gru_forward(a_x: np.ndarray, n_active: np.ndarray, W_hh: np.ndarray, ws: Workspace = FRESH):
     """Gated recurrent unit, gate blocks in the order r, z, n. With
     h_{t-1} W_hh = [hr, hz, hn] and a_x[t] = [a_r, a_z, a_n]:
 
@@ -205,14 +228,14 @@ def gru_forward(a_x: np.ndarray, n_active: np.ndarray, W_hh: np.ndarray):
     code the candidate n is called cand, leaving n for the count of active names.
 
     a_x: (T, B, 3H); n_active: (T,) int; W_hh: (H, 3H). Returns h: (T, B, H), a
-    view of hs[1:] in the cache (gates, hW, hs, n_active, W_hh), where
+    view of hs[1:] in the cache (gates, hW, hs, n_active, W_hh, ws), where
     hs: (T + 1, B, H) holds h_{t-1} at index t.
     """
     T, B, G_H = a_x.shape
     H = G_H // 3
-    hs = np.zeros((T + 1, B, H), dtype=a_x.dtype)
-    gates = np.zeros_like(a_x)  # (T, B, 3H) activated r, z, n; zero past n_active[t]
-    hW = np.zeros_like(a_x)  # (T, B, 3H) h_{t-1} W_hh, kept for hn
+    hs = ws.zeros("hs", (T + 1, B, H), a_x.dtype)
+    gates = ws.zeros("gates", a_x.shape, a_x.dtype)  # (T, B, 3H) activated r, z, n; zero past n_active[t]
+    hW = ws.zeros("hW", a_x.shape, a_x.dtype)  # (T, B, 3H) h_{t-1} W_hh, kept for hn
     for t in range(T):
         n = n_active[t]
         a, h_W = gates[t, :n], hW[t, :n]
@@ -227,10 +250,10 @@ def gru_forward(a_x: np.ndarray, n_active: np.ndarray, W_hh: np.ndarray):
         np.subtract(hs[t, :n], cand, out=h_t)
         h_t *= z
         h_t += cand  # n + z (h_{t-1} - n)
-    return hs[1:], (gates, hW, hs, n_active, W_hh)
+    return hs[1:], (gates, hW, hs, n_active, W_hh, ws)
 
 
-def _gru_factors(gates: np.ndarray, hW: np.ndarray, hs: np.ndarray):
+def _gru_factors(gates: np.ndarray, hW: np.ndarray, hs: np.ndarray, ws: Workspace):
     """The backward pass's local derivatives, over the whole block at once.
 
     gates: (T, B, 3H) activated r, z, n; hW: (T, B, 3H) h_{t-1} W_hh; hs: (T + 1, B, H)
@@ -241,15 +264,20 @@ def _gru_factors(gates: np.ndarray, hW: np.ndarray, hs: np.ndarray):
     T, B, G_H = gates.shape
     H = G_H // 3
     r, z, cand = gates[:, :, :H], gates[:, :, H : 2 * H], gates[:, :, 2 * H :]
-    da_n_per_dh = np.multiply(cand, cand)
+    k = ws.empty("k", (T, B, 3, H), gates.dtype)
+    k_r, k_z, k_n = k[:, :, 0], k[:, :, 1], k[:, :, 2]
+    np.subtract(1.0, z, out=k_z)  # 1 - z, for now
+    da_n_per_dh = np.multiply(cand, cand, out=ws.empty("da_n_per_dh", (T, B, H), gates.dtype))
     np.subtract(1.0, da_n_per_dh, out=da_n_per_dh)
-    da_n_per_dh *= 1.0 - z  # (1 - z)(1 - n^2)
-    k = np.empty((T, B, 3, H), dtype=gates.dtype)
-    np.multiply(da_n_per_dh, hW[:, :, 2 * H :], out=k[:, :, 0])
-    k[:, :, 0] *= r * (1.0 - r)  # hn r (1 - r) (1 - z)(1 - n^2)
-    np.subtract(hs[:T], cand, out=k[:, :, 1])
-    k[:, :, 1] *= z * (1.0 - z)  # (h_{t-1} - n) z (1 - z)
-    np.multiply(da_n_per_dh, r, out=k[:, :, 2])  # r (1 - z)(1 - n^2)
+    da_n_per_dh *= k_z  # (1 - z)(1 - n^2)
+    k_z *= z  # z (1 - z)
+    np.subtract(hs[:T], cand, out=k_r)  # h_{t-1} - n, for now
+    k_z *= k_r  # (h_{t-1} - n) z (1 - z)
+    np.subtract(1.0, r, out=k_r)
+    k_r *= r
+    k_r *= da_n_per_dh
+    k_r *= hW[:, :, 2 * H :]  # hn r (1 - r) (1 - z)(1 - n^2)
+    np.multiply(da_n_per_dh, r, out=k_n)  # r (1 - z)(1 - n^2)
     return k, da_n_per_dh
 
 
@@ -260,32 +288,33 @@ def gru_backward(dh: np.ndarray, cache):
     Returns da_x: (T, B, 3H) and dW_hh: (H, 3H). Every local derivative that does
     not depend on the gradient flowing back is computed once over the block
     (_gru_factors); the loop only carries dh back through time, storing each step's
-    gradient w.r.t. h_{t-1} W_hh in dhW (equal to da_x in the r and z blocks, and
-    r * da_n in the n block). dW_hh is one matrix product after the loop.
+    total dh_t and its gradient w.r.t. h_{t-1} W_hh in dhW (equal to da_x in the r
+    and z blocks, and r * da_n in the n block). da_n and dW_hh are one operation
+    each over all steps after the loop.
     """
-    gates, hW, hs, n_active, W_hh = cache
+    gates, hW, hs, n_active, W_hh, ws = cache
     T, B, H = dh.shape
-    k, da_n_per_dh = _gru_factors(gates, hW, hs)
+    k, da_n_per_dh = _gru_factors(gates, hW, hs, ws)
     z = gates[:, :, H : 2 * H]
-    da_n = np.zeros((T, B, H), dtype=dh.dtype)
-    dhW = np.zeros((T, B, 3, H), dtype=dh.dtype)  # gradient w.r.t. [hr, hz, hn] of h_{t-1} W_hh
-    dh_next = np.zeros((B, H), dtype=dh.dtype)  # gradient reaching h_t from step t + 1
-    dh_t_buf = np.empty((B, H), dtype=dh.dtype)
-    direct_buf = np.empty((B, H), dtype=dh.dtype)
-    W_hh_T = np.ascontiguousarray(W_hh.T)
+    dh_total = ws.zeros("dh_total", (T, B, H), dh.dtype)  # dh_t: from above plus from step t + 1
+    dhW = ws.zeros("dhW", (T, B, 3, H), dh.dtype)  # gradient w.r.t. [hr, hz, hn] of h_{t-1} W_hh
+    dh_next = ws.zeros("dh_next", (B, H), dh.dtype)  # gradient reaching h_t from step t + 1
+    direct_buf = ws.empty("direct", (B, H), dh.dtype)
+    W_hh_T = transposed(W_hh, ws)
     for t in range(T - 1, -1, -1):
         n = n_active[t]
-        dh_t = dh_t_buf[:n]
+        dh_t = dh_total[t, :n]
         np.add(dh[t, :n], dh_next[:n], out=dh_t)
         np.multiply(dh_t[:, None, :], k[t, :n], out=dhW[t, :n])  # (n, 3, H)
-        np.multiply(dh_t, da_n_per_dh[t, :n], out=da_n[t, :n])
         if t > 0:
             np.matmul(dhW[t, :n].reshape(n, 3 * H), W_hh_T, out=dh_next[:n])
             np.multiply(dh_t, z[t, :n], out=direct_buf[:n])
             dh_next[:n] += direct_buf[:n]  # plus the direct path z * h_{t-1}
     dhW = dhW.reshape(T, B, 3 * H)
-    da_x = np.concatenate([dhW[:, :, : 2 * H], da_n], axis=2)  # (T, B, 3H)
-    dW_hh = hs[1:-1].reshape(-1, H).T @ dhW[1:].reshape(-1, 3 * H)  # sum_t h_{t-1}^T dhW_t
+    da_x = ws.empty("da_x", (T, B, 3 * H), dh.dtype)
+    np.copyto(da_x[:, :, : 2 * H], dhW[:, :, : 2 * H])
+    np.multiply(dh_total, da_n_per_dh, out=da_x[:, :, 2 * H :])  # da_n
+    dW_hh = weight_grad(hs[1:-1], dhW[1:], ws)  # sum_t h_{t-1}^T dhW_t
     return da_x, dW_hh
 
 

@@ -9,16 +9,22 @@ from __future__ import annotations
 
 import numpy as np
 
+from dinogen.workspace import FRESH, Workspace
+
 ONE_HOT_MAX_V = 512  # largest vocabulary whose input-weight gradient is a one-hot product
 
-def lookup_forward(x: np.ndarray, W: np.ndarray, b: np.ndarray | None, real: np.ndarray):
+
+def lookup_forward(x: np.ndarray, W: np.ndarray, b: np.ndarray | None, real: np.ndarray, ws: Workspace = FRESH):
     """Row lookup instead of a one-hot product: out[t, i] = W[x[t, i]] (+ b).
 
-    x: (T, B) int; W: (V, M); b: (M,) or None (an embedding has no bias);
-    real: (N,) flat indices of real positions. Returns out: (T, B, M).
+    x: (T, B) int, every entry a row of W; W: (V, M); b: (M,) or None (an
+    embedding has no bias); real: (N,) flat indices of real positions.
+    Returns out: (T, B, M).
     """
-    out = np.take(W if b is None else W + b, x, axis=0)  # (T, B, M): a bias is added to V rows, not T*B
-    return out, (x, real, W.shape)
+    table = W if b is None else W + b  # (V, M): a bias is added to V rows, not T*B
+    out = ws.empty("out", x.shape + W.shape[1:], W.dtype)
+    np.take(table, x, axis=0, out=out, mode="clip")  # "clip" writes straight into out; "raise" would buffer
+    return out, (x, real, W.shape, ws)
 
 
 def lookup_backward(dout: np.ndarray, cache):
@@ -32,69 +38,78 @@ def lookup_backward(dout: np.ndarray, cache):
     adds to exactly one row of dW, so db is the column sum of dW.
     Returns dW: (V, M) and db: (M,), which a lookup without bias ignores.
     """
-    x, real, (V, M) = cache
+    x, real, (V, M), ws = cache
     tokens = x.ravel()[real]  # (N,)
+    dW = ws.empty("dW", (V, M), dout.dtype)
     if V <= ONE_HOT_MAX_V:
-        select = np.zeros((V, x.size), dtype=dout.dtype)  # (V, T*B)
+        select = ws.zeros("select", (V, x.size), dout.dtype)  # (V, T*B)
         select[tokens, real] = 1.0
-        dW = select @ dout.reshape(-1, M)
+        np.matmul(select, dout.reshape(-1, M), out=dW)
     else:
         order = np.argsort(tokens, kind="stable")
         tokens = tokens[order]
         starts = np.flatnonzero(np.r_[True, tokens[1:] != tokens[:-1]])
-        dW = np.zeros((V, M), dtype=dout.dtype)
+        dW.fill(0)
         dW[tokens[starts]] = np.add.reduceat(dout.reshape(-1, M)[real][order], starts, axis=0)
     return dW, dW.sum(axis=0)
 
 
-def dense_forward(x: np.ndarray, W: np.ndarray, b: np.ndarray):
-    """out = x W + b over any leading shape. x: (..., D); W: (D, M); b: (M,)."""
-    out = x @ W
+def dense_forward(x: np.ndarray, W: np.ndarray, b: np.ndarray, ws: Workspace = FRESH):
+    """out = x W + b over any leading shape, as one product. x: (..., D); W: (D, M); b: (M,)."""
+    D, M = W.shape
+    out = ws.empty("out", x.shape[:-1] + (M,), W.dtype)
+    np.matmul(x.reshape(-1, D), W, out=out.reshape(-1, M))
     out += b
-    return out, (x, W)
+    return out, (x, W, ws)
 
 
 def dense_backward(dout: np.ndarray, cache):
     """Gradients of dense_forward. Returns dx: (..., D), dW: (D, M), db: (M,)."""
-    x, W = cache
+    x, W, ws = cache
     D, M = W.shape
     x2, dout2 = x.reshape(-1, D), dout.reshape(-1, M)
-    dx = (dout2 @ W.T).reshape(x.shape)
-    return dx, x2.T @ dout2, dout2.sum(axis=0)
+    dx = ws.empty("dx", x.shape, dout.dtype)
+    np.matmul(dout2, W.T, out=dx.reshape(-1, D))
+    dW = np.matmul(x2.T, dout2, out=ws.empty("dW", (D, M), dout.dtype))
+    return dx, dW, dout2.sum(axis=0)
 
 
-def cross_entropy_forward(logits: np.ndarray, y: np.ndarray):
+def cross_entropy_forward(logits: np.ndarray, y: np.ndarray, ws: Workspace = FRESH):
     """Negative log-likelihood of each target under a softmax over the vocabulary.
 
     logits: (N, V); y: (N,) int. Returns nll: (N,) in nats. Stable: the row
     maximum is subtracted before exponentiating, whatever N is.
     """
-    shifted = logits - logits.max(axis=1, keepdims=True)  # (N, V)
-    probs = np.exp(shifted)  # (N, V) unnormalised
+    probs = ws.empty("probs", logits.shape, logits.dtype)  # (N, V) shifted logits, then the softmax
+    np.subtract(logits, logits.max(axis=1, keepdims=True), out=probs)
+    target = probs[np.arange(len(y)), y]  # (N,) shifted logit of each target
+    np.exp(probs, out=probs)  # unnormalised
     total = probs.sum(axis=1)  # (N,)
-    nll = np.log(total) - shifted[np.arange(len(y)), y]
+    nll = np.log(total) - target
     probs /= total[:, None]  # softmax over the vocabulary axis
-    return nll, (probs, y)
+    return nll, (probs, y, ws)
 
 
 def cross_entropy_backward(dnll: np.ndarray, cache) -> np.ndarray:
     """Gradient of cross_entropy_forward w.r.t. logits: (softmax - onehot) * dnll."""
-    probs, y = cache
-    dlogits = probs.copy()  # (N, V)
-    dlogits[np.arange(len(y)), y] -= 1.0
-    dlogits *= dnll[:, None]
+    probs, y, ws = cache
+    dlogits = np.multiply(probs, dnll[:, None], out=ws.empty("dlogits", probs.shape, probs.dtype))  # (N, V)
+    dlogits[np.arange(len(y)), y] -= dnll
     return dlogits
 
 
-def dropout_forward(x: np.ndarray, p: float, rng: np.random.Generator):
+def dropout_forward(x: np.ndarray, p: float, rng: np.random.Generator, ws: Workspace = FRESH):
     """Inverted dropout: zero each entry with probability p, scale the rest by 1/(1-p).
 
-    x: any shape. Returns out (same shape) and the mask, which is the cache.
+    x: any shape. Returns out (same shape) and the cache (mask, ws), where mask
+    holds 0 or 1/(1-p) per entry.
     """
-    mask = (rng.random(x.shape, dtype=np.float32) >= p).astype(x.dtype)
-    mask *= 1.0 / (1.0 - p)
-    return x * mask, mask
+    uniform = rng.random(dtype=np.float32, out=ws.empty("uniform", x.shape, np.float32))
+    keep = np.greater_equal(uniform, p, out=ws.empty("keep", x.shape, bool))
+    mask = np.multiply(keep, 1.0 / (1.0 - p), out=ws.empty("mask", x.shape, x.dtype))
+    return np.multiply(x, mask, out=ws.empty("out", x.shape, x.dtype)), (mask, ws)
 
 
-def dropout_backward(dout: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    return dout * mask
+def dropout_backward(dout: np.ndarray, cache) -> np.ndarray:
+    mask, ws = cache
+    return np.multiply(dout, mask, out=ws.empty("dx", mask.shape, dout.dtype))

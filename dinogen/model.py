@@ -32,6 +32,7 @@ from dinogen.layers import (
     lookup_backward,
     lookup_forward,
 )
+from dinogen.workspace import FRESH, Workspace
 
 
 @dataclass
@@ -84,12 +85,14 @@ def init_params(cfg: ModelConfig, rng: np.random.Generator, dtype=np.float32) ->
     return params
 
 
-def forward(params: dict[str, np.ndarray], cfg: ModelConfig, batch: Batch, rng: np.random.Generator | None = None):
+def forward(params: dict[str, np.ndarray], cfg: ModelConfig, batch: Batch,
+               rng: np.random.Generator | None = None, ws: Workspace = FRESH):
     """Per-prediction negative log-likelihoods of a batch.
 
     Dropout is on when rng is given and cfg.dropout > 0 (training); the same rng
-    state gives the same masks. Returns nll: (N,) in nats, in the order of
-    batch.real, and the cache for backward.
+    state gives the same masks. The arrays of the pass come from ws (fresh ones by
+    default; the trainer reuses one workspace at every step). Returns nll: (N,)
+    in nats, in the order of batch.real, and the cache for backward.
     """
     cell = CELLS[cfg.cell]
     drop = cfg.dropout if rng is not None else 0.0
@@ -98,7 +101,7 @@ def forward(params: dict[str, np.ndarray], cfg: ModelConfig, batch: Batch, rng: 
     def dropped(x, where):
         if not drop:
             return x
-        out, masks[where] = dropout_forward(x, drop, rng)
+        out, masks[where] = dropout_forward(x, drop, rng, ws.scope(f"dropout.{where}"))
         return out
 
     layer_caches = []
@@ -106,25 +109,31 @@ def forward(params: dict[str, np.ndarray], cfg: ModelConfig, batch: Batch, rng: 
     h = None
     for layer in range(cfg.layers):
         W_xh, W_hh, b_h = params[f"W_xh.{layer}"], params[f"W_hh.{layer}"], params[f"b_h.{layer}"]
+        in_ws = ws.scope(f"input.{layer}")
         if layer == 0 and cfg.embed_dim:
-            e, emb_cache = lookup_forward(batch.x, params["W_emb"], None, batch.real)  # (T, B, E)
-            a_x, in_cache = dense_forward(dropped(e, "emb"), W_xh, b_h)  # (T, B, G*H)
+            e, emb_cache = lookup_forward(batch.x, params["W_emb"], None, batch.real, ws.scope("embedding"))  # (T, B, E)
+            a_x, in_cache = dense_forward(dropped(e, "emb"), W_xh, b_h, in_ws)  # (T, B, G*H)
         elif layer == 0:
-            a_x, in_cache = lookup_forward(batch.x, W_xh, b_h, batch.real)  # (T, B, G*H)
+            a_x, in_cache = lookup_forward(batch.x, W_xh, b_h, batch.real, in_ws)  # (T, B, G*H)
         else:
-            a_x, in_cache = dense_forward(dropped(h, layer - 1), W_xh, b_h)  # (T, B, G*H)
-        h, cell_cache = cell.forward(a_x, batch.n_active, W_hh)  # (T, B, H)
+            a_x, in_cache = dense_forward(dropped(h, layer - 1), W_xh, b_h, in_ws)  # (T, B, G*H)
+        h, cell_cache = cell.forward(a_x, batch.n_active, W_hh, ws.scope(f"cell.{layer}"))  # (T, B, H)
         layer_caches.append((in_cache, cell_cache))
     T, B, H = h.shape
-    h_real = dropped(h.reshape(T * B, H)[batch.real], "out")  # (N, H)
-    logits, out_cache = dense_forward(h_real, params["W_hy"], params["b_y"])  # (N, V)
-    nll, loss_cache = cross_entropy_forward(logits, batch.y.ravel()[batch.real])
-    return nll, (cfg, batch, h.shape, emb_cache, layer_caches, masks, out_cache, loss_cache)
+    h_real = ws.empty("h_real", (batch.n_predictions, H), h.dtype)
+    np.take(h.reshape(T * B, H), batch.real, axis=0, out=h_real, mode="clip")  # (N, H)
+    logits, out_cache = dense_forward(dropped(h_real, "out"), params["W_hy"], params["b_y"], ws.scope("output"))  # (N, V)
+    nll, loss_cache = cross_entropy_forward(logits, batch.y.ravel()[batch.real], ws.scope("loss"))
+    return nll, (cfg, batch, h.shape, emb_cache, layer_caches, masks, out_cache, loss_cache, ws)
 
 
 def backward(dnll: np.ndarray, cache) -> dict[str, np.ndarray]:
-    """Gradients of every parameter given dnll: (N,), the loss gradient per prediction."""
-    cfg, batch, h_shape, emb_cache, layer_caches, masks, out_cache, loss_cache = cache
+    """Gradients of every parameter given dnll: (N,), the loss gradient per prediction.
+
+    When forward was given a reusing workspace, the gradients live in it too: they
+    are valid until the next forward pass with that workspace.
+    """
+    cfg, batch, h_shape, emb_cache, layer_caches, masks, out_cache, loss_cache, ws = cache
     cell = CELLS[cfg.cell]
 
     def undropped(dx, where):
@@ -134,7 +143,7 @@ def backward(dnll: np.ndarray, cache) -> dict[str, np.ndarray]:
     dlogits = cross_entropy_backward(dnll, loss_cache)
     dh_real, grads["W_hy"], grads["b_y"] = dense_backward(dlogits, out_cache)
     T, B, H = h_shape
-    dh = np.zeros((T * B, H), dtype=dh_real.dtype)
+    dh = ws.zeros("dh", (T * B, H), dh_real.dtype)
     dh[batch.real] = undropped(dh_real, "out")
     dh = dh.reshape(T, B, H)
     for layer in range(cfg.layers - 1, -1, -1):
@@ -175,9 +184,10 @@ def initial_states(cfg: ModelConfig, n: int, dtype) -> list[tuple]:
     return [cell.initial_state(n, cfg.hidden, dtype) for _ in range(cfg.layers)]
 
 
-def loss_and_grads(params: dict[str, np.ndarray], cfg: ModelConfig, batch: Batch, rng: np.random.Generator | None = None):
+def loss_and_grads(params: dict[str, np.ndarray], cfg: ModelConfig, batch: Batch,
+                      rng: np.random.Generator | None = None, ws: Workspace = FRESH):
     """Mean NLL per real prediction of the batch, and its gradients (dropout on when rng is given)."""
-    nll, cache = forward(params, cfg, batch, rng)
+    nll, cache = forward(params, cfg, batch, rng, ws)
     dnll = np.full_like(nll, 1.0 / len(nll))
     return float(nll.mean()), backward(dnll, cache)
 

@@ -21,6 +21,7 @@ from dinogen.checkpoint import Checkpoint
 from dinogen.data import BatchSchedule, NameList, Vocab, encode_names, make_batch, split_indices
 from dinogen.errors import DinogenError
 from dinogen.optim import OPTIMIZERS, clip_elementwise, clip_global_norm, cosine_lr, global_norm
+from dinogen.workspace import Workspace
 
 TRAIN_SUBSET = 5000  # names of the training split used to report the final training loss
 VAL_PROBE = 10_000  # validation names evaluated periodically (all of them when there are fewer)
@@ -143,6 +144,7 @@ class Trainer:
         self.model_cfg = model.ModelConfig(self.vocab.size, cfg.cell, cfg.hidden, cfg.layers, cfg.embed_dim, cfg.dropout)
         self.params = model.init_params(self.model_cfg, np.random.default_rng(cfg.seed))
         self.optimizer = OPTIMIZERS[cfg.optimizer](self.params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        self.workspace = Workspace()  # the training step's arrays, reused from step to step
         self.schedule = BatchSchedule(self.train_idx, self.data.lengths, cfg.batch_size, cfg.seed)
         self.step = 0
         self.smooth_loss = math.log(self.vocab.size)
@@ -165,7 +167,7 @@ class Trainer:
             self.optimizer.lr = cosine_lr(cfg.lr, done, cfg.lr_floor)
         batch = make_batch(self.data, self.schedule[self.step])
         dropout_rng = np.random.default_rng([cfg.seed, self.step, 1]) if cfg.dropout else None
-        nll, cache = model.forward(self.params, self.model_cfg, batch, dropout_rng)
+        nll, cache = model.forward(self.params, self.model_cfg, batch, dropout_rng, self.workspace)
         per = len(nll) if cfg.loss_per == "char" else batch.x.shape[1]  # predictions, or names
         grads = model.backward(np.full_like(nll, 1.0 / per), cache)
         loss = float(nll.mean())

@@ -40,7 +40,7 @@ def test_dW_hh_built_from_dh_instead_of_h_prev_is_caught(monkeypatch):
 
 def test_softmax_normalised_over_the_batch_axis_is_caught(monkeypatch):
     def broken_backward(dnll, cache):
-        probs, y = cache
+        probs, y, _ = cache
         p = probs / probs.sum(axis=0, keepdims=True)  # normalised over names, not characters
         p[np.arange(len(y)), y] -= 1.0
         return p * dnll[:, None]
@@ -51,7 +51,7 @@ def test_softmax_normalised_over_the_batch_axis_is_caught(monkeypatch):
 
 def test_softmax_sums_to_one_over_the_vocabulary_for_any_batch_size():
     logits = np.random.default_rng(0).standard_normal((3, 5)) * 50
-    nll, (probs, y) = cross_entropy_forward(logits, np.array([0, 1, 2]))
+    nll, (probs, y, _) = cross_entropy_forward(logits, np.array([0, 1, 2]))
     assert np.allclose(probs.sum(axis=1), 1.0)
     assert np.allclose(nll, -np.log(probs[np.arange(3), y]))
     assert np.isfinite(nll).all()

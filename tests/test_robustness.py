@@ -17,6 +17,7 @@ from dinogen import checkpoint, model
 from dinogen.cli import main
 from dinogen.data import Vocab, encode_names
 from dinogen.errors import DinogenError
+from dinogen.workspace import FRESH
 
 from conftest import BUNDLED_NAMES
 
@@ -112,8 +113,8 @@ def test_a_diverging_run_stops_with_a_message_and_writes_no_nan(tmp_path, monkey
     real_forward = model.forward
     calls = {"n": 0}
 
-    def poisoned(params, cfg, batch, rng=None):
-        nll, cache = real_forward(params, cfg, batch, rng)
+    def poisoned(params, cfg, batch, rng=None, ws=FRESH):
+        nll, cache = real_forward(params, cfg, batch, rng, ws)
         if rng is None:  # evaluation stays finite
             return nll, cache
         calls["n"] += 1
