@@ -38,14 +38,13 @@ def rnn_forward(a_x: np.ndarray, n_active: np.ndarray, W_hh: np.ndarray, ws: Wor
     """
     T, B, H = a_x.shape
     h = ws.zeros("h", (T, B, H), a_x.dtype)
-    h_prev = ws.zeros("h_0", (B, H), a_x.dtype)
-    for t in range(T):
+    np.tanh(a_x[0, : n_active[0]], out=h[0, : n_active[0]])  # h_0 = 0: no product at the first step
+    for t in range(1, T):
         n = n_active[t]
         h_t = h[t, :n]
-        np.matmul(h_prev[:n], W_hh, out=h_t)
+        np.matmul(h[t - 1, :n], W_hh, out=h_t)
         h_t += a_x[t, :n]
         np.tanh(h_t, out=h_t)
-        h_prev = h[t]
     return h, (h, n_active, W_hh, ws)
 
 
@@ -127,8 +126,11 @@ def lstm_forward(a_x: np.ndarray, n_active: np.ndarray, W_hh: np.ndarray, ws: Wo
     for t in range(T):
         n = n_active[t]
         a = gates[t, :n]
-        np.matmul(hs[t, :n], W_hh, out=a)  # (n, 4H)
-        a += a_x[t, :n]
+        if t > 0:
+            np.matmul(hs[t, :n], W_hh, out=a)  # (n, 4H)
+            a += a_x[t, :n]
+        else:
+            a[...] = a_x[0, :n]  # h_0 = 0: no product at the first step
         _activate_(a, 3 * H)
         i, f, o, g = a[:, :H], a[:, H : 2 * H], a[:, 2 * H : 3 * H], a[:, 3 * H :]
         c_t = cs[t + 1, :n]
@@ -239,7 +241,8 @@ def gru_forward(a_x: np.ndarray, n_active: np.ndarray, W_hh: np.ndarray, ws: Wor
     for t in range(T):
         n = n_active[t]
         a, h_W = gates[t, :n], hW[t, :n]
-        np.matmul(hs[t, :n], W_hh, out=h_W)  # (n, 3H)
+        if t > 0:  # h_0 = 0, so hW[0] stays 0
+            np.matmul(hs[t, :n], W_hh, out=h_W)  # (n, 3H)
         np.add(a_x[t, :n, : 2 * H], h_W[:, : 2 * H], out=a[:, : 2 * H])
         _activate_(a[:, : 2 * H], 2 * H)
         r, z, cand = a[:, :H], a[:, H : 2 * H], a[:, 2 * H :]

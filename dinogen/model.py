@@ -199,8 +199,9 @@ def count_params(params: dict[str, np.ndarray]) -> int:
 def total_nll(params: dict[str, np.ndarray], cfg: ModelConfig, data: Dataset, idx: np.ndarray) -> tuple[float, int]:
     """Summed NLL (nats) and number of predictions over the names idx (L + 1 each)."""
     total, count = 0.0, 0
+    ws = Workspace()  # the batches' arrays, reused from batch to batch
     for batch in iter_eval_batches(data, idx):
-        nll, _ = forward(params, cfg, batch)
+        nll, _ = forward(params, cfg, batch, ws=ws)
         total += float(nll.sum(dtype=np.float64))
         count += len(nll)
     return total, count

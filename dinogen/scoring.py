@@ -16,13 +16,15 @@ import numpy as np
 from dinogen import model
 from dinogen.data import Dataset, Vocab, encode_names, iter_eval_batches
 from dinogen.model import ModelConfig
+from dinogen.workspace import Workspace
 
 
 def name_nll(params: dict[str, np.ndarray], cfg: ModelConfig, data: Dataset) -> np.ndarray:
     """(N,) float64 negative log-likelihood of each name of data, in nats, its end included."""
     totals = np.zeros(len(data))
+    ws = Workspace()  # the batches' arrays, reused from batch to batch
     for batch in iter_eval_batches(data, np.arange(len(data))):
-        nll, _ = model.forward(params, cfg, batch)  # (P,) in the order of batch.real
+        nll, _ = model.forward(params, cfg, batch, ws=ws)  # (P,) in the order of batch.real
         width = batch.x.shape[1]
         columns = batch.real % width  # (P,) the batch column of each prediction
         totals[batch.names] += np.bincount(columns, weights=nll, minlength=width)  # names are distinct

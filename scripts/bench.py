@@ -88,7 +88,8 @@ class DinogenRunner:
     def __init__(self, names, cell: str, hidden: int, batch: int) -> None:
         from dinogen.train import TrainConfig, Trainer
 
-        cfg = TrainConfig(cell=cell, hidden=hidden, batch_size=batch, steps=10**9, eval_every=10**9, seed=SEED)
+        cfg = TrainConfig(cell=cell, hidden=hidden, batch_size=batch, embed_dim=0, dropout=0.0, steps=10**9,
+                          eval_every=10**9, seed=SEED)  # the peer's model: one-hot (row lookup) input, no dropout
         self.trainer = Trainer(names, cfg)
 
     def run(self, seconds: float) -> tuple[int, float]:
@@ -174,8 +175,8 @@ def sample_worker(data_path: str, plan_name: str, model_path: str) -> None:
     models = {"default model": checkpoint.load(model_path)}
     names = read_names(data_path)
     for cell in CELLS:
-        cfg = TrainConfig(cell=cell, hidden=hidden, batch_size=64, steps=plan.sample_train_steps,
-                          eval_every=10**9, seed=SEED)
+        cfg = TrainConfig(cell=cell, hidden=hidden, batch_size=64, embed_dim=0, dropout=0.0,
+                          steps=plan.sample_train_steps, eval_every=10**9, seed=SEED)
         trainer = Trainer(names, cfg)
         trainer.run()
         models[f"{cell} H{hidden}"] = trainer.checkpoint()
