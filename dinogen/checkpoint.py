@@ -24,7 +24,6 @@ import hashlib
 import io
 import json
 import os
-import tempfile
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -119,6 +118,8 @@ def write_arrays(path: str | Path, arrays: dict[str, np.ndarray]) -> None:
     """Write arrays atomically: a temporary file in the same folder, flushed and
     fsynced, then renamed over the target. An interrupted or failed save leaves
     any previous file at `path` untouched, and concurrent writers never mix."""
+    import tempfile  # here, not at the top: `dinogen sample` never saves, and starts sooner without it
+
     path = Path(path)
     check_writable(path)
     raw = encode_arrays(arrays)
@@ -180,7 +181,7 @@ def _verify_digest(path: Path, raw: bytes) -> None:
         raise DinogenError(
             f"{path} is not a dinogen checkpoint, or it is truncated (no checksum at its end); retrain or pass another file."
         )
-    if hashlib.sha256(raw[:-DIGEST_LEN]).hexdigest().encode("ascii") != raw[-DIGEST_LEN:]:
+    if hashlib.sha256(memoryview(raw)[:-DIGEST_LEN]).hexdigest().encode("ascii") != raw[-DIGEST_LEN:]:  # no copy
         raise DinogenError(f"{path} is damaged: its checksum does not match its contents; retrain or pass another file.")
 
 

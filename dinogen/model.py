@@ -160,18 +160,32 @@ def backward(dnll: np.ndarray, cache) -> dict[str, np.ndarray]:
     return grads
 
 
-def step(params: dict[str, np.ndarray], cfg: ModelConfig, x: np.ndarray, states: list[tuple]):
-    """One time step of the whole stack, for sampling and scoring (no dropout).
+def input_table(params: dict[str, np.ndarray], cfg: ModelConfig) -> np.ndarray:
+    """The first layer's input pre-activation for every token: (V, G*H).
 
-    x: (N,) int tokens; states: one state tuple per layer, each array (N, H).
+    With an embedding that is W_emb W_xh.0 + b_h.0, so that a sampling step looks
+    one row up instead of multiplying (N, E) by (E, G*H); without one, W_xh.0 + b_h.0.
+    """
+    W_xh = params["W_xh.0"]
+    if cfg.embed_dim:
+        W_xh = params["W_emb"] @ W_xh  # (V, G*H)
+    return W_xh + params["b_h.0"]
+
+
+def step(params: dict[str, np.ndarray], cfg: ModelConfig, x: np.ndarray, states: list[tuple],
+         table: np.ndarray | None = None):
+    """One time step of the whole stack, for sampling (no dropout).
+
+    x: (N,) int tokens; states: one state tuple per layer, each array (N, H);
+    table: input_table(params, cfg), which a caller making many steps computes once.
     Returns logits: (N, V) and the new states.
     """
     cell = CELLS[cfg.cell]
+    table = input_table(params, cfg) if table is None else table
     new_states = []
-    h = params["W_emb"][x] if cfg.embed_dim else None  # (N, E)
+    h = None
     for layer in range(cfg.layers):
-        W_xh, b_h = params[f"W_xh.{layer}"], params[f"b_h.{layer}"]
-        a_x = W_xh[x] + b_h if h is None else h @ W_xh + b_h  # (N, G*H)
+        a_x = table[x] if layer == 0 else h @ params[f"W_xh.{layer}"] + params[f"b_h.{layer}"]  # (N, G*H)
         state = cell.step(a_x, states[layer], params[f"W_hh.{layer}"])
         new_states.append(state)
         h = state[0]

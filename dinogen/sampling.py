@@ -194,12 +194,13 @@ class _Prefix:
 
 def _read_prefix(params: dict[str, np.ndarray], cfg: model.ModelConfig, tokens: np.ndarray) -> _Prefix:
     """Feed the boundary token and then the prefix, one name, keeping the prefix's log-probability."""
+    table = model.input_table(params, cfg)
     states = model.initial_states(cfg, 1, params["W_hy"].dtype)
-    logits, states = model.step(params, cfg, np.array([BOUNDARY], dtype=np.int32), states)
+    logits, states = model.step(params, cfg, np.array([BOUNDARY], dtype=np.int32), states, table)
     logprob = 0.0
     for token in tokens:
         logprob += float(_log_softmax_at(logits, np.array([token]))[0])
-        logits, states = model.step(params, cfg, np.array([token], dtype=np.int32), states)
+        logits, states = model.step(params, cfg, np.array([token], dtype=np.int32), states, table)
     return _Prefix(states, logits, logprob, len(tokens))
 
 
@@ -225,6 +226,7 @@ def draw_block(
     lengths = np.full(n, draws, dtype=np.int64)
     logprob = np.full(n, prefix.logprob)  # (n,) float64
     alive = np.arange(n)  # rows still being written
+    table = model.input_table(params, cfg)  # (V, G*H) the first layer's input for each token
     states = [tuple(np.repeat(s, n, axis=0) for s in state) for state in prefix.states]
     logits = np.repeat(prefix.logits, n, axis=0)  # (N, V)
     for t in range(draws):
@@ -244,7 +246,7 @@ def draw_block(
             if len(alive) == 0:
                 break
         if t + 1 < draws:
-            logits, states = model.step(params, cfg, x, states)  # (N, V)
+            logits, states = model.step(params, cfg, x, states, table)  # (N, V)
     return Drafts(tokens, ended, lengths, logprob)
 
 

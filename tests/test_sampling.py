@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from dinogen import sampling
-from dinogen.data import Vocab
+from dinogen import model, sampling
+from dinogen.data import Dataset, Vocab, make_batch
 from dinogen.errors import DinogenError
 from dinogen.sampling import SampleSpec
 
@@ -239,3 +239,19 @@ def test_names_that_never_end_within_max_len_are_dropped_not_cut(small_trainer):
     with pytest.raises(DinogenError, match=f"only 0 of 1 names of 1 to {shorter} characters turned up in {sampling.BLOCK} attempts"):
         names(small_trainer, 1, top_k=1, max_len=shorter, max_attempts=1)
 
+
+
+@pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
+def test_sampling_steps_give_the_logits_of_the_training_forward_pass(cell):
+    """model.step, with the embedding folded into the input table, against model.forward."""
+    cfg = model.ModelConfig(vocab_size=8, cell=cell, hidden=6, layers=2, embed_dim=3)
+    params = model.init_params(cfg, np.random.default_rng(0), dtype=np.float64)
+    params["W_hy"] = np.random.default_rng(1).standard_normal(params["W_hy"].shape)
+    codes = np.array([3, 1, 4, 1, 5, 2, 6], dtype=np.int32)
+    batch = make_batch(Dataset(codes, np.array([0, len(codes)])), np.array([0]))
+    nll, _ = model.forward(params, cfg, batch)  # (T,) one name: every position is real
+    states, table = model.initial_states(cfg, 1, np.float64), model.input_table(params, cfg)
+    for t, (x, y) in enumerate(zip(batch.x[:, 0], batch.y[:, 0])):
+        logits, states = model.step(params, cfg, np.array([x]), states, table)
+        log_probs = logits[0] - np.log(np.exp(logits[0]).sum())
+        assert -log_probs[y] == pytest.approx(nll[t], rel=1e-10)
