@@ -275,10 +275,12 @@ def _print_train_summary(s: dict) -> None:
         f"trained {s['steps']} steps in {s['seconds']:.1f} s ({s['chars_per_sec']:,.0f} chars/s)"
         + (", stopped early: no better validation loss for --patience evaluations" if s["stopped_early"] else "")
         + f"\ntraining loss        {both(s['train_loss'])} per char"
-        f"\nvalidation loss      {both(s['val_loss'])}"
-        f"\nbest validation      {both(s['best_val_loss'])} at step {s['best_step']} (kept for sampling)"
-        f"\nbigram baseline      {both(s['bigram_loss'])}"
-        f"\nuniform baseline     {both(s['uniform_loss'])}"
+        + (f"\nvalidation loss      {both(s['val_loss'])}"
+           f"\nbest validation      {both(s['best_val_loss'])} at step {s['best_step']} (kept for sampling)"
+           f"\nbigram baseline      {both(s['bigram_loss'])}"
+           if s["val_loss"] is not None else
+           "\nvalidation           none held out (--val-fraction 0): the last parameters are kept for sampling")
+        + f"\nuniform baseline     {both(s['uniform_loss'])}"
         f"\ncheckpoint: {s['checkpoint']}",
         err=True,
     )

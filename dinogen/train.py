@@ -88,9 +88,12 @@ PRESETS: dict[str, dict] = {
         lowercase=True, steps=35000, eval_every=1000,
     ),
     # The lowest held-out loss we found within 5 minutes on 2 cores (README, Quality).
+    # With 10% held out, validation loss bottomed out at steps 1,300-2,200 of a
+    # 3,000-step cosine run; so the preset trains on every name for a fixed 2,000
+    # steps and keeps the last parameters (11% more names to learn from).
     "best": dict(
         cell="lstm", hidden=512, layers=1, embed_dim=64, dropout=0.65, weight_decay=0.05, batch_size=32,
-        optimizer="adam", lr=3e-3, schedule="cosine", steps=3000, eval_every=200,
+        optimizer="adam", lr=3e-3, schedule="cosine", steps=2000, val_fraction=0.0, eval_every=200,
     ),
 }
 

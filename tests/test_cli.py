@@ -454,3 +454,14 @@ def test_eval_uses_the_best_parameters_unless_latest_is_asked(runner, small_trai
     latest = json.loads(runner.invoke(main, ["eval", str(held), "-c", str(small_checkpoint), "--json", "--latest"]).stdout)
     assert best["nll"] == pytest.approx(small_trainer.best_val[1], rel=1e-5)
     assert latest["nll"] == pytest.approx(small_trainer.loss_on(small_trainer.val_idx), rel=1e-5)
+
+
+def test_training_without_validation_keeps_the_last_parameters_and_says_so(runner, tmp_path):
+    out = tmp_path / "all.npz"
+    result = runner.invoke(main, ["train", str(BUNDLED_NAMES), "--val-fraction", "0", "--steps", "20",
+                                  "--hidden", "8", "--embed-dim", "0", "-o", str(out)])
+    assert result.exit_code == 0
+    assert "none held out (--val-fraction 0): the last parameters are kept" in result.stderr
+    assert "best validation" not in result.stderr
+    ckpt = checkpoint.load(out)
+    assert ckpt.best is None and ckpt.meta["step"] == 20
