@@ -310,7 +310,7 @@ def latest_option(command):
               help="Draw each character only among the K likeliest.")
 @click.option("--top-p", type=click.FloatRange(0, 1, min_open=True), default=None,
               help="Nucleus: draw only among the likeliest characters that together hold probability P.")
-@click.option("--prefix", default="", help="Names start with this; the model continues from it.")
+@click.option("--prefix", default="", help="Names start with this; the model continues it with at least one character.")
 @click.option("--suffix", default="", help="Names end with this.")
 @click.option("--contains", default="", help="Names hold this somewhere.")
 @click.option("--min-len", type=click.IntRange(min=1), default=1, show_default=True,

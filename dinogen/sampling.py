@@ -163,7 +163,8 @@ def _describe(spec: SampleSpec) -> str:
 def _accept(drafts: Drafts, vocab: Vocab, spec: SampleSpec, known: set | None, seen: set, wanted: int) -> Scored:
     """The first `wanted` drafts that meet the spec, in order; updates `seen` for spec.unique."""
     lengths = drafts.lengths + len(spec.prefix)
-    rows = np.flatnonzero(drafts.ended & (lengths >= spec.min_len))
+    continued = drafts.lengths > 0  # at least one character drawn: never the bare prefix (or an empty name)
+    rows = np.flatnonzero(drafts.ended & continued & (lengths >= spec.min_len))
     names = [spec.prefix + name for name in decode_tokens(drafts.tokens[rows], vocab)]
     keep = [
         i for i, name in enumerate(names)

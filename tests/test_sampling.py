@@ -57,6 +57,11 @@ def test_every_name_continues_the_prefix(small_trainer):
     assert len(set(name[3:] for name in drawn)) > 10  # the continuations are drawn, not fixed
 
 
+def test_a_prefix_is_never_a_whole_name_alone(parrot_trainer):
+    drawn = names(parrot_trainer, 20, prefix="Stegosaurus")  # the parrot would mostly end right there
+    assert all(name.startswith("Stegosaurus") and len(name) > len("Stegosaurus") for name in drawn)
+
+
 @pytest.mark.parametrize("spec", [
     dict(suffix="saurus"),
     dict(contains="ra"),
