@@ -125,7 +125,8 @@ def set_blas_threads(threads: int | None) -> None:
 @click.option("--patience", type=click.IntRange(min=0), default=None,
               help="Stop after this many evaluations without a better validation loss; 0 = never (default 0).")
 @click.option("--preset", type=click.Choice(["course", "best"]), default=None,
-              help="course: the classic notebook's settings; best: the lowest held-out loss we found. Flags override.")
+              help="course: the classic notebook's settings; best: the lowest held-out loss we found "
+                   "(trains on every name, no validation split). Flags override.")
 @click.option("--lowercase", is_flag=True, default=None, help="Fold names to lower case first (as the classic course does).")
 @click.option("--resume", "resume_path", default=None, metavar="PATH",
               help="Continue the run saved in this checkpoint exactly (--steps counts total steps).")
