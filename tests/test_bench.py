@@ -27,3 +27,13 @@ def test_bench_tiny_runs_every_section_and_writes_json(tmp_path):
     assert len(course) == 1 and course[0]["ratio"] > 0
     assert any("PyTorch peer skipped" in note for note in report["notes"])
     assert "| section |" in result.stdout
+
+
+def test_profile_step_prints_every_part_of_a_step():
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "profile_step.py"), "--hidden", "8", "--batch", "4", "--batches", "2"],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    for part in ("cell forward", "cell backward", "local derivatives", "optimizer (Adam)", "predictions/s"):
+        assert part in result.stdout
