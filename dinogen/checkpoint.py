@@ -86,14 +86,14 @@ def save(path: str | Path, ckpt: Checkpoint) -> None:
     arrays.update({f"optim/{k}": v for k, v in ckpt.optim.items()})
     if ckpt.data is not None:
         arrays["data/codes"] = ckpt.data.codes.astype(np.min_scalar_type(ckpt.model_config.vocab_size - 1))
-        arrays["data/offsets"] = ckpt.data.offsets.astype(np.int64)
+        arrays["data/offsets"] = ckpt.data.offsets.astype(np.int64, copy=False)
     write_arrays(path, arrays)
 
 
 def check_writable(path: str | Path) -> None:
     """Fail now, not after training, when `path` cannot be written."""
     path = Path(path)
-    folder = path.parent if str(path.parent) else Path(".")
+    folder = path.parent
     if path.is_dir():
         raise DinogenError(f"cannot write {path}: it is a folder; give a file name such as {path / 'dinogen.npz'}.")
     if not folder.is_dir():
@@ -110,8 +110,8 @@ def encode_arrays(arrays: dict[str, np.ndarray]) -> bytes:
             with archive.open(f"{key}.npy", "w", force_zip64=True) as member:
                 np.lib.format.write_array(member, np.asanyarray(value), allow_pickle=False)
         archive.comment = DIGEST_PREFIX + b"0" * DIGEST_LEN
-    raw = buffer.getvalue()
-    return raw[:-DIGEST_LEN] + hashlib.sha256(raw[:-DIGEST_LEN]).hexdigest().encode("ascii")
+    body = buffer.getbuffer()[:-DIGEST_LEN]  # everything before the placeholder digest, not copied
+    return bytes(body) + hashlib.sha256(body).hexdigest().encode("ascii")
 
 
 def write_arrays(path: str | Path, arrays: dict[str, np.ndarray]) -> None:
@@ -123,9 +123,8 @@ def write_arrays(path: str | Path, arrays: dict[str, np.ndarray]) -> None:
     path = Path(path)
     check_writable(path)
     raw = encode_arrays(arrays)
-    folder = path.parent if str(path.parent) else Path(".")
     try:
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     except OSError as exc:
         raise DinogenError(f"cannot write {path}: {exc.strerror}; choose another --out.") from None
     try:
@@ -140,7 +139,7 @@ def write_arrays(path: str | Path, arrays: dict[str, np.ndarray]) -> None:
         if isinstance(exc, OSError):
             raise DinogenError(f"cannot write {path}: {exc.strerror or exc}; the previous file, if any, is unchanged.") from None
         raise
-    _fsync_folder(folder)
+    _fsync_folder(path.parent)
 
 
 def _umask() -> int:

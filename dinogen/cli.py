@@ -161,7 +161,7 @@ def train(data, out, quiet, as_json, encoding, preset, resume_path, max_name_len
         saved = checkpoint.load(resume_path)
         if preset is not None:
             raise click.BadParameter("a preset cannot be applied to a resumed run; give the flags to change.", param_hint="--preset")
-        lowercase = saved.meta.get("train", {}).get("lowercase", False)
+        lowercase = saved.lowercase
         names = read_names(source, lowercase=lowercase, encoding=encoding, max_length=max_name_length)
         trainer, changed = resume(names, saved, options)
         if not quiet:
@@ -262,10 +262,6 @@ class _progress_bar:
     def __exit__(self, *exc) -> None:
         if self.bar is not None:
             self.bar.close()
-
-
-def _fmt(value) -> str:
-    return "-" if value is None else f"{value:.4f}"
 
 
 def _print_train_summary(s: dict) -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import sys
 import unicodedata
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Iterator, TextIO
 
@@ -122,10 +123,13 @@ class Vocab:
         """V: the characters plus the boundary token."""
         return len(self.chars) + 1
 
+    @cached_property
+    def _known(self) -> frozenset[str]:
+        return frozenset(self.chars)
+
     def unknown(self, name: str) -> str | None:
         """The first character of `name` the vocabulary lacks, or None."""
-        known = set(self.chars)
-        return next((ch for ch in name if ch not in known), None)
+        return next((ch for ch in name if ch not in self._known), None)
 
     def encode(self, name: str) -> np.ndarray:
         """Tokens of one name, without boundaries: (L,) int32."""

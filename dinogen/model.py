@@ -86,7 +86,7 @@ def init_params(cfg: ModelConfig, rng: np.random.Generator, dtype=np.float32) ->
 
 
 def forward(params: dict[str, np.ndarray], cfg: ModelConfig, batch: Batch,
-               rng: np.random.Generator | None = None, ws: Workspace = FRESH):
+            rng: np.random.Generator | None = None, ws: Workspace = FRESH):
     """Per-prediction negative log-likelihoods of a batch.
 
     Dropout is on when rng is given and cfg.dropout > 0 (training); the same rng
@@ -199,7 +199,7 @@ def initial_states(cfg: ModelConfig, n: int, dtype) -> list[tuple]:
 
 
 def loss_and_grads(params: dict[str, np.ndarray], cfg: ModelConfig, batch: Batch,
-                      rng: np.random.Generator | None = None, ws: Workspace = FRESH):
+                   rng: np.random.Generator | None = None, ws: Workspace = FRESH):
     """Mean NLL per real prediction of the batch, and its gradients (dropout on when rng is given)."""
     nll, cache = forward(params, cfg, batch, rng, ws)
     dnll = np.full_like(nll, 1.0 / len(nll))

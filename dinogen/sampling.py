@@ -96,8 +96,7 @@ class Drafts:
     """One block of candidate names, before the constraints."""
 
     tokens: np.ndarray  # (N, M) int32 tokens drawn after the prefix, boundary-padded after the end
-    ended: np.ndarray  # (N,) bool whether the name drew its end token within M draws
-    lengths: np.ndarray  # (N,) int characters drawn after the prefix
+    lengths: np.ndarray  # (N,) int characters drawn after the prefix; M for a name that never ended
     logprob: np.ndarray  # (N,) float64 log-probability of the whole name and its end under the model
 
 
@@ -128,7 +127,7 @@ def generate(
     known = None if training_names is None else set(training_names)
     seen: set[str] = set()
     root = np.random.SeedSequence(seed)
-    prefix = _read_prefix(params, cfg, vocab.encode(spec.prefix) if spec.prefix else np.zeros(0, np.int32))
+    prefix = _read_prefix(params, cfg, vocab.encode(spec.prefix))
     budget = spec.max_attempts or ATTEMPTS_BASE + ATTEMPTS_PER_NAME * n
     hopeless = spec.max_attempts or ATTEMPTS_BASE  # attempts without a single name after which to give up
     found = tried = 0
@@ -162,9 +161,9 @@ def _describe(spec: SampleSpec) -> str:
 
 def _accept(drafts: Drafts, vocab: Vocab, spec: SampleSpec, known: set | None, seen: set, wanted: int) -> Scored:
     """The first `wanted` drafts that meet the spec, in order; updates `seen` for spec.unique."""
-    lengths = drafts.lengths + len(spec.prefix)
+    ended = drafts.lengths < drafts.tokens.shape[1]  # drew its end token within the M draws
     continued = drafts.lengths > 0  # at least one character drawn: never the bare prefix (or an empty name)
-    rows = np.flatnonzero(drafts.ended & continued & (lengths >= spec.min_len))
+    rows = np.flatnonzero(ended & continued & (drafts.lengths + len(spec.prefix) >= spec.min_len))
     names = [spec.prefix + name for name in decode_tokens(drafts.tokens[rows], vocab)]
     keep = [
         i for i, name in enumerate(names)
@@ -191,6 +190,7 @@ class _Prefix:
     logits: np.ndarray  # (1, V) scores of the first character after the prefix
     logprob: float  # log-probability of the prefix characters
     length: int  # characters in the prefix
+    table: np.ndarray  # (V, G*H) model.input_table, shared by every block drawn after the prefix
 
 
 def _read_prefix(params: dict[str, np.ndarray], cfg: model.ModelConfig, tokens: np.ndarray) -> _Prefix:
@@ -202,7 +202,7 @@ def _read_prefix(params: dict[str, np.ndarray], cfg: model.ModelConfig, tokens: 
     for token in tokens:
         logprob += float(_log_softmax_at(logits, np.array([token]))[0])
         logits, states = model.step(params, cfg, np.array([token], dtype=np.int32), states, table)
-    return _Prefix(states, logits, logprob, len(tokens))
+    return _Prefix(states, logits, logprob, len(tokens), table)
 
 
 def _log_softmax_at(logits: np.ndarray, x: np.ndarray) -> np.ndarray:
@@ -223,11 +223,9 @@ def draw_block(
     """Draw n candidates continuing the prefix, until each ends or spec.max_len is passed."""
     draws = spec.max_len - prefix.length + 1  # characters up to max_len, then the end token
     tokens = np.zeros((n, draws), dtype=np.int32)
-    ended = np.zeros(n, dtype=bool)
     lengths = np.full(n, draws, dtype=np.int64)
     logprob = np.full(n, prefix.logprob)  # (n,) float64
     alive = np.arange(n)  # rows still being written
-    table = model.input_table(params, cfg)  # (V, G*H) the first layer's input for each token
     states = [tuple(np.repeat(s, n, axis=0) for s in state) for state in prefix.states]
     logits = np.repeat(prefix.logits, n, axis=0)  # (N, V)
     for t in range(draws):
@@ -240,15 +238,14 @@ def draw_block(
         tokens[alive, t] = x
         going = x != BOUNDARY
         if not going.all():
-            ended[alive[~going]] = True
             lengths[alive[~going]] = t
             alive, x = alive[going], x[going]
             states = [tuple(s[going] for s in state) for state in states]
             if len(alive) == 0:
                 break
         if t + 1 < draws:
-            logits, states = model.step(params, cfg, x, states, table)  # (N, V)
-    return Drafts(tokens, ended, lengths, logprob)
+            logits, states = model.step(params, cfg, x, states, prefix.table)  # (N, V)
+    return Drafts(tokens, lengths, logprob)
 
 
 def _filter(logits: np.ndarray, top: np.ndarray, spec: SampleSpec) -> np.ndarray:

@@ -88,11 +88,10 @@ def score_names(
     training_names: set[str] | None = None,
 ) -> Scores:
     """Score each name; names with an unknown character are skipped and listed, not an error."""
-    known_chars = set(vocab.chars)
     readable: list[str] = []
     skipped: list[Skipped] = []
     for name in names:
-        unknown = next((ch for ch in name if ch not in known_chars), None)
+        unknown = vocab.unknown(name)
         if unknown is None:
             readable.append(name)
         else:

@@ -140,6 +140,7 @@ class Trainer:
             raise DinogenError(f"{names.source} holds no names; give a file with one name per line.")
         self.cfg = cfg
         self.names = names
+        self.data_sha256 = data_fingerprint(names.names)  # stored in every checkpoint; the names never change
         self.vocab = Vocab.from_names(names.names)
         self.data = encode_names(names.names, self.vocab, names.line_numbers)
         self.train_idx, self.val_idx = split_indices(len(self.data), cfg.val_fraction, cfg.seed)
@@ -293,7 +294,7 @@ class Trainer:
             "data": {
                 "source": self.names.source,
                 "names": len(self.data),
-                "sha256": data_fingerprint(self.names.names),
+                "sha256": self.data_sha256,
                 "val_names": len(self.val_idx),
             },
         }

@@ -28,9 +28,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from dinogen.cli import BLAS_THREAD_VARIABLES  # imports no NumPy, so workers can still set their threads
+
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPTS = Path(__file__).resolve().parent
-BLAS_THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 CELLS = ("rnn", "gru", "lstm")
 SEED = 1337
 
@@ -72,13 +73,14 @@ def set_threads_env(env: dict, threads: int) -> dict:
 
 
 def load_dataset(path: str):
-    """(Dataset, train indices, vocabulary size) with dinogen's own split."""
+    """(NameList, Dataset, train indices, vocabulary size) with dinogen's own split."""
     from dinogen.data import Vocab, encode_names, read_names, split_indices
+    from dinogen.train import TrainConfig
 
     names = read_names(path)
     vocab = Vocab.from_names(names.names)
     data = encode_names(names.names, vocab)
-    train_idx, _ = split_indices(len(data), 0.1, SEED)
+    train_idx, _ = split_indices(len(data), TrainConfig.val_fraction, SEED)
     return names, data, train_idx, vocab.size
 
 
@@ -305,11 +307,12 @@ def bench_cli(model: Path, plan: Plan, rows: list, log) -> None:
         "numpy": [sys.executable, "-c", "import numpy"],
     }
     times: dict[str, list[float]] = {name: [] for name in cmds}
+    env = child_env()
     with tempfile.TemporaryDirectory() as cwd:  # no ./dinogen.npz to pick up
         for _ in range(plan.cli_reps + 1):
             for name, cmd in cmds.items():
                 start = time.perf_counter()
-                subprocess.run(cmd, check=True, capture_output=True, cwd=cwd, env=child_env())
+                subprocess.run(cmd, check=True, capture_output=True, cwd=cwd, env=env)
                 times[name].append(time.perf_counter() - start)
     med = {name: statistics.median(t[1:] if len(t) > 1 else t) for name, t in times.items()}  # first run warms caches
     rows.append(row("cli", "dinogen sample --n 10 (s)" + ("" if bundled else ", -c temp default model"),

@@ -99,7 +99,7 @@ def dinogen_run(pool: NameList, test: NameList, preset: str | None, budget: floa
     test_data = encode_names(test.names, trainer.vocab)
     params = trainer.best if trainer.best is not None else trainer.params
     total, count = model.total_nll(params, trainer.model_cfg, test_data, np.arange(len(test_data)))
-    return {"nll": total / count, "steps": summary["steps"], "best_step": summary["best_step"]}
+    return {"nll": total / count, "steps": summary["steps"]}
 
 
 def torch_run(pool: NameList, test: NameList, budget: float, seed: int, settings: dict, eval_every: int = 100) -> dict | None:
