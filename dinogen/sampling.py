@@ -4,15 +4,17 @@ Shapes: N names still being written, V vocabulary, H hidden, M characters drawn
 at most per name. Names that have produced the boundary token are dropped from
 the batch, so the work per step shrinks as names end.
 
-Candidates are drawn in blocks of BLOCK. Block k always holds candidates
-k*BLOCK .. (k+1)*BLOCK - 1, is computed as one batch of exactly that size, and
+Candidates are drawn in blocks whose sizes follow one fixed schedule: small
+first blocks (FIRST_BLOCKS), so that a few names cost a few rows, then BLOCK
+each, so that many names fill the matrix products. Block k always holds the
+same candidate numbers, is computed as one batch of exactly its size, and
 draws its random numbers from its own stream, the k-th child of the seed's
 SeedSequence. A candidate therefore depends only on the seed and its number,
 bit for bit (BLAS may round a row differently when the number of rows changes,
-which is why the block size is fixed), and constraints keep the first n
-accepted candidates in order. So the same seed gives the same names however the
-output is chunked, and the first k names of a request for n > k are the names
-of a request for k.
+which is why the sizes never depend on the request), and constraints keep the
+first n accepted candidates in order. So the same seed gives the same names
+however the output is chunked, and the first k names of a request for n > k
+are the names of a request for k.
 
 Every candidate also carries its log-probability under the model itself
 (temperature 1, no top-k or top-p), prefix and end token included, so it equals
@@ -34,7 +36,8 @@ from dinogen.errors import DinogenError
 from dinogen.scoring import Scored
 
 DEFAULT_MAX_LEN = 100  # longest name sampled, in characters; longer drafts are dropped
-BLOCK = 128  # candidates drawn together with one random stream; fixed so that seeds reproduce
+FIRST_BLOCKS = (16, 32, 64)  # sizes of the first blocks of candidates: `sample --n 10` draws 16 rows, not BLOCK
+BLOCK = 128  # size of every later block; the schedule is fixed so that seeds reproduce
 ATTEMPTS_BASE = 100_000  # candidates drawn before giving up when none has passed ...
 ATTEMPTS_PER_NAME = 1_000  # ... and in all, ATTEMPTS_BASE plus this many per name asked for
 
@@ -130,11 +133,13 @@ def generate(
     prefix = _read_prefix(params, cfg, vocab.encode(spec.prefix))
     budget = spec.max_attempts or ATTEMPTS_BASE + ATTEMPTS_PER_NAME * n
     hopeless = spec.max_attempts or ATTEMPTS_BASE  # attempts without a single name after which to give up
-    found = tried = 0
+    found = tried = block = 0
     while tried < budget and (found or tried < hopeless):
-        rng = np.random.default_rng(np.random.SeedSequence(root.entropy, spawn_key=(tried // BLOCK,)))
-        drafts = draw_block(params, cfg, BLOCK, rng, spec, prefix)
-        tried += BLOCK
+        rng = np.random.default_rng(np.random.SeedSequence(root.entropy, spawn_key=(block,)))
+        size = block_size(block)
+        drafts = draw_block(params, cfg, size, rng, spec, prefix)
+        tried += size
+        block += 1
         chunk = _accept(drafts, vocab, spec, known, seen, n - found)
         if chunk.names:
             found += len(chunk.names)
@@ -145,6 +150,11 @@ def generate(
         f"only {found} of {n} names{_describe(spec)} turned up in {tried:,} attempts; "
         "loosen the constraints or allow more with --max-attempts."
     )
+
+
+def block_size(k: int) -> int:
+    """Candidates in block k of every request."""
+    return FIRST_BLOCKS[k] if k < len(FIRST_BLOCKS) else BLOCK
 
 
 def _describe(spec: SampleSpec) -> str:

@@ -22,6 +22,11 @@ def names(trainer, n, seed=0, **spec):
     return generate(trainer, n, seed, **spec)[0]
 
 
+def drawn_in(blocks):
+    """Candidates in the first `blocks` blocks of a request."""
+    return sum(sampling.block_size(k) for k in range(blocks))
+
+
 def test_samples_n_names_from_the_vocabulary(small_trainer):
     drawn = names(small_trainer, 50)
     assert len(drawn) == 50
@@ -34,7 +39,7 @@ def test_the_same_seed_gives_the_same_names(small_trainer):
 
 
 def test_the_first_names_do_not_depend_on_how_many_are_asked_for(small_trainer):
-    many = names(small_trainer, 3 * sampling.BLOCK + 5, seed=8)  # four blocks of candidates
+    many = names(small_trainer, drawn_in(5) + 5, seed=8)  # at least six blocks of candidates
     assert names(small_trainer, 10, seed=8) == many[:10]
 
 
@@ -48,7 +53,20 @@ def test_names_arrive_in_chunks_as_they_are_drawn(small_trainer):
     ckpt = small_trainer.checkpoint()
     chunks = sampling.generate(ckpt.inference_params(), ckpt.model_config, ckpt.vocab, 10**9, seed=0)
     first = next(chunks)
-    assert 0 < len(first.names) <= sampling.BLOCK
+    assert 0 < len(first.names) <= sampling.block_size(0)
+
+
+def test_a_few_names_cost_only_a_small_first_block(small_trainer, monkeypatch):
+    sizes = []
+    draw_block = sampling.draw_block
+    monkeypatch.setattr(sampling, "draw_block", lambda *args: sizes.append(args[2]) or draw_block(*args))
+    assert len(names(small_trainer, 10, seed=3)) == 10
+    assert sizes == [sampling.block_size(0)] and sampling.block_size(0) < sampling.BLOCK
+
+
+def test_blocks_grow_to_full_size_and_stay_there():
+    sizes = [sampling.block_size(k) for k in range(10)]
+    assert sizes == sorted(sizes) and sizes[-1] == sizes[len(sampling.FIRST_BLOCKS)] == sampling.BLOCK
 
 
 def test_every_name_continues_the_prefix(small_trainer):
@@ -152,10 +170,10 @@ def test_low_temperature_repeats_the_most_likely_names(small_trainer):
 
 def test_impossible_constraints_end_with_the_names_found_and_a_clear_error(small_trainer):
     ckpt = small_trainer.checkpoint()
-    spec = SampleSpec(top_k=1, unique=True, max_attempts=2 * sampling.BLOCK)
+    spec = SampleSpec(top_k=1, unique=True, max_attempts=drawn_in(4))
     chunks = sampling.generate(ckpt.inference_params(), ckpt.model_config, ckpt.vocab, 3, spec, seed=0)
     assert next(chunks).names == [greedy_name(small_trainer)]
-    with pytest.raises(DinogenError, match=f"only 1 of 3 names all different turned up in {2 * sampling.BLOCK} attempts"):
+    with pytest.raises(DinogenError, match=f"only 1 of 3 names all different turned up in {drawn_in(4)} attempts"):
         next(chunks)
 
 
@@ -234,14 +252,14 @@ def test_constraint_strings_are_written_as_the_model_writes_names():
 
 
 def test_hopeless_constraints_give_up_early_however_many_names_are_asked_for(small_trainer, monkeypatch):
-    monkeypatch.setattr(sampling, "ATTEMPTS_BASE", 3 * sampling.BLOCK)
-    with pytest.raises(DinogenError, match=f"only 0 of 1000000 names ending with 'qqq' turned up in {3 * sampling.BLOCK} "):
+    monkeypatch.setattr(sampling, "ATTEMPTS_BASE", drawn_in(4))
+    with pytest.raises(DinogenError, match=f"only 0 of 1000000 names ending with 'qqq' turned up in {drawn_in(4)} "):
         names(small_trainer, 10**6, suffix="qqq")
 
 
 def test_names_that_never_end_within_max_len_are_dropped_not_cut(small_trainer):
     shorter = len(greedy_name(small_trainer)) - 1
-    with pytest.raises(DinogenError, match=f"only 0 of 1 names of 1 to {shorter} characters turned up in {sampling.BLOCK} attempts"):
+    with pytest.raises(DinogenError, match=f"only 0 of 1 names of 1 to {shorter} characters turned up in {sampling.block_size(0)} attempts"):
         names(small_trainer, 1, top_k=1, max_len=shorter, max_attempts=1)
 
 
