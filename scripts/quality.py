@@ -137,7 +137,7 @@ def torch_run(pool: NameList, test: NameList, budget: float, seed: int, settings
 
 
 def regularised_peer(cell, vocab_size, hidden, layers, embed_dim, dropout, seed):
-    """The peer's model with dropout after the embedding and before the output layer."""
+    """The peer's model with dropout on its input (embedded or one-hot) and before the output layer."""
     import torch
     import torch_peer
     from torch import nn
@@ -148,7 +148,7 @@ def regularised_peer(cell, vocab_size, hidden, layers, embed_dim, dropout, seed)
             self.drop = nn.Dropout(dropout)
 
         def forward(self, x):
-            h, _ = self.rnn(self.drop(self.embed(x)))  # (T, B, H)
+            h, _ = self.rnn(self.drop(self.inputs(x)))  # (T, B, H)
             return self.out(self.drop(h))
 
     torch.manual_seed(seed)

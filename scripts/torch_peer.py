@@ -42,13 +42,15 @@ class CharModel(nn.Module):
         self.rnn = RECURRENT[cell](width, hidden, num_layers=layers, dropout=dropout if layers > 1 else 0.0)
         self.out = nn.Linear(hidden, vocab_size)
 
+    def inputs(self, x: torch.Tensor) -> torch.Tensor:
+        """x: (T, B) int64 tokens. Returns the first layer's input: (T, B, E), or one-hot (T, B, V)."""
+        if self.embed is not None:
+            return self.embed(x)
+        return nn.functional.one_hot(x, self.vocab_size).to(torch.float32)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x: (T, B) int64 tokens. Returns logits: (T, B, V)."""
-        if self.embed is not None:
-            inputs = self.embed(x)  # (T, B, E)
-        else:
-            inputs = nn.functional.one_hot(x, self.vocab_size).to(torch.float32)  # (T, B, V)
-        h, _ = self.rnn(inputs)  # (T, B, H)
+        h, _ = self.rnn(self.inputs(x))  # (T, B, H)
         return self.out(h)
 
 
