@@ -99,10 +99,17 @@ def checkpoint_rows(ckpt: Checkpoint) -> list[tuple[str, str]]:
         ("training", f"{_count(meta.get('step'))} steps in {_seconds(meta.get('seconds'))}, "
                      f"{train.get('optimizer', '?')} lr {train.get('lr', '?')}, batch {train.get('batch_size', '?')}, "
                      f"seed {train.get('seed', '?')}"),
-        ("best validation loss", f"{best['val_loss']:.4f} nats/char at step {best['step']:,}"
-                                 if best.get("val_loss") is not None else "-"),
+        ("best validation loss", _best(best, data)),
     ]
     return rows + _curve_rows(meta.get("history") or {})
+
+
+def _best(best: dict, data: dict) -> str:
+    if best.get("val_loss") is not None:
+        return f"{best['val_loss']:.4f} nats/char at step {best['step']:,}"
+    if data.get("val_names") == 0:
+        return "none: no names held out, so the last parameters are used"
+    return "-"
 
 
 def _curve_rows(history: dict) -> list[tuple[str, str]]:

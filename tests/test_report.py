@@ -55,6 +55,12 @@ def test_checkpoint_rows_say_what_the_checkpoint_holds(small_checkpoint):
     assert "nats/char at step" in rows["best validation loss"]
 
 
+def test_checkpoint_rows_say_when_no_names_were_held_out(small_checkpoint):
+    ckpt = checkpoint.load(small_checkpoint)
+    ckpt.meta["best"], ckpt.meta["data"]["val_names"] = None, 0
+    assert dict(report.checkpoint_rows(ckpt))["best validation loss"].startswith("none: no names held out")
+
+
 def test_checkpoint_rows_name_an_embedding_and_dropout(small_checkpoint):
     ckpt = checkpoint.load(small_checkpoint)
     ckpt.meta["model"].update(embed_dim=16, dropout=0.2)
