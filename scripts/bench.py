@@ -284,10 +284,20 @@ def bench_training(data: str, plan: Plan, with_torch: bool, rows: list, notes: l
                                                  else "torch is not installed (pip install -e '.[bench]')."))
 
 
+def run_worker(*args: str) -> dict:
+    """Run a one-shot worker of this script on one BLAS thread; its JSON reply.
+
+    A worker that fails stops the benchmark with the worker's own error output.
+    """
+    done = subprocess.run([sys.executable, __file__, "--worker", *args], capture_output=True, text=True,
+                          env=set_threads_env(child_env(), 1), cwd=str(SCRIPTS))
+    if done.returncode != 0:
+        raise RuntimeError(f"benchmark worker {args[0]} failed (exit {done.returncode}):\n{done.stderr}")
+    return json.loads(done.stdout)
+
+
 def bench_sampling(data: str, plan_name: str, model: Path, rows: list, log) -> None:
-    cmd = [sys.executable, __file__, "--worker", "sample", "--data", data, "--plan", plan_name, "--model", str(model)]
-    out = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True,
-                                    env=set_threads_env(child_env(), 1), cwd=str(SCRIPTS)).stdout)
+    out = run_worker("sample", "--data", data, "--plan", plan_name, "--model", str(model))
     for label, result in out.items():
         for n, rate in result["ns"].items():
             rows.append(row("sample", f"{label} ({result['cell']} H{result['hidden']}), N={int(n):,}, "
@@ -326,10 +336,8 @@ def bench_memory(data: str, plan: Plan, rows: list, log) -> None:
         generated = Path(tmp) / "generated.txt"
         write_generated_names(generated, plan.memory_names)
         for label, path in ((Path(data).name, data), (f"{plan.memory_names:,} generated names", str(generated))):
-            cmd = [sys.executable, __file__, "--worker", "memory", "--data", path,
-                   "--steps", str(plan.memory_steps), "--hidden", str(max(plan.hiddens))]
-            out = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True,
-                                            env=set_threads_env(child_env(), 1), cwd=str(SCRIPTS)).stdout)
+            out = run_worker("memory", "--data", path, "--steps", str(plan.memory_steps),
+                             "--hidden", str(max(plan.hiddens)))
             rows.append(row("memory", f"train on {label} ({out['names']:,} names, {out['steps']} steps, "
                                       f"H{max(plan.hiddens)} B64) peak RSS", out["peak_rss_mb"], None, "MB"))
             log(rows[-1])
