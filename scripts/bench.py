@@ -47,6 +47,7 @@ class Plan:
     rep_seconds: float  # training time per repetition
     course_hidden: int
     sample_ns: tuple[int, ...]
+    sample_hidden: int  # hidden size of each cell's sampling model
     sample_train_steps: int  # steps to train each cell's sampling model
     sample_calls: int  # names drawn per timing at small N (several calls of N)
     memory_names: int  # names in the generated file for the memory test
@@ -55,9 +56,9 @@ class Plan:
 
 
 PLANS = {
-    "full": Plan((64, 128, 256), (32, 64, 128), (1, 2), 3, 0.6, 50, (1, 100, 10_000), 400, 1000, 1_000_000, 100, 7),
-    "quick": Plan((128,), (64,), (1, 2), 3, 0.6, 50, (1, 100, 10_000), 300, 1000, 1_000_000, 50, 5),
-    "tiny": Plan((8,), (4,), (1,), 1, 0.05, 8, (1, 10), 5, 3, 2_000, 3, 1),
+    "full": Plan((64, 128, 256), (32, 64, 128), (1, 2), 3, 0.6, 50, (1, 100, 10_000), 128, 400, 1000, 1_000_000, 100, 7),
+    "quick": Plan((128,), (64,), (1, 2), 3, 0.6, 50, (1, 100, 10_000), 128, 300, 1000, 1_000_000, 50, 5),
+    "tiny": Plan((8,), (4,), (1,), 1, 0.05, 8, (1, 10), 8, 5, 3, 2_000, 3, 1),
 }
 
 
@@ -162,7 +163,7 @@ def train_worker(kind: str, data_path: str, threads: int) -> None:
 
 
 def sample_worker(data_path: str, plan_name: str, model_path: str) -> None:
-    """Names per second of dinogen.sampling.sample: the default model, then each cell at hidden 128.
+    """Names per second of dinogen.sampling.sample: the default model, then each cell at plan.sample_hidden.
 
     Prints one JSON object: {label: {"ns": {N: names/s}, "mean_length": ...}}.
     """
@@ -173,15 +174,14 @@ def sample_worker(data_path: str, plan_name: str, model_path: str) -> None:
     from dinogen.train import TrainConfig, Trainer
 
     plan = PLANS[plan_name]
-    hidden = 128 if plan_name != "tiny" else plan.hiddens[0]
     models = {"default model": checkpoint.load(model_path)}
     names = read_names(data_path)
     for cell in CELLS:
-        cfg = TrainConfig(cell=cell, hidden=hidden, batch_size=64, embed_dim=0, dropout=0.0,
+        cfg = TrainConfig(cell=cell, hidden=plan.sample_hidden, batch_size=64, embed_dim=0, dropout=0.0,
                           steps=plan.sample_train_steps, eval_every=10**9, seed=SEED)
         trainer = Trainer(names, cfg)
         trainer.run()
-        models[f"{cell} H{hidden}"] = trainer.checkpoint()
+        models[f"{cell} H{plan.sample_hidden}"] = trainer.checkpoint()
     results = {}
     for label, ckpt in models.items():
         params, cfg, vocab = ckpt.inference_params(), ckpt.model_config, ckpt.vocab
