@@ -129,7 +129,7 @@ def set_blas_threads(threads: int | None) -> None:
                    "(trains on every name, no validation split). Flags override.")
 @click.option("--lowercase", is_flag=True, default=None, help="Fold names to lower case first (as the classic course does).")
 @click.option("--resume", "resume_path", default=None, metavar="PATH",
-              help="Continue the run saved in this checkpoint exactly (--steps counts total steps).")
+              help="Continue the run saved in this checkpoint exactly (--steps and --max-seconds count the whole run).")
 @click.option("--encoding", default="utf-8", show_default=True, help="Text encoding of DATA.")
 @click.option("--max-name-length", type=click.IntRange(min=1), default=64, show_default=True,
               help="Skip (and count) names longer than this.")
@@ -183,15 +183,16 @@ def train(data, out, quiet, as_json, encoding, preset, resume_path, max_name_len
 
     stop = _StopSignals()
     try:
-        with stop, _progress_bar(trainer.cfg.steps, not quiet and sys.stderr.isatty(), trainer.step) as on_progress:
-            summary = trainer.run(on_progress, on_evaluate=save, should_stop=stop.requested)
+        with stop:  # the final save too: a second Ctrl-C during it aborts as during training
+            with _progress_bar(trainer.cfg.steps, not quiet and sys.stderr.isatty(), trainer.step) as on_progress:
+                summary = trainer.run(on_progress, on_evaluate=save, should_stop=stop.requested)
+            save(trainer)
     except Diverged as exc:
         note = f"{out} keeps the last good state, from step {saved_at[-1]}" if saved_at else "no checkpoint was written"
         raise click.ClickException(f"{exc} {note}.") from None
     except KeyboardInterrupt:
         click.echo(f"aborted at once; {out} holds the last complete checkpoint, if any.", err=True)
         sys.exit(130)
-    save(trainer)
     summary["checkpoint"] = str(out)
     if as_json:
         click.echo(json.dumps(summary))

@@ -158,6 +158,7 @@ class Trainer:
         self.best_val: tuple[int, float] | None = None  # (step, loss) of the best parameters
         self.stale_evals = 0  # evaluations since the last new best
         self.seconds = 0.0  # time spent in training steps
+        self.elapsed = 0.0  # wall-clock time of the run so far, evaluations included: what --max-seconds limits
         self.predictions = 0  # real predictions trained on
 
     def train_step(self, progress: float | None = None) -> float:
@@ -194,7 +195,14 @@ class Trainer:
         return total / count
 
     def evaluate(self) -> float | None:
-        """Validation loss now (on val_probe); records it and keeps the parameters if they are the best."""
+        """Validation loss now (on val_probe); records it and keeps the parameters if they are the best.
+
+        Raises Diverged when the parameters are no longer finite, so a checkpoint
+        written after an evaluation never holds NaN or infinite weights.
+        """
+        if not all(np.isfinite(p).all() for p in self.params.values()):
+            raise Diverged(f"training diverged at step {self.step} (the weights are no longer finite); "
+                           "lower --lr or --weight-decay, or keep --clip on.")
         val = self.loss_on(self.val_probe)
         self.train_history.append((self.step, self.smooth_loss))
         if val is not None:
@@ -219,31 +227,42 @@ class Trainer:
     ) -> dict:
         """Train until cfg.steps, cfg.max_seconds, cfg.patience or should_stop() stops
         it; returns the summary. on_evaluate runs after every periodic evaluation
-        (the CLI saves a checkpoint there)."""
+        (the CLI saves a checkpoint there).
+
+        A run that ends evaluates once more, at its last step. A run stopped by
+        should_stop does not: an evaluation off the schedule could change the best
+        parameters and the patience count, and resuming would then differ from an
+        uninterrupted run. The clock of --max-seconds continues a resumed run's.
+        """
         cfg = self.cfg
         started = time.perf_counter()
+        clock_zero = started - self.elapsed  # the run's time 0, earlier sessions included
         val = self.val_history[-1][1] if self.val_history else None
-        while self.step < cfg.steps and not self.out_of_patience:
-            if should_stop is not None and should_stop():
-                break
-            elapsed = time.perf_counter() - started
-            progress = self.step / cfg.steps
-            if cfg.max_seconds is not None:
-                progress = max(progress, elapsed / cfg.max_seconds)
-            t0 = time.perf_counter()
-            loss = self.train_step(progress)
-            self.seconds += time.perf_counter() - t0
-            out_of_time = cfg.max_seconds is not None and time.perf_counter() - started >= cfg.max_seconds
-            if self.step % cfg.eval_every == 0 and self.step < cfg.steps and not out_of_time:
-                val = self.evaluate()
-                if on_evaluate is not None:
-                    on_evaluate(self)
-            if on_progress is not None:
-                on_progress(Progress(self.step, cfg.steps, loss, self.smooth_loss, val, self.chars_per_sec))
-            if out_of_time:
-                break
-        if not self.val_history or self.val_history[-1][0] != self.step:
-            self.evaluate()
+        interrupted = False
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # divergence is checked, not warned
+            while self.step < cfg.steps and not self.out_of_patience:
+                if should_stop is not None and should_stop():
+                    interrupted = True
+                    break
+                progress = self.step / cfg.steps
+                if cfg.max_seconds is not None:
+                    progress = max(progress, self.elapsed / cfg.max_seconds)
+                t0 = time.perf_counter()
+                loss = self.train_step(progress)
+                self.seconds += time.perf_counter() - t0
+                self.elapsed = time.perf_counter() - clock_zero
+                out_of_time = cfg.max_seconds is not None and self.elapsed >= cfg.max_seconds
+                if self.step % cfg.eval_every == 0 and self.step < cfg.steps and not out_of_time:
+                    val = self.evaluate()
+                    if on_evaluate is not None:
+                        on_evaluate(self)
+                    self.elapsed = time.perf_counter() - clock_zero
+                if on_progress is not None:
+                    on_progress(Progress(self.step, cfg.steps, loss, self.smooth_loss, val, self.chars_per_sec))
+                if out_of_time:
+                    break
+            if not interrupted and (not self.val_history or self.val_history[-1][0] != self.step):
+                self.evaluate()
         return self.summary(time.perf_counter() - started)
 
     @property
@@ -286,6 +305,7 @@ class Trainer:
             "train": asdict(self.cfg),
             "step": self.step,
             "seconds": self.seconds,
+            "elapsed": self.elapsed,
             "predictions": self.predictions,
             "smooth_loss": self.smooth_loss,
             "stale_evals": self.stale_evals,
@@ -328,12 +348,17 @@ def resume(names: NameList, ckpt: Checkpoint, changes: dict) -> tuple[Trainer, l
             "resume with the same file, or train a new model."
         )
     trainer = Trainer(names, cfg)
-    if trainer.vocab != ckpt.vocab or trainer.model_cfg != ckpt.model_config:
+    if trainer.vocab != ckpt.vocab or replace(trainer.model_cfg, dropout=ckpt.model_config.dropout) != ckpt.model_config:
         raise DinogenError("the checkpoint's vocabulary or model does not match this data; train a new model.")
     meta = ckpt.meta
     if cfg.steps <= meta["step"]:
         raise DinogenError(
             f"the checkpoint has already trained {meta['step']} steps; --steps counts total steps, so ask for more."
+        )
+    elapsed = meta.get("elapsed", meta.get("seconds", 0.0))
+    if cfg.max_seconds is not None and elapsed >= cfg.max_seconds:
+        raise DinogenError(
+            f"the checkpoint has already trained for {elapsed:.0f} s; --max-seconds counts the whole run, so ask for more."
         )
     for name, value in ckpt.params.items():
         trainer.params[name][...] = value
@@ -343,6 +368,7 @@ def resume(names: NameList, ckpt: Checkpoint, changes: dict) -> tuple[Trainer, l
         raise DinogenError("the checkpoint's optimizer state is missing or damaged, so it cannot be resumed exactly.") from None
     trainer.step = meta["step"]
     trainer.seconds = meta.get("seconds", 0.0)
+    trainer.elapsed = elapsed  # older checkpoints kept only the time in steps
     trainer.predictions = meta.get("predictions", 0)
     trainer.smooth_loss = meta["smooth_loss"]
     trainer.stale_evals = meta.get("stale_evals", 0)

@@ -80,3 +80,41 @@ def test_resume_needs_more_total_steps_than_done(tmp_path):
     half = trained(TrainConfig(hidden=8, steps=5))
     with pytest.raises(DinogenError, match="already trained 5 steps"):
         resume(NAMES, reloaded(half, tmp_path), {})
+
+
+def test_an_interrupt_does_not_evaluate_off_schedule_so_patience_resumes_exactly(tmp_path):
+    cfg = TrainConfig(hidden=16, steps=300, batch_size=16, eval_every=30, patience=1, lr=2e-2)
+    whole = trained(cfg)
+    interrupted = trained(cfg, stop_at=157)
+    assert interrupted.val_history[-1][0] == 150  # no evaluation at step 157
+    continued, _ = resume(NAMES, reloaded(interrupted, tmp_path), {})
+    continued.run()
+    assert (continued.step, continued.best_val, continued.stale_evals) == (whole.step, whole.best_val, whole.stale_evals)
+    assert_same_params(whole.params, continued.params)
+
+
+def test_max_seconds_counts_the_whole_run_across_a_resume(tmp_path):
+    cfg = TrainConfig(hidden=8, steps=10**6, max_seconds=1000.0, batch_size=16, eval_every=10**5)
+    half = trained(cfg, stop_at=3)
+    saved = reloaded(half, tmp_path)
+    assert saved.meta["elapsed"] == half.elapsed > 0
+    saved.meta["elapsed"] = 600.0  # as if 600 of the 1000 seconds were spent
+    continued, _ = resume(NAMES, saved, {})
+    continued.run(should_stop=lambda: continued.step >= 4)
+    assert continued.elapsed > 600.0
+    assert continued.optimizer.lr < 0.5 * cfg.lr  # the cosine continues past its middle, it does not restart
+
+
+def test_resume_needs_more_total_seconds_than_spent(tmp_path):
+    half = trained(TrainConfig(hidden=8, steps=10**6, max_seconds=1000.0), stop_at=2)
+    saved = reloaded(half, tmp_path)
+    saved.meta["elapsed"] = 1000.0
+    with pytest.raises(DinogenError, match="--max-seconds counts the whole run"):
+        resume(NAMES, saved, {})
+
+
+def test_dropout_may_change_on_resume(tmp_path):
+    half = trained(TrainConfig(hidden=8, embed_dim=4, dropout=0.3, steps=5))
+    continued, changed = resume(NAMES, reloaded(half, tmp_path), {"steps": 8, "dropout": 0.1})
+    continued.run()
+    assert ("dropout", 0.3, 0.1) in changed and continued.step == 8

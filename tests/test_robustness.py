@@ -130,6 +130,15 @@ def test_a_diverging_run_stops_with_a_message_and_writes_no_nan(tmp_path, monkey
     assert ckpt.meta["step"] == 10
 
 
+def test_weights_that_stop_being_finite_are_never_saved(tmp_path):
+    out = tmp_path / "huge-lr.npz"
+    result = CliRunner().invoke(main, ["train", str(BUNDLED_NAMES), "-o", str(out), "--steps", "5", "--hidden", "8",
+                                       "--eval-every", "1", "--lr", "1e39", "-q"])
+    assert result.exit_code == 1
+    assert "weights are no longer finite" in result.stderr and "no checkpoint was written" in result.stderr
+    assert "Warning" not in result.stderr and not out.exists()
+
+
 def start_training(tmp_path):
     out = tmp_path / "sig.npz"
     command = [sys.executable, "-m", "dinogen", "train", str(BUNDLED_NAMES), "-o", str(out),
@@ -160,6 +169,17 @@ def test_a_second_ctrl_c_aborts_at_once_and_leaves_the_last_checkpoint(tmp_path,
     assert process.returncode == 130
     assert "Traceback" not in stderr
     checkpoint.load(out)
+
+
+def test_a_second_interrupt_during_the_final_save_aborts_like_one_during_training(tmp_path, monkeypatch):
+    def interrupted_save(path, ckpt):
+        raise KeyboardInterrupt  # what the signal handler raises at a second Ctrl-C
+
+    monkeypatch.setattr(checkpoint, "save", interrupted_save)
+    result = CliRunner().invoke(main, ["train", str(BUNDLED_NAMES), "-o", str(tmp_path / "x.npz"), "--steps", "3",
+                                       "--hidden", "8", "--eval-every", "100", "-q"])
+    assert result.exit_code == 130
+    assert "aborted at once" in result.stderr
 
 
 names_strategy = st.lists(
