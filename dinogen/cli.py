@@ -29,7 +29,9 @@ CELL_CHOICES = ["rnn", "gru", "lstm"]
 
 class DinogenGroup(click.Group):
     """Turns the library's errors into one clean line on stderr and exit 1,
-    and a closed stdout pipe (`| head`) into a quiet exit 0."""
+    a closed stdout pipe (`| head`) into a quiet exit 0, and results that
+    cannot be written (a full disk, an encoding without the characters) into
+    one line and exit 1."""
 
     def invoke(self, ctx: click.Context):
         try:
@@ -39,6 +41,15 @@ class DinogenGroup(click.Group):
         except BrokenPipeError:
             _silence_stdout()
             ctx.exit(0)
+        except OSError as exc:  # the library reports its own file errors, so this is writing the results
+            _silence_stdout()
+            raise click.ClickException(f"cannot write the results: {exc.strerror or exc}.") from None
+        except UnicodeEncodeError as exc:
+            _silence_stdout()
+            raise click.ClickException(
+                f"the output's encoding ({exc.encoding}) cannot write {exc.object[exc.start : exc.end]!r}; "
+                "set PYTHONIOENCODING=utf-8."
+            ) from None
 
 
 def _console(stderr: bool = False):
@@ -54,7 +65,7 @@ def _console(stderr: bool = False):
 
 
 def _silence_stdout() -> None:
-    """After EPIPE, point stdout at /dev/null so the interpreter's final flush is quiet."""
+    """After a failed write, point stdout at /dev/null so the interpreter's final flush is quiet."""
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, sys.stdout.fileno())
 

@@ -169,6 +169,24 @@ def test_bad_checkpoint_in_a_real_process_has_no_traceback(tmp_path):
     assert "Traceback" not in result.stderr and result.stderr.startswith("Error:")
 
 
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
+@pytest.mark.parametrize("command", ["sample --n 5 -c", "score Tyrannosaurus -c", "info"])
+def test_results_that_cannot_be_written_are_one_sentence_and_exit_1(small_checkpoint, command):
+    result = run(f"{sys.executable} -m dinogen {command} {small_checkpoint} > /dev/full")
+    assert result.returncode == 1
+    assert result.stderr == "Error: cannot write the results: No space left on device.\n"
+
+
+def test_names_the_output_encoding_cannot_hold_are_one_sentence_and_exit_1(tmp_path):
+    names = tmp_path / "accents.txt"
+    names.write_text("Zoë\nJosé\nAnaïs\nRenée\nChloé\nBjörn\n", encoding="utf-8")
+    ckpt = tmp_path / "accents.npz"
+    assert run(f"{sys.executable} -m dinogen train {names} -o {ckpt} --steps 5 --hidden 8 -q").returncode == 0
+    result = run(f"{sys.executable} -m dinogen score Zoë -c {ckpt}", env=dict(os.environ, PYTHONIOENCODING="ascii"))
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr and "PYTHONIOENCODING=utf-8" in result.stderr
+
+
 # sample: steering, constraints, JSON, report
 
 
