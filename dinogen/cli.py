@@ -27,6 +27,16 @@ EXIT_CODES = (
 CELL_CHOICES = ["rnn", "gru", "lstm"]
 
 
+class FiniteRange(click.FloatRange):
+    """A float range that also refuses nan and inf, which pass every comparison test unseen."""
+
+    def convert(self, value, param, ctx):
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number.", param, ctx)
+        return number
+
+
 class DinogenGroup(click.Group):
     """Turns the library's errors into one clean line on stderr and exit 1,
     a closed stdout pipe (`| head`) into a quiet exit 0, and results that
@@ -111,7 +121,7 @@ def set_blas_threads(threads: int | None) -> None:
 @click.argument("data", required=False)
 @click.option("--out", "-o", default="dinogen.npz", show_default=True, metavar="PATH", help="Checkpoint to write.")
 @click.option("--steps", type=click.IntRange(min=1), default=None, help="Optimizer steps (default 5000).")
-@click.option("--max-seconds", type=click.FloatRange(min=0, min_open=True), default=None,
+@click.option("--max-seconds", type=FiniteRange(min=0, min_open=True), default=None,
               help="Stop after this many seconds of training, if --steps has not stopped it first.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=None, help="Names per batch (default 32).")
 @click.option("--hidden", type=click.IntRange(min=1), default=None, help="Hidden units per layer (default 256).")
@@ -119,18 +129,18 @@ def set_blas_threads(threads: int | None) -> None:
 @click.option("--cell", type=click.Choice(CELL_CHOICES), default=None, help="Recurrent cell (default lstm).")
 @click.option("--embed-dim", type=click.IntRange(min=0), default=None,
               help="Embedding width before the first layer; 0 = none (default 32).")
-@click.option("--dropout", type=click.FloatRange(0, 1, max_open=True), default=None,
+@click.option("--dropout", type=FiniteRange(0, 1, max_open=True), default=None,
               help="Dropout on non-recurrent connections while training (default 0.5).")
-@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=None, help="Peak learning rate (default 3e-3).")
+@click.option("--lr", type=FiniteRange(min=0, min_open=True), default=None, help="Peak learning rate (default 3e-3).")
 @click.option("--schedule", type=click.Choice(["cosine", "constant"]), default=None,
               help="Learning-rate schedule (default cosine, down to 5% of --lr).")
-@click.option("--weight-decay", type=click.FloatRange(min=0), default=None,
+@click.option("--weight-decay", type=FiniteRange(min=0), default=None,
               help="Decoupled (AdamW-style) weight decay (default 0).")
 @click.option("--optimizer", type=click.Choice(["adam", "sgd"]), default=None, help="Optimizer (default adam).")
-@click.option("--clip", type=click.FloatRange(min=0), default=None,
+@click.option("--clip", type=FiniteRange(min=0), default=None,
               help="Max global gradient norm; 0 turns clipping off (default 5).")
-@click.option("--seed", type=int, default=None, help="Seed for weights, split and batch order (default 1337).")
-@click.option("--val-fraction", type=click.FloatRange(0, 1, max_open=True), default=None,
+@click.option("--seed", type=click.IntRange(min=0), default=None, help="Seed for weights, split and batch order (default 1337).")
+@click.option("--val-fraction", type=FiniteRange(0, 1, max_open=True), default=None,
               help="Share of names held out for validation (default 0.1).")
 @click.option("--eval-every", type=click.IntRange(min=1), default=None, help="Steps between validation losses (default 250).")
 @click.option("--patience", type=click.IntRange(min=0), default=None,
@@ -313,11 +323,11 @@ def latest_option(command):
 @checkpoint_option("sample from")
 @click.option("--seed", type=click.IntRange(min=0), default=None,
               help="Seed; the same seed and checkpoint give the same names.")
-@click.option("--temperature", "-t", type=click.FloatRange(min=0, min_open=True), default=1.0, show_default=True,
+@click.option("--temperature", "-t", type=FiniteRange(min=0, min_open=True), default=1.0, show_default=True,
               help="Below 1 is safer and more typical, above 1 more adventurous.")
 @click.option("--top-k", type=click.IntRange(min=1), default=None,
               help="Draw each character only among the K likeliest.")
-@click.option("--top-p", type=click.FloatRange(0, 1, min_open=True), default=None,
+@click.option("--top-p", type=FiniteRange(0, 1, min_open=True), default=None,
               help="Nucleus: draw only among the likeliest characters that together hold probability P.")
 @click.option("--prefix", default="", help="Names start with this; the model continues it with at least one character.")
 @click.option("--suffix", default="", help="Names end with this.")
@@ -547,7 +557,7 @@ def evaluate(file, ckpt_path, encoding, as_json, latest) -> None:
 @main.command(epilog=EXIT_CODES)
 @click.option("--cell", type=click.Choice(CELL_CHOICES), multiple=True, help="Cells to check (default: all).")
 @click.option("--layers", type=click.IntRange(1, 3), multiple=True, help="Layer counts to check (default: 1 and 2).")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the random model and batch.")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed of the random model and batch.")
 def gradcheck(cell, layers, seed) -> None:
     """Check every analytic gradient against centered finite differences.
 

@@ -260,7 +260,8 @@ def draw_block(
 
 def _filter(logits: np.ndarray, top: np.ndarray, spec: SampleSpec) -> np.ndarray:
     """Unnormalised probabilities to draw from: temperature, then top-k, then top-p. (N, V)"""
-    weights = np.exp((logits - top) / spec.temperature)  # (N, V), the likeliest at 1
+    with np.errstate(over="ignore"):  # a tiny temperature sends the unlikely to -inf, i.e. weight 0
+        weights = np.exp((logits - top) / spec.temperature)  # (N, V), the likeliest at 1
     V = weights.shape[1]
     if spec.top_k is not None and spec.top_k < V:
         kth = np.partition(weights, V - spec.top_k, axis=1)[:, V - spec.top_k, None]  # (N, 1)

@@ -91,7 +91,13 @@ def test_bad_train_flags_are_usage_errors(runner, tmp_path, flag):
     assert not (tmp_path / "x.npz").exists()
 
 
-@pytest.mark.parametrize("flag", [["--n", "0"], ["--n", "-3"], ["--temperature", "0"], ["--max-len", "0"]])
+def test_gradcheck_refuses_a_negative_seed_as_a_usage_error(runner):
+    result = runner.invoke(main, ["gradcheck", "--seed", "-1"])
+    assert result.exit_code == 2 and "--seed" in result.stderr
+
+
+@pytest.mark.parametrize("flag", [["--n", "0"], ["--n", "-3"], ["--temperature", "0"], ["--max-len", "0"],
+                                  ["--temperature", "nan"], ["--temperature", "inf"], ["--top-p", "nan"]])
 def test_bad_sample_flags_are_usage_errors(runner, small_checkpoint, flag):
     result = runner.invoke(main, ["sample", "-c", str(small_checkpoint), *flag])
     assert result.exit_code == 2

@@ -92,7 +92,9 @@ def test_max_name_length_is_a_setting(tmp_path):
 
 @pytest.mark.parametrize(
     "flags", [["--steps", "0"], ["--batch-size", "0"], ["--hidden", "0"], ["--lr", "-1"], ["--val-fraction", "1"],
-              ["--dropout", "1"], ["--layers", "4"], ["--cell", "transformer"], ["--preset", "fastest"]],
+              ["--dropout", "1"], ["--layers", "4"], ["--cell", "transformer"], ["--preset", "fastest"],
+              ["--seed", "-1"], ["--lr", "nan"], ["--dropout", "nan"], ["--max-seconds", "inf"],
+              ["--weight-decay", "inf"], ["--clip", "nan"]],
 )
 def test_impossible_flags_are_usage_errors(tmp_path, flags):
     result, out = train(tmp_path, b"Anna\nBert\n", *flags)
