@@ -11,6 +11,8 @@ batches are cut from them per step, so a million names cost a few megabytes.
 
 from __future__ import annotations
 
+import codecs
+import re
 import sys
 import unicodedata
 from dataclasses import dataclass, field
@@ -26,6 +28,7 @@ from dinogen.files import read_bytes
 BOUNDARY = 0  # token that starts every name and ends it
 PAD = -1  # target at padded positions (no prediction there)
 MAX_NAME_LENGTH = 64  # names longer than this are skipped when reading
+LINE_BREAK = re.compile("\r\n|\r|\n")  # LF, CRLF, or a lone CR
 
 
 @dataclass
@@ -68,24 +71,37 @@ def read_names(
 
 
 def _parse(raw: bytes, source: str, encoding: str, lowercase: bool, max_length: int) -> NameList:
-    """Decode a whole file at once, so an error can name its exact line."""
-    if b"\x00" in raw and not encoding.lower().replace("-", "").startswith("utf16"):
-        line = raw[: raw.index(b"\x00")].count(b"\n") + 1
+    """Decode a whole file at once, so an error can name its exact line.
+
+    Lines end at LF, CRLF or a lone CR (old Mac files).
+    """
+    unknown = f"'{encoding}' is not a text encoding Python knows; try utf-8 or latin-1."
+    try:
+        codec = codecs.lookup(encoding).name  # canonical: "utf-16", "utf-32", "iso8859-1", ...
+    except LookupError:
+        raise DinogenError(unknown) from None
+    if b"\x00" in raw and not codec.startswith(("utf-16", "utf-32")):  # NUL bytes are part of UTF-16/32 text
+        nul = raw.index(b"\x00")
         raise DinogenError(
-            f"{source} line {line} holds a NUL byte, so it looks like a binary file; "
+            f"{source} line {_line_of(raw, nul)} holds a NUL byte, so it looks like a binary file; "
             "give a text file with one name per line."
         )
     try:
         text = raw.decode(_bom_aware(encoding))
-    except LookupError:
-        raise DinogenError(f"'{encoding}' is not a text encoding Python knows; try utf-8 or latin-1.") from None
-    except UnicodeDecodeError as exc:
-        line = raw[: exc.start].count(b"\n") + 1
+    except LookupError:  # a codec that is not for text, such as base64
+        raise DinogenError(unknown) from None
+    except UnicodeError as exc:
+        where = f" line {_line_of(raw, exc.start)}" if isinstance(exc, UnicodeDecodeError) else ""
         raise DinogenError(
-            f"{source} line {line} is not valid {encoding} text; "
+            f"{source}{where} is not valid {encoding} text; "
             "convert the file to UTF-8 or name its encoding with --encoding."
         ) from None
-    return _clean_lines(text.split("\n"), source, lowercase, max_length)
+    return _clean_lines(LINE_BREAK.split(text), source, lowercase, max_length)
+
+
+def _line_of(raw: bytes, offset: int) -> int:
+    """The 1-based line holding byte `offset` of a file."""
+    return raw[:offset].count(b"\n") + 1
 
 
 def _bom_aware(encoding: str) -> str:

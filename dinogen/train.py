@@ -137,7 +137,8 @@ class Trainer:
     def __init__(self, names: NameList, cfg: TrainConfig) -> None:
         cfg.check()
         if not names.names:
-            raise DinogenError(f"{names.source} holds no names; give a file with one name per line.")
+            skipped = f" ({names.skipped_long} longer than the maximum name length were skipped)" if names.skipped_long else ""
+            raise DinogenError(f"{names.source} holds no names{skipped}; give a file with one name per line.")
         self.cfg = cfg
         self.names = names
         self.data_sha256 = data_fingerprint(names.names)  # stored in every checkpoint; the names never change

@@ -44,8 +44,12 @@ def train(tmp_path, content: bytes | None, *flags, name="names.txt"):
         (b"Rex\n\xff\xfeBad\n", [], 1, "line 2 is not valid utf-8"),
         (b"Rex\nAnna\x00\n", [], 1, "NUL byte"),
         (b"Bront\xeb\nZo\xe9\n", ["--encoding", "no-such-codec"], 1, "not a text encoding"),
+        (b"Rex\n", ["--encoding", "base64"], 1, "not a text encoding"),
+        (b"Ann\xffa\n", ["--encoding", "punycode"], 1, "not valid punycode"),
+        (b"Bartholomew\nMaximilian\n", ["--max-name-length", "5"], 1, "2 longer than the maximum name length"),
     ],
-    ids=["missing", "empty", "blank-lines", "binary", "not-utf8", "nul", "bad-encoding"],
+    ids=["missing", "empty", "blank-lines", "binary", "not-utf8", "nul", "bad-encoding", "binary-codec", "punycode",
+         "all-too-long"],
 )
 def test_unreadable_data_is_one_clear_error(tmp_path, content, flags, code, message):
     result, out = train(tmp_path, content, *TINY, *flags)
@@ -61,12 +65,16 @@ def test_unreadable_data_is_one_clear_error(tmp_path, content, flags, code, mess
         (b"Bront\xeb\nZo\xe9\n", ["--encoding", "latin-1"], ["Bront\u00eb", "Zo\u00e9"]),
         ("\ufeffAnna\nBert\n".encode(), [], ["Anna", "Bert"]),
         (b"Anna\r\nBert\r\n", [], ["Anna", "Bert"]),
+        (b"Anna\rBert\rCarla\r", [], ["Anna", "Bert", "Carla"]),
+        ("Anna\nBert\n".encode("utf-32"), ["--encoding", "utf-32"], ["Anna", "Bert"]),
+        ("Anna\nBert\n".encode("utf-16"), ["--encoding", "utf_16"], ["Anna", "Bert"]),
         ("S\u00e3o Paulo\no'brien\nmary-jane\nRex \U0001F996\n".encode(), [], None),
         (b"Solo\n", [], ["Solo"]),
         (b"aaa\naa\na\n", [], ["aaa", "aa", "a"]),
         ("Bronte\u0308\n".encode(), [], ["Bront\u00eb"]),
     ],
-    ids=["latin-1", "bom", "crlf", "spaces-apostrophes-emoji", "one-name", "one-character", "nfc"],
+    ids=["latin-1", "bom", "crlf", "cr", "utf-32", "utf_16", "spaces-apostrophes-emoji", "one-name", "one-character",
+         "nfc"],
 )
 def test_odd_but_valid_data_trains(tmp_path, content, flags, names):
     result, out = train(tmp_path, content, *TINY, *flags)
