@@ -178,6 +178,9 @@ def train(data, out, quiet, as_json, encoding, preset, resume_path, max_name_len
 
     checkpoint.check_writable(out)
     source = data if data is not None else bundled_names()
+    if source != "-" and _same_file(out, source):
+        raise click.BadParameter(f"{out} is the data file itself; writing the checkpoint there would destroy it.",
+                                 param_hint="--out")
     if resume_path is not None:
         saved = checkpoint.load(resume_path)
         if preset is not None:
@@ -226,6 +229,14 @@ def train(data, out, quiet, as_json, encoding, preset, resume_path, max_name_len
             err=True,
         )
         sys.exit(128 + stop.signum)
+
+
+def _same_file(a, b) -> bool:
+    """Whether two paths name one existing file (through links too)."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
 
 
 class _StopSignals:
@@ -404,6 +415,7 @@ def _write_lines(lines: list[str]) -> None:
 
 def _print_batch_report(names: list[str], training_names: list[str] | None) -> None:
     from rich.table import Table
+    from rich.text import Text  # names are shown as they are, never read as rich markup
 
     from dinogen.report import batch_summary
 
@@ -415,7 +427,7 @@ def _print_batch_report(names: list[str], training_names: list[str] | None) -> N
     table.add_row("novel", _share(summary.novel_share), "")
     table.add_row("mean length", f"{summary.mean_length:.1f}", _fmt_num(summary.training_mean_length, ".1f"))
     for ending in summary.endings:
-        table.add_row(f"ends in -{ending.text}", _share(ending.share), _share(ending.training_share))
+        table.add_row(Text(f"ends in -{ending.text}"), _share(ending.share), _share(ending.training_share))
     _console(stderr=True).print(table)
 
 
@@ -506,14 +518,15 @@ def info(ckpt_path, as_json) -> None:
         click.echo(json.dumps(dict(ckpt.meta, **extra), ensure_ascii=False))
         return
     from rich.table import Table
+    from rich.text import Text
 
     from dinogen.report import checkpoint_rows
 
-    table = Table(title=str(path), show_header=False)
+    table = Table(title=Text(str(path)), show_header=False)  # Text: paths and names are never read as markup
     table.add_column(style="bold")
     table.add_column()
     for label, value in checkpoint_rows(ckpt):
-        table.add_row(label, value)
+        table.add_row(label, Text(value))
     _console().print(table)
 
 

@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -355,6 +356,18 @@ def test_info_shows_a_table_of_the_checkpoint(runner, small_checkpoint):
     assert result.exit_code == 0 and result.stderr == ""
     for text in ("dinogen-checkpoint version 1", "rnn, 1 layer of 32 hidden units", "parameters", "1,424 names",
                  "300 steps", "best validation loss", "validation loss", "▁"):
+        assert text in result.stdout
+
+
+def test_info_shows_paths_and_characters_as_they_are_not_as_markup(runner, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # short relative paths, so no table cell wraps
+    Path("a[", "b]").mkdir(parents=True)
+    Path("a[", "b]", "[bold]n.txt").write_text("[Rex]\n[Anna]\n", encoding="utf-8")  # "[/b]", "[bold]": rich markup
+    assert runner.invoke(main, ["train", "a[/b]/[bold]n.txt", "-o", "m[i].npz", "--steps", "3", "--hidden", "8",
+                                "-q"]).exit_code == 0
+    result = runner.invoke(main, ["info", "m[i].npz"])
+    assert result.exit_code == 0, result.stderr
+    for text in ("m[i].npz", "a[/b]/[bold]n.txt: 2 names", "AR[]aenx"):
         assert text in result.stdout
 
 

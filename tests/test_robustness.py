@@ -140,6 +140,14 @@ def test_a_diverging_run_stops_with_a_message_and_writes_no_nan(tmp_path, monkey
     assert ckpt.meta["step"] == 10
 
 
+def test_a_checkpoint_is_never_written_over_the_data(tmp_path):
+    data = tmp_path / "names.txt"
+    data.write_bytes(b"Anna\nBert\n")
+    result = CliRunner().invoke(main, ["train", str(data), "-o", str(tmp_path / "." / "names.txt"), *TINY])
+    assert result.exit_code == 2 and "destroy" in result.stderr
+    assert data.read_bytes() == b"Anna\nBert\n"
+
+
 def test_weights_that_stop_being_finite_are_never_saved(tmp_path):
     out = tmp_path / "huge-lr.npz"
     result = CliRunner().invoke(main, ["train", str(BUNDLED_NAMES), "-o", str(out), "--steps", "5", "--hidden", "8",
