@@ -39,9 +39,9 @@ class FiniteRange(click.FloatRange):
 
 class DinogenGroup(click.Group):
     """Turns the library's errors into one clean line on stderr and exit 1,
-    a closed stdout pipe (`| head`) into a quiet exit 0, and results that
-    cannot be written (a full disk, an encoding without the characters) into
-    one line and exit 1."""
+    a closed stdout pipe (`| head`) into a quiet exit 0, and running out of
+    memory or results that cannot be written (a full disk, an encoding without
+    the characters) into one line and exit 1."""
 
     def invoke(self, ctx: click.Context):
         try:
@@ -51,6 +51,10 @@ class DinogenGroup(click.Group):
         except BrokenPipeError:
             _silence_stdout()
             ctx.exit(0)
+        except MemoryError:
+            raise click.ClickException(
+                "not enough memory for this model or batch; try a smaller --hidden, --layers or --batch-size."
+            ) from None
         except OSError as exc:  # the library reports its own file errors, so this is writing the results
             _silence_stdout()
             raise click.ClickException(f"cannot write the results: {exc.strerror or exc}.") from None

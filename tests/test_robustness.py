@@ -148,6 +148,16 @@ def test_a_checkpoint_is_never_written_over_the_data(tmp_path):
     assert data.read_bytes() == b"Anna\nBert\n"
 
 
+def test_running_out_of_memory_is_one_sentence(tmp_path, monkeypatch):
+    def no_memory(*args, **kwargs):
+        raise MemoryError  # what NumPy raises for --hidden 200000
+
+    monkeypatch.setattr(model, "init_params", no_memory)
+    result, out = train(tmp_path, b"Anna\nBert\n", *TINY)
+    assert result.exit_code == 1
+    assert "not enough memory" in result.stderr and "Traceback" not in result.stderr and not out.exists()
+
+
 def test_weights_that_stop_being_finite_are_never_saved(tmp_path):
     out = tmp_path / "huge-lr.npz"
     result = CliRunner().invoke(main, ["train", str(BUNDLED_NAMES), "-o", str(out), "--steps", "5", "--hidden", "8",
