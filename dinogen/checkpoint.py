@@ -14,8 +14,10 @@ Layout (format version 1):
 
 The zip's comment holds a SHA-256 of every byte before the digest, so any
 damaged or truncated byte is caught before NumPy parses anything. Files are
-loaded with allow_pickle=False and checked before use; anything wrong raises
-DinogenError with one sentence naming the problem.
+loaded with allow_pickle=False and checked before use: the arrays' names, shapes
+and dtypes, and every metadata field that sampling, `info` or resuming reads
+(a field older or slim files lack stays optional, but one present must be
+well formed); anything wrong raises DinogenError with one sentence naming it.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ import numpy as np
 from dinogen.data import Dataset, Vocab
 from dinogen.errors import DinogenError
 from dinogen.files import read_bytes
+from dinogen.metadata import meta_problem, model_problem
 from dinogen.model import ModelConfig, param_shapes
 
 FORMAT = "dinogen-checkpoint"
@@ -208,17 +211,57 @@ def _check(path: Path, arrays: dict[str, np.ndarray]) -> Checkpoint:
         )
     try:
         cfg = ModelConfig(**meta["model"])
-        shapes = param_shapes(cfg)
         vocab = tuple(meta["vocab"])
     except (KeyError, TypeError, ValueError):
         raise DinogenError(f"{bad}: its model description is incomplete; retrain or pass another file.") from None
+    problem = model_problem(cfg) or meta_problem(meta)
+    if problem:
+        raise DinogenError(f"{bad}: {problem}; retrain or pass another file.")
+    shapes = param_shapes(cfg)
     if len(vocab) + 1 != cfg.vocab_size or not all(isinstance(c, str) and len(c) == 1 for c in vocab):
         raise DinogenError(f"{bad}: its vocabulary does not match its output layer; retrain or pass another file.")
+    if len(set(vocab)) != len(vocab):
+        raise DinogenError(f"{bad}: its vocabulary lists a character twice; retrain or pass another file.")
     params = _param_group(path, arrays, "param", shapes, required=True)
     best = _param_group(path, arrays, "best", shapes, required=False)
-    optim = {k[len("optim/"):]: v for k, v in arrays.items() if k.startswith("optim/")}
+    optim = _optimizer_state(path, arrays, params)
     data = _training_data(path, arrays, cfg.vocab_size, meta)
     return Checkpoint(params, meta, best, optim, data)
+
+
+def _optimizer_state(path, arrays, params) -> dict[str, np.ndarray]:
+    """The optim/ arrays, checked: Adam's step count t and a first (m/<name>) and second
+    (v/<name>) moment per parameter, each of its parameter's shape and dtype. Empty
+    when absent (SGD keeps no state; slim files keep none)."""
+    optim = {k[len("optim/"):]: v for k, v in arrays.items() if k.startswith("optim/")}
+    adam = ["t"] + [f"{moment}/{name}" for moment in ("m", "v") for name in params]
+    if not any(key in optim for key in adam):
+        return optim
+    bad = f"{path} is not a valid dinogen checkpoint"
+    missing = [key for key in adam if key not in optim]
+    if missing:
+        raise DinogenError(f"{bad}: its optimizer state lacks optim/{missing[0]}; retrain or pass another file.")
+    t = optim["t"]
+    if t.shape != () or t.dtype.kind not in "iu":
+        raise DinogenError(
+            f"{bad}: optim/t has shape {t.shape} and dtype {t.dtype}, expected a single integer "
+            "(the optimizer's step count); retrain or pass another file."
+        )
+    if int(t) < 0:
+        raise DinogenError(
+            f"{bad}: optim/t is {int(t)}, expected a step count of at least 0; retrain or pass another file."
+        )
+    for key in adam[1:]:
+        value, param = optim[key], params[key[2:]]
+        if value.shape != param.shape or value.dtype != param.dtype:
+            raise DinogenError(
+                f"{bad}: optim/{key} has shape {value.shape} and dtype {value.dtype}, expected {param.shape} "
+                f"{param.dtype} like param/{key[2:]}; retrain or pass another file."
+            )
+        if not np.isfinite(value).all() or (key.startswith("v/") and (value < 0).any()):
+            kind = "NaN, infinite or negative values" if key.startswith("v/") else "NaN or infinite values"
+            raise DinogenError(f"{bad}: optim/{key} holds {kind}; retrain or pass another file.")
+    return optim
 
 
 def _param_group(path, arrays, prefix, shapes, required):

@@ -352,6 +352,10 @@ def resume(names: NameList, ckpt: Checkpoint, changes: dict) -> tuple[Trainer, l
     if trainer.vocab != ckpt.vocab or replace(trainer.model_cfg, dropout=ckpt.model_config.dropout) != ckpt.model_config:
         raise DinogenError("the checkpoint's vocabulary or model does not match this data; train a new model.")
     meta = ckpt.meta
+    missing = [key for key in ("step", "smooth_loss", "history") if key not in meta]
+    if missing:
+        raise DinogenError(f"the checkpoint does not record its {', '.join(missing)}, so it cannot be resumed; "
+                           "train a new model.")
     if cfg.steps <= meta["step"]:
         raise DinogenError(
             f"the checkpoint has already trained {meta['step']} steps; --steps counts total steps, so ask for more."

@@ -118,3 +118,13 @@ def test_dropout_may_change_on_resume(tmp_path):
     continued, changed = resume(NAMES, reloaded(half, tmp_path), {"steps": 8, "dropout": 0.1})
     continued.run()
     assert ("dropout", 0.3, 0.1) in changed and continued.step == 8
+
+
+def test_a_checkpoint_without_its_step_or_history_cannot_be_resumed(tmp_path):
+    half = trained(TrainConfig(hidden=8, steps=5))
+    ckpt = half.checkpoint()
+    del ckpt.meta["step"], ckpt.meta["history"]
+    path = tmp_path / "hand-made.npz"
+    checkpoint.save(path, ckpt)
+    with pytest.raises(DinogenError, match="does not record its step, history, so it cannot be resumed"):
+        resume(NAMES, checkpoint.load(path), {"steps": 10})

@@ -1,0 +1,156 @@
+"""Checking a checkpoint's metadata: the JSON that says what its arrays are.
+
+Every check returns a phrase saying what is wrong ("its step is -3, expected a
+whole number of at least 0"), or None; the checkpoint loader makes it one
+sentence. Fields that older or slim files lack stay optional, but a field that
+is present must have the form the trainer writes, since `info`, sampling and
+resuming read it as such.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import types
+import typing
+
+from dinogen.cells import CELLS
+from dinogen.model import ModelConfig
+
+
+def _shown(value) -> str:
+    """A metadata value as JSON, cut short: for messages."""
+    text = json.dumps(value, ensure_ascii=False, default=str)
+    return text if len(text) <= 40 else text[:39] + "…"
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value) -> bool:
+    """A finite int or float (JSON also reads NaN and Infinity)."""
+    return _is_int(value) or isinstance(value, float) and math.isfinite(value)
+
+
+def _count_ok(value) -> bool:
+    return _is_int(value) and value >= 0
+
+
+def model_problem(cfg: ModelConfig) -> str | None:
+    """What is wrong with the model description, or None: the ranges training accepts."""
+    rules = [
+        ("vocab_size", _is_int(cfg.vocab_size) and cfg.vocab_size >= 2, "an integer of at least 2"),
+        ("cell", isinstance(cfg.cell, str) and cfg.cell in CELLS, f"one of {', '.join(CELLS)}"),
+        ("hidden", _is_int(cfg.hidden) and cfg.hidden >= 1, "an integer of at least 1"),
+        ("layers", _is_int(cfg.layers) and 1 <= cfg.layers <= 3, "1, 2 or 3"),
+        ("embed_dim", _is_int(cfg.embed_dim) and cfg.embed_dim >= 0, "0 (none) or a positive integer"),
+        ("dropout", _is_number(cfg.dropout) and 0 <= cfg.dropout < 1, "a number at least 0 and below 1"),
+    ]
+    for name, ok, expected in rules:
+        if not ok:
+            return f"its model's {name} is {_shown(getattr(cfg, name))}, expected {expected}"
+    return None
+
+
+def meta_problem(meta: dict) -> str | None:
+    """What is wrong with the metadata besides the model and vocabulary, or None.
+
+    Every field is optional (a hand-made or older file may lack it; resuming
+    needs step, smooth_loss and history), but one that is present must have the
+    form the trainer writes, since `info`, sampling and resuming read it as such.
+    """
+    if "lowercase" in meta and not isinstance(meta["lowercase"], bool):
+        return f"its lowercase flag is {_shown(meta['lowercase'])}, expected true or false"
+    counts = ("step", "predictions", "stale_evals")  # whole numbers
+    spans = ("seconds", "elapsed")  # times in seconds
+    for key in counts + spans:
+        if key in meta:
+            value = meta[key]
+            ok = _count_ok(value) if key in counts else _is_number(value) and value >= 0
+            if not ok:
+                kind = "a whole number of at least 0" if key in counts else "a finite, non-negative number of seconds"
+                return f"its {key} is {_shown(value)}, expected {kind}"
+    if "smooth_loss" in meta and not _is_number(meta["smooth_loss"]):
+        return f"its smooth_loss is {_shown(meta['smooth_loss'])}, expected a finite number"
+    return _history_problem(meta) or _best_problem(meta) or _train_problem(meta) or _data_problem(meta)
+
+
+def _history_problem(meta: dict) -> str | None:
+    if "history" not in meta:
+        return None
+    history = meta["history"]
+    if not isinstance(history, dict) or not all(isinstance(history.get(key), list) for key in ("train", "val")):
+        return f"its loss history is {_shown(history)}, expected an object with train and val lists"
+    for key in ("train", "val"):
+        for entry in history[key]:
+            if not (isinstance(entry, list) and len(entry) == 2 and _count_ok(entry[0]) and _is_number(entry[1])):
+                return (f"its {key} loss history holds {_shown(entry)}, "
+                        "expected [step, loss] pairs of a whole number and a finite loss")
+    return None
+
+
+def _best_problem(meta: dict) -> str | None:
+    best = meta.get("best")
+    if best is None:
+        return None
+    if not (isinstance(best, dict) and _count_ok(best.get("step")) and _is_number(best.get("val_loss"))):
+        return (f"its best-validation record is {_shown(best)}, "
+                "expected null or an object with a whole-number step and a finite val_loss")
+    return None
+
+
+def _train_problem(meta: dict) -> str | None:
+    """The training settings: an object whose known settings have their TrainConfig types
+    (resuming rebuilds a TrainConfig from them); settings of other versions are ignored."""
+    if "train" not in meta:
+        return None
+    train = meta["train"]
+    if not isinstance(train, dict):
+        return f"its training settings are {_shown(train)}, expected an object"
+    from dinogen.train import TrainConfig  # here: dinogen.train imports this module
+
+    try:
+        hints = typing.get_type_hints(TrainConfig)
+    except Exception:  # an annotation that cannot be evaluated: leave the types to the trainer
+        return None
+    for name, hint in hints.items():
+        if name in train and not _has_type(train[name], hint):
+            return f"its training setting {name} is {_shown(train[name])}, expected {_type_name(hint)}"
+    return None
+
+
+_JSON_TYPES = {  # a TrainConfig type -> the JSON values that fit it, and its name in messages
+    bool: (lambda v: isinstance(v, bool), "true or false"),
+    int: (_is_int, "a whole number"),
+    float: (_is_number, "a finite number"),
+    str: (lambda v: isinstance(v, str), "a string"),
+    type(None): (lambda v: v is None, "null"),
+}
+
+
+def _has_type(value, hint) -> bool:
+    kinds = typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,)
+    if not all(kind in _JSON_TYPES for kind in kinds):
+        return True  # a type this check does not know: left to the trainer
+    return any(_JSON_TYPES[kind][0](value) for kind in kinds)
+
+
+def _type_name(hint) -> str:
+    kinds = typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,)
+    return " or ".join(_JSON_TYPES[kind][1] for kind in kinds)
+
+
+def _data_problem(meta: dict) -> str | None:
+    if "data" not in meta:
+        return None
+    data = meta["data"]
+    if not isinstance(data, dict):
+        return f"its data description is {_shown(data)}, expected an object"
+    for key in ("names", "val_names"):
+        if key in data and not _count_ok(data[key]):
+            return f"its data's {key} is {_shown(data[key])}, expected a whole number of at least 0"
+    for key in ("source", "sha256"):
+        if key in data and not isinstance(data[key], str):
+            return f"its data's {key} is {_shown(data[key])}, expected a string"
+    return None
