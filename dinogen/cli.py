@@ -354,8 +354,8 @@ def latest_option(command):
 @click.option("--novel", is_flag=True, help="Only names that are not in the training data.")
 @click.option("--unique", is_flag=True, help="No name twice.")
 @click.option("--max-attempts", type=click.IntRange(min=1), default=None,
-              help="Candidates to draw before giving up [default: 100,000 if none passes, "
-                   "else 100,000 + 1,000 per name].")
+              help="Candidates to draw in all before giving up [default: no total; give up after "
+                   "100,000 in a row without a name that passes].")
 @click.option("--json", "as_json", is_flag=True,
               help="One JSON object per line: name, logprob (total), nll (per character), novel.")
 @click.option("--report", is_flag=True, help="After the names, a table about the batch on stderr.")

@@ -38,8 +38,7 @@ from dinogen.scoring import Scored
 DEFAULT_MAX_LEN = 100  # longest name sampled, in characters; longer drafts are dropped
 FIRST_BLOCKS = (16, 32, 64)  # sizes of the first blocks of candidates: `sample --n 10` draws 16 rows, not BLOCK
 BLOCK = 128  # size of every later block; the schedule is fixed so that seeds reproduce
-ATTEMPTS_BASE = 100_000  # candidates drawn before giving up when none has passed ...
-ATTEMPTS_PER_NAME = 1_000  # ... and in all, ATTEMPTS_BASE plus this many per name asked for
+DROUGHT = 100_000  # without --max-attempts: give up after this many candidates in a row with no name passing
 
 
 @dataclass
@@ -56,7 +55,7 @@ class SampleSpec:
     max_len: int = DEFAULT_MAX_LEN  # longest name kept; a draft still going after it is dropped
     novel: bool = False  # keep only names that are not in the training data
     unique: bool = False  # keep each name only the first time it is drawn
-    max_attempts: int | None = None  # candidates to draw before giving up; None: see ATTEMPTS_BASE
+    max_attempts: int | None = None  # candidates to draw in all before giving up; None: see DROUGHT
 
     def check(self, vocab: Vocab) -> None:
         """Raise DinogenError for a request that cannot be sampled with this vocabulary."""
@@ -66,7 +65,9 @@ class SampleSpec:
             (self.top_p is not None and not 0 < self.top_p <= 1, "top-p must be above 0 and at most 1"),
             (self.min_len < 1, "the minimum length must be at least 1"),
             (self.max_len < self.min_len, f"the maximum length {self.max_len} is below the minimum {self.min_len}"),
-            (len(self.prefix) > self.max_len, f"the prefix is longer than the maximum length {self.max_len}"),
+            (len(self.prefix) >= self.max_len,
+             f"the prefix leaves no room within the maximum length {self.max_len}: names continue it with at least "
+             "one character"),
             (self.max_attempts is not None and self.max_attempts < 1, "the number of attempts must be at least 1"),
         ]
         for failed, message in problems:
@@ -102,6 +103,10 @@ class Drafts:
     lengths: np.ndarray  # (N,) int characters drawn after the prefix; M for a name that never ended
     logprob: np.ndarray  # (N,) float64 log-probability of the whole name and its end under the model
 
+    def first(self, k: int) -> "Drafts":
+        """The first k candidates."""
+        return Drafts(self.tokens[:k], self.lengths[:k], self.logprob[:k])
+
 
 def generate(
     params: dict[str, np.ndarray],
@@ -114,7 +119,11 @@ def generate(
 ) -> Iterator[Scored]:
     """Yield n names meeting spec, in chunks, as they are drawn.
 
-    If the attempts run out first, the names found so far have been yielded and
+    It gives up after spec.max_attempts candidates in all, or without that,
+    after DROUGHT candidates in a row of which none passed. Neither rule depends
+    on n, so a request for k names gives up only where a request for more
+    would have too: its names are always the first k of the larger request.
+    When it gives up, the names found so far have been yielded and
     DinogenError says how many were found. training_names (all names of the
     training file) are needed for spec.novel and to mark each name novel or not.
     """
@@ -131,23 +140,24 @@ def generate(
     seen: set[str] = set()
     root = np.random.SeedSequence(seed)
     prefix = _read_prefix(params, cfg, vocab.encode(spec.prefix))
-    budget = spec.max_attempts or ATTEMPTS_BASE + ATTEMPTS_PER_NAME * n
-    hopeless = spec.max_attempts or ATTEMPTS_BASE  # attempts without a single name after which to give up
-    found = tried = block = 0
-    while tried < budget and (found or tried < hopeless):
+    budget = spec.max_attempts
+    found = tried = drought = block = 0  # drought: candidates since the last block that gave a name
+    while (tried < budget) if budget is not None else (drought < DROUGHT):
         rng = np.random.default_rng(np.random.SeedSequence(root.entropy, spawn_key=(block,)))
-        size = block_size(block)
-        drafts = draw_block(params, cfg, size, rng, spec, prefix)
-        tried += size
+        drafts = draw_block(params, cfg, block_size(block), rng, spec, prefix)
+        if budget is not None:
+            drafts = drafts.first(budget - tried)  # drawn whole, so seeds reproduce; only the budget is considered
+        tried += len(drafts.lengths)
         block += 1
         chunk = _accept(drafts, vocab, spec, known, seen, n - found)
+        drought = 0 if chunk.names else drought + len(drafts.lengths)
         if chunk.names:
             found += len(chunk.names)
             yield chunk
         if found == n:
             return
     raise DinogenError(
-        f"only {found} of {n} names{_describe(spec)} turned up in {tried:,} attempts; "
+        f"only {found} of {n} names{_describe(spec)} turned up in {tried:,} attempt{'s' * (tried != 1)}; "
         "loosen the constraints or allow more with --max-attempts."
     )
 
@@ -259,9 +269,14 @@ def draw_block(
 
 
 def _filter(logits: np.ndarray, top: np.ndarray, spec: SampleSpec) -> np.ndarray:
-    """Unnormalised probabilities to draw from: temperature, then top-k, then top-p. (N, V)"""
+    """Unnormalised probabilities to draw from: temperature, then top-k, then top-p. (N, V) float64
+
+    In float64, so that a temperature or top-p as small as 1e-300 still keeps
+    the likeliest character (in float32 they round to 0); the likeliest
+    character always keeps its weight 1.
+    """
     with np.errstate(over="ignore"):  # a tiny temperature sends the unlikely to -inf, i.e. weight 0
-        weights = np.exp((logits - top) / spec.temperature)  # (N, V), the likeliest at 1
+        weights = np.exp((logits - top).astype(np.float64) / spec.temperature)  # (N, V), the likeliest at 1
     V = weights.shape[1]
     if spec.top_k is not None and spec.top_k < V:
         kth = np.partition(weights, V - spec.top_k, axis=1)[:, V - spec.top_k, None]  # (N, 1)
@@ -270,7 +285,9 @@ def _filter(logits: np.ndarray, top: np.ndarray, spec: SampleSpec) -> np.ndarray
         order = np.argsort(-weights, axis=1, kind="stable")  # (N, V) likeliest first
         ranked = np.take_along_axis(weights, order, axis=1)
         before = np.cumsum(ranked, axis=1) - ranked  # (N, V) mass of the likelier characters
-        ranked[before >= spec.top_p * ranked.sum(axis=1, keepdims=True)] = 0.0
+        outside = before >= spec.top_p * ranked.sum(axis=1, keepdims=True)  # (N, V) beyond the nucleus
+        outside[:, 0] = False  # the likeliest is always inside, even when top_p * total rounds to 0
+        ranked[outside] = 0.0
         np.put_along_axis(weights, order, ranked, axis=1)
     return weights
 

@@ -177,11 +177,39 @@ def test_impossible_constraints_end_with_the_names_found_and_a_clear_error(small
         next(chunks)
 
 
-def test_the_default_attempt_budget_is_bounded(small_trainer, monkeypatch):
-    monkeypatch.setattr(sampling, "ATTEMPTS_BASE", 1000)
-    monkeypatch.setattr(sampling, "ATTEMPTS_PER_NAME", 10)
+def test_without_max_attempts_a_drought_ends_the_search(small_trainer, monkeypatch):
+    monkeypatch.setattr(sampling, "DROUGHT", 1000)
     with pytest.raises(DinogenError, match="only 0 of 2 names"):
         names(small_trainer, 2, suffix="qqq")
+
+
+def names_until_giving_up(trainer, n, **spec):
+    """The names a request yields, and whether it gave up."""
+    ckpt = trainer.checkpoint()
+    drawn = []
+    try:
+        for chunk in sampling.generate(ckpt.inference_params(), ckpt.model_config, ckpt.vocab, n, SampleSpec(**spec), 5):
+            drawn += chunk.names
+    except DinogenError:
+        return drawn, True
+    return drawn, False
+
+
+def test_giving_up_keeps_the_first_names_the_same_however_many_are_asked_for(small_trainer, monkeypatch):
+    monkeypatch.setattr(sampling, "DROUGHT", 400)  # a rare suffix then runs dry after a few names
+    found, gave_up = names_until_giving_up(small_trainer, 10**6, suffix="ia")
+    assert gave_up and len(found) >= 2
+    assert names_until_giving_up(small_trainer, len(found), suffix="ia") == (found, False)
+    assert names_until_giving_up(small_trainer, len(found) + 1, suffix="ia") == (found, True)
+    assert names_until_giving_up(small_trainer, len(found) - 1, suffix="ia") == (found[:-1], False)
+
+
+def test_max_attempts_counts_candidates_exactly_not_whole_blocks(small_trainer):
+    drawn, gave_up = names_until_giving_up(small_trainer, 10, max_attempts=3)
+    assert gave_up and len(drawn) <= 3
+    assert drawn == names(small_trainer, 10, seed=5)[: len(drawn)]
+    with pytest.raises(DinogenError, match="turned up in 20 attempts"):
+        names(small_trainer, 1, suffix="qqq", max_attempts=20)
 
 
 def test_novel_without_known_training_names_is_a_clear_error(small_trainer):
@@ -201,7 +229,8 @@ def test_a_string_with_a_character_the_model_never_saw_is_refused(small_trainer,
     (dict(top_p=1.5), "top-p"),
     (dict(top_p=0.0), "top-p"),
     (dict(min_len=5, max_len=4), "below the minimum"),
-    (dict(prefix="Abcdef", max_len=4), "prefix is longer"),
+    (dict(prefix="Abcdef", max_len=4), "prefix leaves no room"),
+    (dict(prefix="Abcd", max_len=4), "prefix leaves no room"),
 ])
 def test_impossible_settings_are_refused(small_trainer, spec, message):
     with pytest.raises(DinogenError, match=message):
@@ -252,14 +281,14 @@ def test_constraint_strings_are_written_as_the_model_writes_names():
 
 
 def test_hopeless_constraints_give_up_early_however_many_names_are_asked_for(small_trainer, monkeypatch):
-    monkeypatch.setattr(sampling, "ATTEMPTS_BASE", drawn_in(4))
+    monkeypatch.setattr(sampling, "DROUGHT", drawn_in(4))
     with pytest.raises(DinogenError, match=f"only 0 of 1000000 names ending with 'qqq' turned up in {drawn_in(4)} "):
         names(small_trainer, 10**6, suffix="qqq")
 
 
 def test_names_that_never_end_within_max_len_are_dropped_not_cut(small_trainer):
     shorter = len(greedy_name(small_trainer)) - 1
-    with pytest.raises(DinogenError, match=f"only 0 of 1 names of 1 to {shorter} characters turned up in {sampling.block_size(0)} attempts"):
+    with pytest.raises(DinogenError, match=f"only 0 of 1 names of 1 to {shorter} characters turned up in 1 attempt;"):
         names(small_trainer, 1, top_k=1, max_len=shorter, max_attempts=1)
 
 
@@ -278,3 +307,9 @@ def test_sampling_steps_give_the_logits_of_the_training_forward_pass(cell):
         logits, states = model.step(params, cfg, np.array([x]), states, table)
         log_probs = logits[0] - np.log(np.exp(logits[0]).sum())
         assert -log_probs[y] == pytest.approx(nll[t], rel=1e-10)
+
+
+@pytest.mark.parametrize("spec", [dict(temperature=1e-300), dict(top_p=1e-300), dict(temperature=1e-46, top_p=1e-50)])
+def test_a_vanishing_temperature_or_top_p_still_draws_the_likeliest_name(small_trainer, spec):
+    with np.errstate(divide="raise", invalid="raise"):  # and without the warnings float32 gave
+        assert names(small_trainer, 3, **spec) == [greedy_name(small_trainer)] * 3
