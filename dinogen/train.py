@@ -18,7 +18,7 @@ from dinogen import __version__, model
 from dinogen.baselines import ngram_nll, uniform_nll
 from dinogen.cells import CELLS
 from dinogen.checkpoint import Checkpoint
-from dinogen.data import BatchSchedule, NameList, Vocab, encode_names, make_batch, split_indices
+from dinogen.data import BatchSchedule, NameList, Vocab, clean_name, encode_names, make_batch, split_indices
 from dinogen.errors import DinogenError
 from dinogen.optim import OPTIMIZERS, clip_elementwise, clip_global_norm, cosine_lr, global_norm
 from dinogen.workspace import Workspace
@@ -136,6 +136,8 @@ class Trainer:
 
     def __init__(self, names: NameList, cfg: TrainConfig) -> None:
         cfg.check()
+        if cfg.lowercase:  # read_names folds already; names a library caller passes as written are folded here
+            names = replace(names, names=[clean_name(name, lowercase=True) for name in names.names])
         if not names.names:
             skipped = f" ({names.skipped_long} longer than the maximum name length were skipped)" if names.skipped_long else ""
             raise DinogenError(f"{names.source} holds no names{skipped}; give a file with one name per line.")

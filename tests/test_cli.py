@@ -493,6 +493,65 @@ def test_eval_uses_the_best_parameters_unless_latest_is_asked(runner, small_trai
     assert latest["nll"] == pytest.approx(small_trainer.loss_on(small_trainer.val_idx), rel=1e-5)
 
 
+@pytest.fixture(scope="module")
+def two_sets(small_checkpoint, tmp_path_factory):
+    """The small checkpoint with best parameters that differ from its latest ones."""
+    ckpt = checkpoint.load(small_checkpoint)
+    ckpt.best = {name: value * np.float32(0.5) for name, value in ckpt.params.items()}
+    path = tmp_path_factory.mktemp("two-sets") / "two.npz"
+    checkpoint.save(path, ckpt)
+    return path
+
+
+@pytest.mark.parametrize("command", [["score", "Stegosaurus"], ["sample", "--seed", "3", "--n", "3"],
+                                     ["eval", str(BUNDLED_NAMES)]])
+def test_latest_chooses_the_latest_parameters_over_the_best(runner, two_sets, small_checkpoint, command):
+    best = runner.invoke(main, [*command, "-c", str(two_sets)])
+    latest = runner.invoke(main, [*command, "-c", str(two_sets), "--latest"])
+    as_trained = runner.invoke(main, [*command, "-c", str(small_checkpoint), "--latest"])
+    assert best.exit_code == latest.exit_code == 0
+    assert latest.stdout == as_trained.stdout != best.stdout
+
+
+def test_train_applies_a_preset_and_explicit_flags_override_it(runner, tmp_path):
+    out = tmp_path / "course.npz"
+    result = runner.invoke(main, ["train", str(BUNDLED_NAMES), "--preset", "course", "--hidden", "20", "--steps", "2",
+                                  "-o", str(out), "-q"])
+    assert result.exit_code == 0
+    train = checkpoint.load(out).meta["train"]
+    assert (train["cell"], train["optimizer"], train["batch_size"], train["clip_mode"]) == ("rnn", "sgd", 1, "value")
+    assert train["hidden"] == 20 and train["lowercase"] is True
+
+
+def test_constraints_are_folded_to_a_lowercase_model(runner, tmp_path):
+    out = tmp_path / "lower.npz"
+    assert runner.invoke(main, ["train", str(BUNDLED_NAMES), "--lowercase", "--steps", "60", "--hidden", "16",
+                                "-o", str(out), "-q"]).exit_code == 0
+    result = runner.invoke(main, ["sample", "-c", str(out), "--prefix", "TYR", "--contains", "O", "--n", "3",
+                                  "--seed", "1"])
+    assert result.exit_code == 0, result.stderr
+    assert all(name.startswith("tyr") and "o" in name for name in lines_of(result))
+
+
+def test_sample_report_shows_the_shares_of_the_names_printed(runner, small_checkpoint):
+    from dinogen.report import batch_summary
+
+    result = runner.invoke(main, ["sample", "-c", str(small_checkpoint), "--n", "200", "--seed", "4", "--report"])
+    summary = batch_summary(lines_of(result), checkpoint.load(small_checkpoint).training_names())
+    rows = {line.split("│")[1].strip(): line.split("│")[2].strip() for line in result.stderr.splitlines()
+            if line.count("│") >= 3}
+    assert rows["unique"] == f"{summary.unique_share:.1%}" and rows["novel"] == f"{summary.novel_share:.1%}"
+    assert rows["mean length"] == f"{summary.mean_length:.1f}"
+
+
+def test_the_train_summary_gives_bits_as_nats_over_ln_2(runner, tmp_path):
+    result = runner.invoke(main, ["train", str(BUNDLED_NAMES), "--steps", "5", "--hidden", "8",
+                                  "-o", str(tmp_path / "b.npz")])
+    line = next(line for line in result.stderr.splitlines() if line.startswith("validation loss"))
+    nats, bits = float(line.split()[2]), float(line.split("(")[1].split()[0])
+    assert bits == pytest.approx(nats / math.log(2), abs=1e-4)
+
+
 def test_training_without_validation_keeps_the_last_parameters_and_says_so(runner, tmp_path):
     out = tmp_path / "all.npz"
     result = runner.invoke(main, ["train", str(BUNDLED_NAMES), "--val-fraction", "0", "--steps", "20",

@@ -51,6 +51,42 @@ def test_course_preset_reproduces_the_notebook_settings():
     assert (cfg.clip, cfg.clip_mode, cfg.loss_per, cfg.lowercase) == (5.0, "value", "name", True)
 
 
+def loss_gradients_seen(monkeypatch) -> list:
+    """The loss gradients (one per prediction) that training steps hand to model.backward, as they come."""
+    seen = []
+    backward = model.backward
+
+    def spy(dnll, cache):
+        seen.append(dnll.copy())
+        return backward(dnll, cache)
+
+    monkeypatch.setattr(model, "backward", spy)
+    return seen
+
+
+def test_the_course_preset_sums_the_loss_over_each_name_and_clips_each_entry(monkeypatch):
+    import dinogen.train as train_module
+
+    seen, clipped = loss_gradients_seen(monkeypatch), []
+    monkeypatch.setattr(train_module, "clip_elementwise", lambda grads, limit: clipped.append(limit) or 1.0)
+    Trainer(name_list(FEW), config_from("course", steps=1, val_fraction=0.0)).train_step()
+    assert np.all(seen[0] == 1.0)  # one name per step, its loss summed: every character weighs 1
+    assert clipped == [5.0]
+
+
+def test_the_default_loss_is_the_mean_over_every_predicted_character(monkeypatch):
+    seen = loss_gradients_seen(monkeypatch)
+    Trainer(name_list(FEW), TrainConfig(hidden=8, steps=1, batch_size=5, val_fraction=0.0)).train_step()
+    predictions = sum(len(name) + 1 for name in FEW)
+    assert seen[0].shape == (predictions,) and np.allclose(seen[0], 1 / predictions)
+
+
+def test_lowercase_folds_the_names_a_library_caller_passes():
+    trainer = Trainer(name_list(["Rex", "ANNA"]), TrainConfig(lowercase=True, hidden=8, steps=1, val_fraction=0.0))
+    assert trainer.vocab.chars == ("a", "e", "n", "r", "x")
+    assert trainer.names.names == ["rex", "anna"]
+
+
 def test_explicit_flags_override_a_preset():
     cfg = config_from("course", hidden=80, lr=None)
     assert cfg.hidden == 80 and cfg.lr == PRESETS["course"]["lr"]
