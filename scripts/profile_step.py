@@ -27,12 +27,19 @@ sys.path.insert(0, str(ROOT))
 from dinogen.cli import set_blas_threads  # noqa: E402  (imports no NumPy)
 
 
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cell", default="lstm", choices=["rnn", "gru", "lstm"])
     parser.add_argument("--hidden", type=int, default=128)
     parser.add_argument("--batch", type=int, default=64)
-    parser.add_argument("--batches", type=int, default=200, help="steps timed")
+    parser.add_argument("--batches", type=positive_int, default=200, help="steps timed")
     parser.add_argument("--threads", type=int, default=1, help="BLAS threads")
     args = parser.parse_args()
     set_blas_threads(args.threads)

@@ -58,7 +58,8 @@ def test_max_seconds_stops_training_early():
 @pytest.mark.parametrize(
     "override, message",
     [({"steps": 0}, "steps"), ({"batch_size": 0}, "batch size"), ({"hidden": 0}, "hidden"),
-     ({"lr": -1.0}, "learning rate"), ({"val_fraction": 1.0}, "validation fraction")],
+     ({"lr": -1.0}, "learning rate"), ({"val_fraction": 1.0}, "validation fraction"),
+     ({"patience": 3, "val_fraction": 0.0}, "patience needs validation names")],
 )
 def test_impossible_settings_are_refused(override, message):
     names = NameList(["anna"], [1], "test")
