@@ -578,8 +578,10 @@ def evaluate(file, ckpt_path, encoding, as_json, latest) -> None:
 def gradcheck(cell, layers, seed) -> None:
     """Check every analytic gradient against centered finite differences.
 
-    A small float64 model and a padded batch of names of different lengths;
-    exits 0 when every max relative error is below the tolerance, else 1.
+    A small float64 model and a padded batch of names of different lengths:
+    one relative error per parameter (norm of the difference over the norms),
+    and a "padding" row comparing the batch with its names one at a time.
+    Exits 0 when every error is below the tolerance, else 1.
 
     \b
     Examples:

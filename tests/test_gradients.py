@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from dinogen import cells, gradcheck, model
-from dinogen.data import Vocab, encode_names, make_batch
+from dinogen.data import BOUNDARY, PAD, Vocab, encode_names, make_batch
 from dinogen.layers import cross_entropy_forward
 
 
@@ -18,14 +18,27 @@ def failing(results):
 @pytest.mark.parametrize("layers", [1, 2])
 def test_gradcheck_passes_for_every_parameter_on_a_padded_batch(layers):
     results = gradcheck.check_model(model.ModelConfig(vocab_size=7, hidden=5, layers=layers))
-    assert [r.name for r in results] == list(model.param_shapes(model.ModelConfig(7, "rnn", 5, layers)))
+    assert [r.name for r in results] == [*model.param_shapes(model.ModelConfig(7, "rnn", 5, layers)), "padding"]
     assert failing(results) == set()
 
 
 def test_gradcheck_batch_really_is_padded():
-    batch = gradcheck.random_batch(7, [7, 2, 5, 1, 4], np.random.default_rng(0))
+    batch = make_batch(gradcheck.random_names(7, [7, 2, 5, 1, 4], np.random.default_rng(0)), np.arange(5))
     assert batch.n_predictions < batch.x.size
     assert batch.n_active.tolist() == [5, 5, 4, 3, 3, 2, 1, 1]
+
+
+@pytest.mark.parametrize("cell", ["rnn", "lstm"])
+def test_padding_that_leaks_into_the_loss_is_caught_though_its_gradients_are_right(monkeypatch, cell):
+    def leaky_batch(data, idx):  # padded positions become predictions of the end token
+        batch = make_batch(data, idx)
+        y = np.where(batch.y == PAD, BOUNDARY, batch.y).astype(np.int32)
+        return dataclasses.replace(batch, y=y, n_active=np.full_like(batch.n_active, y.shape[1]),
+                                   real=np.arange(y.size))
+
+    monkeypatch.setattr(gradcheck, "make_batch", leaky_batch)
+    results = gradcheck.check_model(model.ModelConfig(vocab_size=7, hidden=5, cell=cell))
+    assert failing(results) == {"padding"}  # every finite difference agrees with the leaky loss
 
 
 def test_dW_hh_built_from_dh_instead_of_h_prev_is_caught(monkeypatch):
@@ -35,7 +48,8 @@ def test_dW_hh_built_from_dh_instead_of_h_prev_is_caught(monkeypatch):
         return da_x, dh[:-1].reshape(-1, H).T @ da_x[1:].reshape(-1, H)
 
     monkeypatch.setitem(cells.CELLS, "rnn", dataclasses.replace(cells.CELLS["rnn"], backward=broken_backward))
-    assert failing(gradcheck.check_model(model.ModelConfig(vocab_size=7, hidden=5))) == {"W_hh.0"}
+    failed = failing(gradcheck.check_model(model.ModelConfig(vocab_size=7, hidden=5)))
+    assert failed - {"padding"} == {"W_hh.0"}  # its batch and single-name gradients disagree too
 
 
 def test_softmax_normalised_over_the_batch_axis_is_caught(monkeypatch):
