@@ -10,17 +10,20 @@ import numpy as np
 
 
 def decays(name: str) -> bool:
-    """Weight decay applies to weight matrices, not to biases."""
+    """Weight decay applies to the weight matrices, the embedding included, not to biases
+    (as nanoGPT does)."""
     return name.startswith("W_")
 
 
 class SGD:
-    """Plain stochastic gradient descent: p -= lr * (g + weight_decay * p)."""
+    """Plain stochastic gradient descent: p -= lr * (g + weight_decay * p), the decay
+    on the weight matrices only (see decays)."""
 
     def __init__(self, params: dict[str, np.ndarray], lr: float = 0.01, weight_decay: float = 0.0) -> None:
         self.lr, self.weight_decay = lr, weight_decay
 
     def step(self, params: dict[str, np.ndarray], grads: dict[str, np.ndarray]) -> None:
+        """Update params in place from grads, a dict parallel to it."""
         for name, p in params.items():
             if self.weight_decay and decays(name):
                 p *= 1.0 - self.lr * self.weight_decay
@@ -36,7 +39,7 @@ class SGD:
 class Adam:
     """Adam with bias correction (Kingma & Ba, 2015) and decoupled weight decay
     (AdamW, Loshchilov & Hutter, 2019): p -= lr * weight_decay * p, apart from the
-    adaptive step, on weight matrices only."""
+    adaptive step, on the weight matrices only (see decays)."""
 
     def __init__(
         self,
@@ -54,6 +57,7 @@ class Adam:
         self._scratch = {name: np.empty_like(p) for name, p in params.items()}  # no temporaries per step
 
     def step(self, params: dict[str, np.ndarray], grads: dict[str, np.ndarray]) -> None:
+        """Update params in place from grads, a dict parallel to it, and the moments."""
         self.t += 1
         b1, b2 = self.beta1, self.beta2
         step_size = self.lr * np.sqrt(1 - b2**self.t) / (1 - b1**self.t)
@@ -98,7 +102,11 @@ def cosine_lr(base: float, progress: float, floor_ratio: float) -> float:
 
 
 def global_norm(grads: dict[str, np.ndarray]) -> float:
-    return float(np.sqrt(sum(float(np.vdot(g, g)) for g in grads.values())))
+    """The joint L2 norm of all gradients: inf or nan only when an entry is not finite."""
+    total = sum(float(np.vdot(g, g)) for g in grads.values())  # float32 sums of squares: fast
+    if not np.isfinite(total):  # overflow of the squares past 3e38, or a non-finite entry: again in float64
+        total = sum(float(np.vdot(g64, g64)) for g64 in (g.astype(np.float64) for g in grads.values()))
+    return float(np.sqrt(total))
 
 
 def clip_global_norm(grads: dict[str, np.ndarray], max_norm: float) -> float:

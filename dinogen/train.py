@@ -41,7 +41,7 @@ class TrainConfig:
     schedule: str = "cosine"  # cosine (decay to lr * lr_floor over the run) | constant
     lr_floor: float = 0.05  # where the cosine ends, as a fraction of lr
     optimizer: str = "adam"  # adam | sgd
-    weight_decay: float = 0.0  # decoupled (AdamW-style) decay of weight matrices
+    weight_decay: float = 0.0  # decoupled (AdamW-style) decay of the weight matrices and embedding, not biases
     clip: float = 5.0  # gradient clipping limit; 0 turns clipping off
     clip_mode: str = "norm"  # norm: global L2 norm | value: each entry (as the course does)
     loss_per: str = "char"  # char: mean over characters | name: sum over each name (the course)

@@ -129,11 +129,13 @@ def test_step_by_step_matches_the_batched_forward_with_embedding_and_layers():
 
 
 @pytest.mark.parametrize("optimizer", [Adam, SGD])
-def test_weight_decay_shrinks_weights_but_not_biases(optimizer):
-    params = {"W_hy": np.ones(3), "b_y": np.ones(3)}
+def test_weight_decay_shrinks_weights_and_the_embedding_but_not_biases(optimizer):
+    names = ["W_emb", "W_xh.0", "W_hh.0", "b_h.0", "W_hy", "b_y"]
+    params = {name: np.ones(3) for name in names}
     opt = optimizer(params, lr=0.1, weight_decay=0.5)
-    opt.step(params, {"W_hy": np.zeros(3), "b_y": np.zeros(3)})
-    assert np.allclose(params["W_hy"], 0.95) and np.allclose(params["b_y"], 1.0)
+    opt.step(params, {name: np.zeros(3) for name in names})
+    assert {name for name in names if np.allclose(params[name], 0.95)} == {"W_emb", "W_xh.0", "W_hh.0", "W_hy"}
+    assert np.allclose(params["b_h.0"], 1.0) and np.allclose(params["b_y"], 1.0)
 
 
 def test_cosine_schedule_runs_from_lr_to_the_floor():

@@ -78,6 +78,12 @@ def test_global_norm_clipping_scales_all_gradients_together():
     assert np.allclose(grads["a"], [0.6, 0.0]) and np.allclose(grads["b"], [0.8])
 
 
+def test_global_norm_clipping_survives_float32_squares_that_overflow():
+    grads = {"a": np.full(4, 1e19, np.float32)}  # each square is 1e38, their sum past float32's 3.4e38
+    assert clip_global_norm(grads, 5.0) == pytest.approx(2e19, rel=1e-6)
+    assert np.allclose(grads["a"], 2.5)
+
+
 def test_elementwise_clipping_clips_each_entry():
     grads = {"a": np.array([-9.0, 0.5, 7.0])}
     clip_elementwise(grads, 5.0)
