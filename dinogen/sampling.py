@@ -220,15 +220,23 @@ def _read_prefix(params: dict[str, np.ndarray], cfg: model.ModelConfig, tokens: 
     logits, states = model.step(params, cfg, np.array([BOUNDARY], dtype=np.int32), states, table)
     logprob = 0.0
     for token in tokens:
-        logprob += float(_log_softmax_at(logits, np.array([token]))[0])
-        logits, states = model.step(params, cfg, np.array([token], dtype=np.int32), states, table)
+        x = np.array([token], dtype=np.int32)
+        top, _, log_norm = _softmax_parts(logits)
+        logprob += float(_log_softmax_at(logits, x, top, log_norm)[0])
+        logits, states = model.step(params, cfg, x, states, table)
     return _Prefix(states, logits, logprob, len(tokens), table)
 
 
-def _log_softmax_at(logits: np.ndarray, x: np.ndarray) -> np.ndarray:
-    """log softmax(logits)[i, x[i]] per row: (N,) float64."""
-    top = logits.max(axis=1, keepdims=True)  # (N, 1)
-    log_norm = np.log(np.exp(logits - top).sum(axis=1, dtype=np.float64))  # (N,)
+def _softmax_parts(logits: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The row maxima top: (N, 1), the unnormalised softmax exp(logits - top): (N, V),
+    and the log of its row sums: (N,) float64."""
+    top = logits.max(axis=1, keepdims=True)
+    weights = np.exp(logits - top)
+    return top, weights, np.log(weights.sum(axis=1, dtype=np.float64))
+
+
+def _log_softmax_at(logits: np.ndarray, x: np.ndarray, top: np.ndarray, log_norm: np.ndarray) -> np.ndarray:
+    """log softmax(logits)[i, x[i]] per row, from _softmax_parts: (N,) float64."""
     return (logits[np.arange(len(x)), x] - top[:, 0]) - log_norm
 
 
@@ -249,12 +257,10 @@ def draw_block(
     states = [tuple(np.repeat(s, n, axis=0) for s in state) for state in prefix.states]
     logits = np.repeat(prefix.logits, n, axis=0)  # (N, V)
     for t in range(draws):
-        top = logits.max(axis=1, keepdims=True)  # (N, 1)
-        weights = np.exp(logits - top)  # (N, V) the model's softmax, unnormalised
-        log_norm = np.log(weights.sum(axis=1, dtype=np.float64))  # (N,)
+        top, weights, log_norm = _softmax_parts(logits)  # the model's own softmax, unnormalised
         u = rng.random(len(alive), dtype=weights.dtype)  # (N,) in [0, 1)
         x = _draw(_filter(logits, top, spec) if spec.filtered else weights, 1 - u)
-        logprob[alive] += (logits[np.arange(len(x)), x] - top[:, 0]) - log_norm
+        logprob[alive] += _log_softmax_at(logits, x, top, log_norm)
         tokens[alive, t] = x
         going = x != BOUNDARY
         if not going.all():
