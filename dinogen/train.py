@@ -129,6 +129,11 @@ class Diverged(DinogenError):
 FIXED_ON_RESUME = ("cell", "hidden", "layers", "embed_dim", "lowercase", "seed", "val_fraction", "optimizer")
 
 
+def spread(idx: np.ndarray, at_most: int) -> np.ndarray:
+    """At most `at_most` of idx, evenly spread over it (all of them when there are fewer)."""
+    return idx[:: max(1, -(-len(idx) // at_most))]
+
+
 def data_fingerprint(names: list[str]) -> str:
     return hashlib.sha256("\n".join(names).encode("utf-8")).hexdigest()
 
@@ -149,7 +154,7 @@ class Trainer:
         self.vocab = Vocab.from_names(names.names)
         self.data = encode_names(names.names, self.vocab, names.line_numbers)
         self.train_idx, self.val_idx = split_indices(len(self.data), cfg.val_fraction, cfg.seed)
-        self.val_probe = self.val_idx[:: max(1, -(-len(self.val_idx) // VAL_PROBE))]  # evenly spread subset
+        self.val_probe = spread(self.val_idx, VAL_PROBE)
         self.model_cfg = model.ModelConfig(self.vocab.size, cfg.cell, cfg.hidden, cfg.layers, cfg.embed_dim, cfg.dropout)
         self.params = model.init_params(self.model_cfg, np.random.default_rng(cfg.seed))
         self.optimizer = OPTIMIZERS[cfg.optimizer](self.params, lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -275,7 +280,7 @@ class Trainer:
         return self.predictions / self.seconds if self.seconds > 0 else 0.0
 
     def summary(self, seconds: float) -> dict:
-        subset = self.train_idx[:: max(1, len(self.train_idx) // TRAIN_SUBSET)]
+        subset = spread(self.train_idx, TRAIN_SUBSET)
         return {
             "steps": self.step,
             "seconds": round(seconds, 3),
