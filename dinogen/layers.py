@@ -17,14 +17,19 @@ ONE_HOT_MAX_V = 512  # largest vocabulary whose input-weight gradient is a one-h
 def lookup_forward(x: np.ndarray, W: np.ndarray, b: np.ndarray | None, real: np.ndarray, ws: Workspace = FRESH):
     """Row lookup instead of a one-hot product: out[t, i] = W[x[t, i]] (+ b).
 
-    x: (T, B) int, every entry a row of W; W: (V, M); b: (M,) or None (an
-    embedding has no bias); real: (N,) flat indices of real positions.
-    Returns out: (T, B, M).
+    x: (T, B) int, every entry a row of W (encoding guarantees it: "clip" mode
+    never clips); W: (V, M); b: (M,) or None (an embedding has no bias); real:
+    (N,) flat indices of real positions. Returns out: (T, B, M).
     """
-    table = W if b is None else W + b  # (V, M): a bias is added to V rows, not T*B
     out = ws.empty("out", x.shape + W.shape[1:], W.dtype)
-    np.take(table, x, axis=0, out=out, mode="clip")  # "clip" writes straight into out; "raise" would buffer
-    return out, (x, real, W.shape, ws)
+    if b is not None and len(W) < x.size:  # add the bias to the V rows of W, fewer than the T*B looked up
+        table = np.add(W, b, out=ws.empty("table", W.shape, W.dtype))  # (V, M)
+        np.take(table, x, axis=0, out=out, mode="clip")  # "clip" writes straight into out; "raise" would buffer
+    else:
+        np.take(W, x, axis=0, out=out, mode="clip")
+        if b is not None:
+            out += b
+    return out, (x, real, W.shape, b is not None, ws)
 
 
 def lookup_backward(dout: np.ndarray, cache):
@@ -36,9 +41,9 @@ def lookup_backward(dout: np.ndarray, cache):
     larger vocabularies (say, CJK names) the selector would be too big, so the token
     ids are sorted once and runs summed with np.add.reduceat. Every real position
     adds to exactly one row of dW, so db is the column sum of dW.
-    Returns dW: (V, M) and db: (M,), which a lookup without bias ignores.
+    Returns dW: (V, M) and db: (M,), or None for a lookup without bias.
     """
-    x, real, (V, M), ws = cache
+    x, real, (V, M), has_bias, ws = cache
     tokens = x.ravel()[real]  # (N,)
     dW = ws.empty("dW", (V, M), dout.dtype)
     if V <= ONE_HOT_MAX_V:
@@ -51,7 +56,7 @@ def lookup_backward(dout: np.ndarray, cache):
         starts = np.flatnonzero(np.r_[True, tokens[1:] != tokens[:-1]])
         dW.fill(0)
         dW[tokens[starts]] = np.add.reduceat(dout.reshape(-1, M)[real][order], starts, axis=0)
-    return dW, dW.sum(axis=0)
+    return dW, dW.sum(axis=0) if has_bias else None
 
 
 def dense_forward(x: np.ndarray, W: np.ndarray, b: np.ndarray, ws: Workspace = FRESH):

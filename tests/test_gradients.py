@@ -124,11 +124,22 @@ def test_large_vocabularies_use_the_sorted_scatter_and_agree(monkeypatch):
     real = np.flatnonzero(rng.random(20) < 0.8)
     dout = rng.standard_normal((5, 4, 3))
     W = np.zeros((9, 3))
-    _, cache = layers.lookup_forward(x, W, None, real)
+    _, cache = layers.lookup_forward(x, W, np.zeros(3), real)
     one_hot = layers.lookup_backward(dout, cache)
     monkeypatch.setattr(layers, "ONE_HOT_MAX_V", 4)
     sorted_scatter = layers.lookup_backward(dout, cache)
     expected = np.zeros((9, 3))
     np.add.at(expected, x.ravel()[real], dout.reshape(-1, 3)[real])
     assert np.allclose(one_hot[0], expected) and np.allclose(sorted_scatter[0], expected)
-    assert np.allclose(one_hot[1], sorted_scatter[1])
+    assert np.allclose(one_hot[1], expected.sum(axis=0)) and np.allclose(sorted_scatter[1], expected.sum(axis=0))
+
+
+@pytest.mark.parametrize("V", [9, 30])  # fewer rows than the 20 looked up, and more
+def test_a_lookup_adds_its_bias_to_every_row_looked_up(V):
+    from dinogen import layers
+
+    rng = np.random.default_rng(4)
+    x, W, b = rng.integers(0, V, size=(5, 4)), rng.standard_normal((V, 3)), rng.standard_normal(3)
+    out, cache = layers.lookup_forward(x, W, b, np.arange(20))
+    assert np.array_equal(out, W[x] + b)
+    assert layers.lookup_backward(np.ones((5, 4, 3)), layers.lookup_forward(x, W, None, np.arange(20))[1])[1] is None
