@@ -148,7 +148,7 @@ def lstm_backward(dh: np.ndarray, cache):
     dh: (T, B, H) gradient of the loss w.r.t. each h_t from the layer above.
     Returns da_x: (T, B, 4H) and dW_hh: (H, 4H). Every factor that does not depend
     on the gradient flowing back is computed before the loop, over the whole
-    block, so the loop is six NumPy calls a step:
+    block, so the loop is seven NumPy calls a step:
 
         dh_t = dh[t] + dh_next         dc_t = dc_next + dh_t * o (1 - tanh^2 c_t)
         [da_i, da_f, ., da_g] = dc_t * [g i', c_{t-1} f', ., i (1 - g^2)]
@@ -335,7 +335,8 @@ def gru_step(a_x_t: np.ndarray, state: tuple, W_hh: np.ndarray) -> tuple:
 
 @dataclass(frozen=True)
 class Cell:
-    name: str
+    """A recurrent cell: its forward/backward pair over a block, and its sampling step."""
+
     gates: int  # G: W_xh is (D, G*H), W_hh is (H, G*H)
     state_arrays: int  # arrays in the state tuple (h only, or h and c)
     forward: Callable
@@ -343,11 +344,12 @@ class Cell:
     step: Callable
 
     def initial_state(self, batch: int, hidden: int, dtype) -> tuple:
+        """The state before the first character: zeros, each array (batch, hidden)."""
         return tuple(np.zeros((batch, hidden), dtype=dtype) for _ in range(self.state_arrays))
 
 
 CELLS: dict[str, Cell] = {
-    "rnn": Cell("rnn", 1, 1, rnn_forward, rnn_backward, rnn_step),
-    "lstm": Cell("lstm", 4, 2, lstm_forward, lstm_backward, lstm_step),
-    "gru": Cell("gru", 3, 1, gru_forward, gru_backward, gru_step),
+    "rnn": Cell(1, 1, rnn_forward, rnn_backward, rnn_step),
+    "lstm": Cell(4, 2, lstm_forward, lstm_backward, lstm_step),
+    "gru": Cell(3, 1, gru_forward, gru_backward, gru_step),
 }

@@ -116,5 +116,6 @@ def dropout_forward(x: np.ndarray, p: float, rng: np.random.Generator, ws: Works
 
 
 def dropout_backward(dout: np.ndarray, cache) -> np.ndarray:
+    """Gradient of dropout_forward: dout through the same mask. Returns dx, dout's shape."""
     mask, ws = cache
     return np.multiply(dout, mask, out=ws.empty("dx", mask.shape, dout.dtype))
