@@ -305,6 +305,28 @@ class Trainer:
             return None
         return ngram_nll(self.data, self.train_idx, self.data, self.val_idx, self.vocab.size, n=2, alpha=1.0)
 
+    def restore(self, ckpt: Checkpoint) -> None:
+        """Take up the run saved in ckpt (the inverse of checkpoint()): parameters,
+        optimizer state, counters, loss history and the best parameters."""
+        meta = ckpt.meta
+        for name, value in ckpt.params.items():
+            self.params[name][...] = value
+        try:
+            self.optimizer.load_state_dict(ckpt.optim)
+        except (KeyError, ValueError):
+            raise DinogenError("the checkpoint's optimizer state is missing or damaged, so it cannot be resumed exactly.") from None
+        self.step = meta["step"]
+        self.seconds = meta.get("seconds", 0.0)
+        self.elapsed = _elapsed(meta)
+        self.predictions = meta.get("predictions", 0)
+        self.smooth_loss = meta["smooth_loss"]
+        self.stale_evals = meta.get("stale_evals", 0)
+        self.train_history = [tuple(x) for x in meta["history"]["train"]]
+        self.val_history = [tuple(x) for x in meta["history"]["val"]]
+        if ckpt.best is not None and meta.get("best"):
+            self.best = {k: v.copy() for k, v in ckpt.best.items()}
+            self.best_val = (meta["best"]["step"], meta["best"]["val_loss"])
+
     def checkpoint(self) -> Checkpoint:
         """Everything needed to sample, evaluate and continue, as one Checkpoint."""
         meta = {
@@ -339,7 +361,17 @@ def resume(names: NameList, ckpt: Checkpoint, changes: dict) -> tuple[Trainer, l
     settings that changed. Same data, same settings: the parameters after resuming
     are bit-identical to those of one uninterrupted run.
     """
-    saved_values = ckpt.meta.get("train", {})
+    cfg, changed = _resumed_config(ckpt.meta.get("train", {}), changes)
+    _check_resumable(names, ckpt, cfg)
+    trainer = Trainer(names, cfg)
+    if trainer.vocab != ckpt.vocab or replace(trainer.model_cfg, dropout=ckpt.model_config.dropout) != ckpt.model_config:
+        raise DinogenError("the checkpoint's vocabulary or model does not match this data; train a new model.")
+    trainer.restore(ckpt)
+    return trainer, changed
+
+
+def _resumed_config(saved_values: dict, changes: dict) -> tuple[TrainConfig, list[tuple[str, object, object]]]:
+    """The saved settings with the changes applied, and the (name, old, new) that changed."""
     known = {f.name for f in fields(TrainConfig)}
     saved = TrainConfig(**{k: v for k, v in saved_values.items() if k in known})
     given = {k: v for k, v in changes.items() if v is not None}
@@ -350,17 +382,18 @@ def resume(names: NameList, ckpt: Checkpoint, changes: dict) -> tuple[Trainer, l
                 f"{flag} {given[key]} contradicts the checkpoint, which was trained with {getattr(saved, key)}; "
                 f"drop {flag} to resume, or train a new model without --resume."
             )
-    cfg = replace(saved, **given)
     changed = [(k, getattr(saved, k), v) for k, v in given.items() if getattr(saved, k) != v]
-    if data_fingerprint(names.names) != ckpt.meta.get("data", {}).get("sha256"):
+    return replace(saved, **given), changed
+
+
+def _check_resumable(names: NameList, ckpt: Checkpoint, cfg: TrainConfig) -> None:
+    """Raise DinogenError unless ckpt holds a run on these names with steps or time left under cfg."""
+    meta = ckpt.meta
+    if data_fingerprint(names.names) != meta.get("data", {}).get("sha256"):
         raise DinogenError(
-            f"{names.source} is not the data this checkpoint was trained on ({ckpt.meta.get('data', {}).get('source')}); "
+            f"{names.source} is not the data this checkpoint was trained on ({meta.get('data', {}).get('source')}); "
             "resume with the same file, or train a new model."
         )
-    trainer = Trainer(names, cfg)
-    if trainer.vocab != ckpt.vocab or replace(trainer.model_cfg, dropout=ckpt.model_config.dropout) != ckpt.model_config:
-        raise DinogenError("the checkpoint's vocabulary or model does not match this data; train a new model.")
-    meta = ckpt.meta
     missing = [key for key in ("step", "smooth_loss", "history") if key not in meta]
     if missing:
         raise DinogenError(f"the checkpoint does not record its {', '.join(missing)}, so it cannot be resumed; "
@@ -369,26 +402,13 @@ def resume(names: NameList, ckpt: Checkpoint, changes: dict) -> tuple[Trainer, l
         raise DinogenError(
             f"the checkpoint has already trained {meta['step']} steps; --steps counts total steps, so ask for more."
         )
-    elapsed = meta.get("elapsed", meta.get("seconds", 0.0))
+    elapsed = _elapsed(meta)
     if cfg.max_seconds is not None and elapsed >= cfg.max_seconds:
         raise DinogenError(
             f"the checkpoint has already trained for {elapsed:.0f} s; --max-seconds counts the whole run, so ask for more."
         )
-    for name, value in ckpt.params.items():
-        trainer.params[name][...] = value
-    try:
-        trainer.optimizer.load_state_dict(ckpt.optim)
-    except (KeyError, ValueError):
-        raise DinogenError("the checkpoint's optimizer state is missing or damaged, so it cannot be resumed exactly.") from None
-    trainer.step = meta["step"]
-    trainer.seconds = meta.get("seconds", 0.0)
-    trainer.elapsed = elapsed  # older checkpoints kept only the time in steps
-    trainer.predictions = meta.get("predictions", 0)
-    trainer.smooth_loss = meta["smooth_loss"]
-    trainer.stale_evals = meta.get("stale_evals", 0)
-    trainer.train_history = [tuple(x) for x in meta["history"]["train"]]
-    trainer.val_history = [tuple(x) for x in meta["history"]["val"]]
-    if ckpt.best is not None and meta.get("best"):
-        trainer.best = {k: v.copy() for k, v in ckpt.best.items()}
-        trainer.best_val = (meta["best"]["step"], meta["best"]["val_loss"])
-    return trainer, changed
+
+
+def _elapsed(meta: dict) -> float:
+    """The run's wall-clock time so far; older checkpoints kept only the time in steps."""
+    return meta.get("elapsed", meta.get("seconds", 0.0))
