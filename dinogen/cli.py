@@ -306,7 +306,9 @@ def _print_train_summary(s: dict) -> None:
         return "-" if nats is None else f"{nats:.4f} nats ({nats / math.log(2):.4f} bits)"
 
     click.echo(
-        f"trained {s['steps']} steps in {s['seconds']:.1f} s ({s['chars_per_sec']:,.0f} chars/s)"
+        f"trained {s['steps_run']} steps"
+        + (f" (to step {s['steps']})" if s["steps_run"] != s["steps"] else "")
+        + f" in {s['seconds']:.1f} s ({s['chars_per_sec']:,.0f} chars/s)"
         + (", stopped early: no better validation loss for --patience evaluations" if s["stopped_early"] else "")
         + f"\ntraining loss        {both(s['train_loss'])} per char"
         + (f"\nvalidation loss      {both(s['val_loss'])}"

@@ -245,7 +245,7 @@ class Trainer:
         uninterrupted run. The clock of --max-seconds continues a resumed run's.
         """
         cfg = self.cfg
-        started = time.perf_counter()
+        started, first_step = time.perf_counter(), self.step
         clock_zero = started - self.elapsed  # the run's time 0, earlier sessions included
         val = self.val_history[-1][1] if self.val_history else None
         interrupted = False
@@ -273,16 +273,19 @@ class Trainer:
                     break
             if not interrupted and (not self.val_history or self.val_history[-1][0] != self.step):
                 self.evaluate()
-        return self.summary(time.perf_counter() - started)
+        return self.summary(time.perf_counter() - started, self.step - first_step)
 
     @property
     def chars_per_sec(self) -> float:
         return self.predictions / self.seconds if self.seconds > 0 else 0.0
 
-    def summary(self, seconds: float) -> dict:
+    def summary(self, seconds: float, steps_run: int | None = None) -> dict:
+        """What a run did: steps is the step reached, steps_run and seconds those of
+        this run (less than the whole after a resume); the losses are in nats."""
         subset = spread(self.train_idx, TRAIN_SUBSET)
         return {
             "steps": self.step,
+            "steps_run": self.step if steps_run is None else steps_run,
             "seconds": round(seconds, 3),
             "chars_per_sec": round(self.chars_per_sec, 1),
             "train_loss": self.loss_on(subset),

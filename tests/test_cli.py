@@ -544,6 +544,14 @@ def test_sample_report_shows_the_shares_of_the_names_printed(runner, small_check
     assert rows["mean length"] == f"{summary.mean_length:.1f}"
 
 
+def test_a_resumed_run_says_how_many_steps_it_trained_and_to_which_step(runner, tmp_path):
+    out, tiny = tmp_path / "r.npz", ["--hidden", "8", "-o", str(tmp_path / "r.npz")]
+    assert runner.invoke(main, ["train", str(BUNDLED_NAMES), "--steps", "6", *tiny, "-q"]).exit_code == 0
+    result = runner.invoke(main, ["train", str(BUNDLED_NAMES), "--resume", str(out), "--steps", "10", *tiny])
+    assert result.exit_code == 0, result.stderr
+    assert "trained 4 steps (to step 10) in" in result.stderr
+
+
 def test_the_train_summary_gives_bits_as_nats_over_ln_2(runner, tmp_path):
     result = runner.invoke(main, ["train", str(BUNDLED_NAMES), "--steps", "5", "--hidden", "8",
                                   "-o", str(tmp_path / "b.npz")])
