@@ -210,12 +210,20 @@ def count_params(params: dict[str, np.ndarray]) -> int:
     return int(sum(p.size for p in params.values()))
 
 
-def total_nll(params: dict[str, np.ndarray], cfg: ModelConfig, data: Dataset, idx: np.ndarray) -> tuple[float, int]:
-    """Summed NLL (nats) and number of predictions over the names idx (L + 1 each)."""
-    total, count = 0.0, 0
+def nll_per_name(params: dict[str, np.ndarray], cfg: ModelConfig, data: Dataset, idx: np.ndarray) -> np.ndarray:
+    """(len(idx),) float64 NLL of each of the distinct names idx, in nats, its end included; dropout off."""
+    idx = np.asarray(idx)
+    totals = np.zeros(len(data))  # by name; only idx is filled
     ws = Workspace()  # the batches' arrays, reused from batch to batch
     for batch in iter_eval_batches(data, idx):
-        nll, _ = forward(params, cfg, batch, ws=ws)
-        total += float(nll.sum(dtype=np.float64))
-        count += len(nll)
-    return total, count
+        nll, _ = forward(params, cfg, batch, ws=ws)  # (P,) in the order of batch.real
+        width = batch.x.shape[1]
+        columns = batch.real % width  # (P,) the batch column of each prediction
+        totals[batch.names] += np.bincount(columns, weights=nll, minlength=width)
+    return totals[idx]
+
+
+def total_nll(params: dict[str, np.ndarray], cfg: ModelConfig, data: Dataset, idx: np.ndarray) -> tuple[float, int]:
+    """Summed NLL (nats) and number of predictions over the distinct names idx (L + 1 each)."""
+    idx = np.asarray(idx)
+    return float(nll_per_name(params, cfg, data, idx).sum()), int(data.lengths[idx].sum()) + len(idx)

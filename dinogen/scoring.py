@@ -1,7 +1,7 @@
 """How likely the model finds names: per name for `score`, per file for `eval`.
 
-Both rest on name_nll, which runs model.forward over the same length-sorted
-batches as training's evaluation and adds each prediction's NLL to its name.
+Both rest on model.nll_per_name, the evaluation training uses too: model.forward
+over length-sorted batches, each prediction's NLL added to its name.
 A name of L characters makes L + 1 predictions (its characters and its end),
 so `score` of one name and `eval` of a file holding only that name agree.
 """
@@ -14,27 +14,14 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from dinogen import model
-from dinogen.data import Dataset, Vocab, encode_names, iter_eval_batches
+from dinogen.data import Dataset, Vocab, encode_names
 from dinogen.model import ModelConfig
-from dinogen.workspace import Workspace
-
-
-def name_nll(params: dict[str, np.ndarray], cfg: ModelConfig, data: Dataset) -> np.ndarray:
-    """(N,) float64 negative log-likelihood of each name of data, in nats, its end included."""
-    totals = np.zeros(len(data))
-    ws = Workspace()  # the batches' arrays, reused from batch to batch
-    for batch in iter_eval_batches(data, np.arange(len(data))):
-        nll, _ = model.forward(params, cfg, batch, ws=ws)  # (P,) in the order of batch.real
-        width = batch.x.shape[1]
-        columns = batch.real % width  # (P,) the batch column of each prediction
-        totals[batch.names] += np.bincount(columns, weights=nll, minlength=width)  # names are distinct
-    return totals
 
 
 def evaluate(params: dict[str, np.ndarray], cfg: ModelConfig, data: Dataset) -> dict:
     """Mean NLL per prediction over a whole data set (micro-averaged), in nats and bits, and perplexity."""
     predictions = data.predictions()
-    nll = float(name_nll(params, cfg, data).sum()) / predictions
+    nll = float(model.nll_per_name(params, cfg, data, np.arange(len(data))).sum()) / predictions
     return {
         "nll": nll,
         "bits_per_char": nll / math.log(2),
@@ -96,6 +83,7 @@ def score_names(
             readable.append(name)
         else:
             skipped.append(Skipped(name, unknown))
-    logprob = -name_nll(params, cfg, encode_names(readable, vocab)) if readable else np.zeros(0)
+    data = encode_names(readable, vocab)
+    logprob = -model.nll_per_name(params, cfg, data, np.arange(len(data))) if readable else np.zeros(0)
     novel = None if training_names is None else np.array([name not in training_names for name in readable], bool)
     return Scores(Scored(readable, logprob, novel), skipped)

@@ -16,7 +16,7 @@ def model_of(trainer):
 
 def test_each_name_scores_what_the_model_gives_it_alone(small_trainer):
     params, cfg, vocab = model_of(small_trainer)
-    together = scoring.name_nll(params, cfg, encode_names(NAMES, vocab))
+    together = model.nll_per_name(params, cfg, encode_names(NAMES, vocab), np.arange(len(NAMES)))
     for name, nll in zip(NAMES, together):
         alone, count = model.total_nll(params, cfg, encode_names([name], vocab), np.arange(1))
         assert count == len(name) + 1
