@@ -207,13 +207,15 @@ class Trainer:
     def evaluate(self) -> float | None:
         """Validation loss now (on val_probe); records it and keeps the parameters if they are the best.
 
-        Raises Diverged when the parameters are no longer finite, so a checkpoint
-        written after an evaluation never holds NaN or infinite weights.
+        Raises Diverged when the weights or the validation loss are no longer
+        finite, before recording anything, so no checkpoint written after an
+        evaluation holds them.
         """
-        if not all(np.isfinite(p).all() for p in self.params.values()):
-            raise Diverged(f"training diverged at step {self.step} (the weights are no longer finite); "
-                           "lower --lr or --weight-decay, or keep --clip on.")
+        self.check_finite()
         val = self.loss_on(self.val_probe)
+        if val is not None and not math.isfinite(val):
+            raise Diverged(f"training diverged at step {self.step} (validation loss {val}); "
+                           "lower --lr or --weight-decay, or keep --clip on.")
         self.train_history.append((self.step, self.smooth_loss))
         if val is not None:
             self.val_history.append((self.step, val))
@@ -224,6 +226,12 @@ class Trainer:
             else:
                 self.stale_evals += 1
         return val
+
+    def check_finite(self) -> None:
+        """Raise Diverged when a weight is NaN or infinite."""
+        if not all(np.isfinite(p).all() for p in self.params.values()):
+            raise Diverged(f"training diverged at step {self.step} (the weights are no longer finite); "
+                           "lower --lr or --weight-decay, or keep --clip on.")
 
     @property
     def out_of_patience(self) -> bool:
@@ -273,7 +281,7 @@ class Trainer:
                     break
             if not interrupted and (not self.val_history or self.val_history[-1][0] != self.step):
                 self.evaluate()
-        return self.summary(time.perf_counter() - started, self.step - first_step)
+            return self.summary(time.perf_counter() - started, self.step - first_step)
 
     @property
     def chars_per_sec(self) -> float:
@@ -331,7 +339,12 @@ class Trainer:
             self.best_val = (meta["best"]["step"], meta["best"]["val_loss"])
 
     def checkpoint(self) -> Checkpoint:
-        """Everything needed to sample, evaluate and continue, as one Checkpoint."""
+        """Everything needed to sample, evaluate and continue, as one Checkpoint.
+
+        Raises Diverged rather than return weights that are not finite (an
+        interrupted run reaches here without a final evaluation).
+        """
+        self.check_finite()
         meta = {
             "dinogen_version": __version__,
             "model": self.model_cfg.to_dict(),
@@ -392,7 +405,8 @@ def _resumed_config(saved_values: dict, changes: dict) -> tuple[TrainConfig, lis
 def _check_resumable(names: NameList, ckpt: Checkpoint, cfg: TrainConfig) -> None:
     """Raise DinogenError unless ckpt holds a run on these names with steps or time left under cfg."""
     meta = ckpt.meta
-    if data_fingerprint(names.names) != meta.get("data", {}).get("sha256"):
+    folded = [clean_name(name, lowercase=True) for name in names.names] if cfg.lowercase else names.names  # as Trainer
+    if data_fingerprint(folded) != meta.get("data", {}).get("sha256"):
         raise DinogenError(
             f"{names.source} is not the data this checkpoint was trained on ({meta.get('data', {}).get('source')}); "
             "resume with the same file, or train a new model."
@@ -408,7 +422,7 @@ def _check_resumable(names: NameList, ckpt: Checkpoint, cfg: TrainConfig) -> Non
     elapsed = _elapsed(meta)
     if cfg.max_seconds is not None and elapsed >= cfg.max_seconds:
         raise DinogenError(
-            f"the checkpoint has already trained for {elapsed:.0f} s; --max-seconds counts the whole run, so ask for more."
+            f"the checkpoint has already trained for {elapsed:.3g} s; --max-seconds counts the whole run, so ask for more."
         )
 
 

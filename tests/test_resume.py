@@ -128,3 +128,11 @@ def test_a_checkpoint_without_its_step_or_history_cannot_be_resumed(tmp_path):
     checkpoint.save(path, ckpt)
     with pytest.raises(DinogenError, match="does not record its step, history, so it cannot be resumed"):
         resume(NAMES, checkpoint.load(path), {"steps": 10})
+
+
+def test_a_library_run_that_folds_case_resumes_from_the_names_as_written(tmp_path):
+    cfg = TrainConfig(hidden=8, steps=8, lowercase=True)  # NAMES keep their capitals; the Trainer folds them
+    half = trained(cfg, stop_at=4)
+    continued, _ = resume(NAMES, reloaded(half, tmp_path), {})
+    continued.run()
+    assert continued.step == 8 and set(continued.vocab.chars) == set("".join(NAMES.names).lower())

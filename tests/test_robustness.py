@@ -1,6 +1,7 @@
 """Interrupts, divergence, hostile input and odd flags: a clear message, a
 documented exit code, no traceback and never a damaged checkpoint."""
 
+import math
 import os
 import signal
 import subprocess
@@ -15,8 +16,9 @@ from hypothesis import strategies as st
 
 from dinogen import checkpoint, model
 from dinogen.cli import main
-from dinogen.data import Vocab, encode_names
+from dinogen.data import Vocab, encode_names, read_names
 from dinogen.errors import DinogenError
+from dinogen.train import Diverged, Trainer, TrainConfig
 from dinogen.workspace import FRESH
 
 from conftest import BUNDLED_NAMES
@@ -146,6 +148,22 @@ def test_a_checkpoint_is_never_written_over_the_data(tmp_path):
     result = CliRunner().invoke(main, ["train", str(data), "-o", str(tmp_path / "." / "names.txt"), *TINY])
     assert result.exit_code == 2 and "destroy" in result.stderr
     assert data.read_bytes() == b"Anna\nBert\n"
+
+
+def test_a_validation_loss_that_is_not_finite_is_never_saved(tmp_path):
+    out = tmp_path / "decayed.npz"
+    result = CliRunner().invoke(main, ["train", str(BUNDLED_NAMES), "-o", str(out), "--steps", "300", "--hidden", "16",
+                                       "--eval-every", "1", "--weight-decay", "5000", "-q"])
+    assert result.exit_code == 1 and "diverged" in result.stderr
+    if out.exists():  # the last good state, which must load
+        assert all(math.isfinite(loss) for _, loss in checkpoint.load(out).meta["history"]["val"])
+
+
+def test_an_interrupted_run_never_saves_weights_that_are_not_finite():
+    trainer = Trainer(read_names(BUNDLED_NAMES), TrainConfig(optimizer="sgd", lr=1e300, clip=0.0, hidden=8, steps=5))
+    trainer.run(should_stop=lambda: trainer.step >= 1)
+    with pytest.raises(Diverged, match="weights are no longer finite"):
+        trainer.checkpoint()
 
 
 def test_running_out_of_memory_is_one_sentence(tmp_path, monkeypatch):
