@@ -97,10 +97,13 @@ def check_writable(path: str | Path) -> None:
     """Fail now, not after training, when `path` cannot be written."""
     path = Path(path)
     folder = path.parent
-    if path.is_dir():
-        raise DinogenError(f"cannot write {path}: it is a folder; give a file name such as {path / 'dinogen.npz'}.")
-    if not folder.is_dir():
-        raise DinogenError(f"cannot write {path}: the folder {folder} does not exist; create it or choose another --out.")
+    try:
+        if path.is_dir():
+            raise DinogenError(f"cannot write {path}: it is a folder; give a file name such as {path / 'dinogen.npz'}.")
+        if not folder.is_dir():
+            raise DinogenError(f"cannot write {path}: the folder {folder} does not exist; create it or choose another --out.")
+    except OSError as exc:  # a name too long, a folder that cannot be searched, ...
+        raise DinogenError(f"cannot write {path} ({exc.strerror}); choose another --out.") from None
     if not os.access(folder, os.W_OK | os.X_OK):
         raise DinogenError(f"cannot write {path}: the folder {folder} is not writable; choose another --out.")
 

@@ -10,6 +10,7 @@ Exit codes: 0 success, 1 runtime error (bad file, bad checkpoint, failed check),
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -40,8 +41,7 @@ class FiniteRange(click.FloatRange):
 class DinogenGroup(click.Group):
     """Turns the library's errors into one clean line on stderr and exit 1,
     a closed stdout pipe (`| head`) into a quiet exit 0, and running out of
-    memory or results that cannot be written (a full disk, an encoding without
-    the characters) into one line and exit 1."""
+    memory or any other system error into one line and exit 1."""
 
     def invoke(self, ctx: click.Context):
         try:
@@ -55,15 +55,38 @@ class DinogenGroup(click.Group):
             raise click.ClickException(
                 "not enough memory for this model or batch; try a smaller --hidden, --layers or --batch-size."
             ) from None
-        except OSError as exc:  # the library reports its own file errors, so this is writing the results
-            _silence_stdout()
-            raise click.ClickException(f"cannot write the results: {exc.strerror or exc}.") from None
-        except UnicodeEncodeError as exc:
-            _silence_stdout()
-            raise click.ClickException(
-                f"the output's encoding ({exc.encoding}) cannot write {exc.object[exc.start : exc.end]!r}; "
-                "set PYTHONIOENCODING=utf-8."
-            ) from None
+        except OSError as exc:  # not expected: the library reports its file errors, _results the writes
+            where = f" ({exc.filename})" if exc.filename else ""
+            raise click.ClickException(f"{exc.strerror or exc}{where}.") from None
+
+
+@contextlib.contextmanager
+def _results():
+    """Around every write of results to stdout: a write that fails (a full disk, an
+    encoding without the characters, stdout closed) is one sentence and exit 1. A
+    closed pipe passes on to DinogenGroup, which ends quietly."""
+    if sys.stdout is None:  # started with stdout closed (>&-)
+        raise click.ClickException("standard output is closed, so the results have nowhere to go.")
+    try:
+        yield
+    except BrokenPipeError:
+        raise
+    except OSError as exc:
+        _silence_stdout()
+        raise click.ClickException(f"cannot write the results: {exc.strerror or exc}.") from None
+    except UnicodeEncodeError as exc:
+        _silence_stdout()
+        raise click.ClickException(
+            f"the output's encoding ({exc.encoding}) cannot write {exc.object[exc.start : exc.end]!r}; "
+            "set PYTHONIOENCODING=utf-8."
+        ) from None
+
+
+def _emit(text: str) -> None:
+    """One result (a line or several) on stdout, flushed at once so a pipe sees it."""
+    with _results():
+        sys.stdout.write(text + "\n")
+        sys.stdout.flush()
 
 
 def _console(stderr: bool = False):
@@ -223,7 +246,7 @@ def train(data, out, quiet, as_json, encoding, preset, resume_path, max_name_len
         sys.exit(130)
     summary["checkpoint"] = str(out)
     if as_json:
-        click.echo(json.dumps(summary))
+        _emit(json.dumps(summary))
     if not quiet:
         _print_train_summary(summary)
     if stop.signum is not None:
@@ -415,8 +438,7 @@ def _write_chunk(chunk, as_json: bool) -> None:
 def _write_lines(lines: list[str]) -> None:
     """Result lines on stdout, flushed at once so a pipe sees them."""
     if lines:
-        sys.stdout.write("\n".join(lines) + "\n")
-        sys.stdout.flush()
+        _emit("\n".join(lines))
 
 
 def _print_batch_report(names: list[str], training_names: list[str] | None) -> None:
@@ -474,7 +496,7 @@ def score(names, ckpt_path, encoding, as_json, latest) -> None:
     if names:
         names = [name for name in (clean_name(arg, ckpt.lowercase) for arg in names) if name]
     else:
-        if sys.stdin.isatty():
+        if sys.stdin is not None and sys.stdin.isatty():
             click.echo("reading names from standard input, one per line (Ctrl-D to end)", err=True)
         names = read_names("-", lowercase=ckpt.lowercase, encoding=encoding, max_length=10**9).names
     training_names = ckpt.training_names()
@@ -521,7 +543,7 @@ def info(ckpt_path, as_json) -> None:
     ckpt = checkpoint.load(path)
     if as_json:
         extra = {"parameters": count_params(ckpt.inference_params()), "training_names_stored": ckpt.data is not None}
-        click.echo(json.dumps(dict(ckpt.meta, **extra), ensure_ascii=False))
+        _emit(json.dumps(dict(ckpt.meta, **extra), ensure_ascii=False))
         return
     from rich.table import Table
     from rich.text import Text
@@ -533,7 +555,8 @@ def info(ckpt_path, as_json) -> None:
     table.add_column()
     for label, value in checkpoint_rows(ckpt):
         table.add_row(label, Text(value))
-    _console().print(table)
+    with _results():
+        _console().print(table)
 
 
 @main.command("eval", epilog=EXIT_CODES)
@@ -565,9 +588,9 @@ def evaluate(file, ckpt_path, encoding, as_json, latest) -> None:
     data = encode_names(names.names, ckpt.vocab, names.line_numbers, names.source)
     result = scoring.evaluate(ckpt.inference_params(latest), ckpt.model_config, data)
     if as_json:
-        click.echo(json.dumps(result))
+        _emit(json.dumps(result))
     else:
-        click.echo(
+        _emit(
             f"{result['nll']:.4f} nats/char  {result['bits_per_char']:.4f} bits/char  "
             f"perplexity {result['perplexity']:.3f}  ({result['names']} names, {result['predictions']} predictions)"
         )
@@ -604,6 +627,7 @@ def gradcheck(cell, layers, seed) -> None:
             verdict = "[green]pass[/]" if r.passed else "[bold red]FAIL[/]"
             table.add_row(cfg.cell, str(cfg.layers), str(cfg.embed_dim), f"{cfg.dropout:g}", r.name, str(r.shape),
                           f"{r.rel_error:.2e}", verdict)
-    _console().print(table)
+    with _results():
+        _console().print(table)
     if failed:
         raise click.ClickException(f"{failed} gradients disagree with finite differences.")

@@ -61,6 +61,8 @@ def read_names(
     characters are skipped and counted.
     """
     if source == "-":
+        if sys.stdin is None:  # started with stdin closed (<&-)
+            raise DinogenError("standard input is closed, so there are no names to read; give them another way.")
         return _parse(sys.stdin.buffer.read(), "<stdin>", encoding, lowercase, max_length)
     if not isinstance(source, (str, Path)):
         lines = list(source)

@@ -12,9 +12,9 @@ def read_bytes(path: Path, what: str, hint: str) -> bytes:
 
     what names the file for the user ("checkpoint", "names file"); hint says what to do.
     """
-    if path.is_dir():
-        raise DinogenError(f"{what} {path} is a folder, not a file; {hint}.")
     try:
+        if path.is_dir():
+            raise DinogenError(f"{what} {path} is a folder, not a file; {hint}.")
         return path.read_bytes()
     except FileNotFoundError:
         raise DinogenError(f"{what} {path} does not exist; {hint}.") from None

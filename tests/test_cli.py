@@ -184,6 +184,23 @@ def test_results_that_cannot_be_written_are_one_sentence_and_exit_1(small_checkp
     assert result.stderr == "Error: cannot write the results: No space left on device.\n"
 
 
+@pytest.mark.parametrize("command, message", [
+    ("sample --n 2 >&-", "standard output is closed"),
+    ("score <&-", "standard input is closed"),
+])
+def test_a_closed_stdin_or_stdout_is_one_sentence_and_exit_1(small_checkpoint, command, message):
+    verb, rest = command.split(" ", 1)
+    result = run(f"{sys.executable} -m dinogen {verb} -c {small_checkpoint} {rest}")
+    assert result.returncode == 1 and message in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("command", ["info {long}.npz", "eval {long}.txt", "train {long}.txt", "train -o {long}.npz"])
+def test_a_file_name_too_long_is_an_input_error_not_a_write_error(runner, command):
+    result = runner.invoke(main, command.format(long="a" * 300).split())
+    assert result.exit_code == 1
+    assert "File name too long" in result.stderr and "cannot write the results" not in result.stderr
+
+
 def test_names_the_output_encoding_cannot_hold_are_one_sentence_and_exit_1(tmp_path):
     names = tmp_path / "accents.txt"
     names.write_text("Zoë\nJosé\nAnaïs\nRenée\nChloé\nBjörn\n", encoding="utf-8")
