@@ -24,7 +24,7 @@ def sparkline(values: Sequence[float], width: int | None = None,
         return ""
     low = min(points) if low is None else low
     high = max(points) if high is None else high
-    if not high > low:
+    if not (high > low and math.isfinite(high - low)):  # flat, or a range too wide for a float
         return BLOCKS[len(BLOCKS) // 2 - 1] * len(points)
     top = len(BLOCKS) - 1
     return "".join(BLOCKS[min(top, max(0, round((v - low) / (high - low) * top)))] for v in points)

@@ -223,8 +223,10 @@ def _check(path: Path, arrays: dict[str, np.ndarray]) -> Checkpoint:
     shapes = param_shapes(cfg)
     if len(vocab) + 1 != cfg.vocab_size or not all(isinstance(c, str) and len(c) == 1 for c in vocab):
         raise DinogenError(f"{bad}: its vocabulary does not match its output layer; retrain or pass another file.")
-    if len(set(vocab)) != len(vocab):
-        raise DinogenError(f"{bad}: its vocabulary lists a character twice; retrain or pass another file.")
+    if list(vocab) != sorted(set(vocab)) or any("\ud800" <= c <= "\udfff" for c in vocab):
+        raise DinogenError(
+            f"{bad}: its vocabulary is not a sorted list of distinct characters; retrain or pass another file."
+        )
     params = _param_group(path, arrays, "param", shapes, required=True)
     best = _param_group(path, arrays, "best", shapes, required=False)
     optim = _optimizer_state(path, arrays, params)
@@ -250,7 +252,7 @@ def _optimizer_state(path, arrays, params) -> dict[str, np.ndarray]:
             f"{bad}: optim/t has shape {t.shape} and dtype {t.dtype}, expected a single integer "
             "(the optimizer's step count); retrain or pass another file."
         )
-    if int(t) < 0:
+    if not 0 <= int(t) < 2**63:
         raise DinogenError(
             f"{bad}: optim/t is {int(t)}, expected a step count of at least 0; retrain or pass another file."
         )

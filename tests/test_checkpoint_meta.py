@@ -61,11 +61,26 @@ def test_a_model_outside_the_ranges_training_accepts_is_refused(small_checkpoint
     refused(path, f"its model's {name} is .*, expected")
 
 
-def test_a_vocabulary_that_lists_a_character_twice_is_refused(small_checkpoint, tmp_path):
-    def repeat(ckpt):
-        ckpt.meta["vocab"][1] = ckpt.meta["vocab"][0]
+@pytest.mark.parametrize("damage", ["repeat", "swap", "surrogate"])
+def test_a_vocabulary_that_is_not_sorted_distinct_characters_is_refused(small_checkpoint, tmp_path, damage):
+    def change(ckpt):
+        vocab = ckpt.meta["vocab"]
+        if damage == "repeat":
+            vocab[1] = vocab[0]
+        elif damage == "swap":
+            vocab[0], vocab[1] = vocab[1], vocab[0]
+        else:
+            vocab[-1] = "\udfff"  # a lone surrogate sorts last, but is no character
 
-    refused(resealed(small_checkpoint, tmp_path / "vocab.npz", repeat), "lists a character twice")
+    refused(resealed(small_checkpoint, tmp_path / "vocab.npz", change), "not a sorted list of distinct characters")
+
+
+def test_a_loss_history_too_wide_for_a_float_still_draws(small_checkpoint, tmp_path):
+    def change(ckpt):
+        ckpt.meta["history"] = {"train": [[1, -1e308]], "val": [[1, 1e308]]}
+
+    result = CliRunner().invoke(main, ["info", str(resealed(small_checkpoint, tmp_path / "wide.npz", change))])
+    assert result.exit_code == 0, result.stderr
 
 
 @pytest.mark.parametrize("step", [-1, 2.5, "300", True, None])
@@ -168,9 +183,10 @@ def test_an_optimizer_step_count_that_is_not_a_single_integer_is_refused(small_c
     refused(path, "optim/t has shape .*, expected a single integer")
 
 
-def test_a_negative_optimizer_step_count_is_refused(small_checkpoint, tmp_path):
-    path = resealed(small_checkpoint, tmp_path / "t.npz", lambda c: c.optim.update(t=np.array(-1, dtype=np.int64)))
-    refused(path, "optim/t is -1, expected a step count of at least 0")
+@pytest.mark.parametrize("t", [np.array(-1, dtype=np.int64), np.array(2**63, dtype=np.uint64)])
+def test_an_optimizer_step_count_out_of_range_is_refused(small_checkpoint, tmp_path, t):
+    path = resealed(small_checkpoint, tmp_path / "t.npz", lambda c: c.optim.update(t=t))
+    refused(path, f"optim/t is {int(t)}, expected a step count of at least 0")
 
 
 @pytest.mark.parametrize("key, value, message", [
