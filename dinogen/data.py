@@ -29,6 +29,8 @@ BOUNDARY = 0  # token that starts every name and ends it
 PAD = -1  # target at padded positions (no prediction there)
 MAX_NAME_LENGTH = 64  # names longer than this are skipped when reading
 LINE_BREAK = re.compile("\r\n|\r|\n")  # LF, CRLF, or a lone CR
+NOT_TEXT = re.compile("[\x00\ud800-\udfff]")  # NUL and lone surrogates: decoded, but no character of a name
+_TEXT_FILE = "give a text file with one name per line"
 
 
 @dataclass
@@ -75,39 +77,38 @@ def read_names(
 def _parse(raw: bytes, source: str, encoding: str, lowercase: bool, max_length: int) -> NameList:
     """Decode a whole file at once, so an error can name its exact line.
 
-    Lines end at LF, CRLF or a lone CR (old Mac files).
+    Lines end at LF, CRLF or a lone CR (old Mac files), for names and for the
+    line numbers of errors alike.
     """
     unknown = f"'{encoding}' is not a text encoding Python knows; try utf-8 or latin-1."
     try:
-        codec = codecs.lookup(encoding).name  # canonical: "utf-16", "utf-32", "iso8859-1", ...
+        codec = codecs.lookup(encoding).name  # canonical: "utf-8", "utf-16", "iso8859-1", ...
     except LookupError:
         raise DinogenError(unknown) from None
     if b"\x00" in raw and not codec.startswith(("utf-16", "utf-32")):  # NUL bytes are part of UTF-16/32 text
-        nul = raw.index(b"\x00")
-        raise DinogenError(
-            f"{source} line {_line_of(raw, nul)} holds a NUL byte, so it looks like a binary file; "
-            "give a text file with one name per line."
-        )
+        line = _line_at(raw[: raw.index(b"\x00")].decode(codec, errors="replace"))
+        raise DinogenError(f"{source} line {line} holds a NUL byte, so it looks like a binary file; {_TEXT_FILE}.")
     try:
-        text = raw.decode(_bom_aware(encoding))
+        text = raw.decode("utf-8-sig" if codec == "utf-8" else codec)  # a UTF-8 byte-order mark is not a character
     except LookupError:  # a codec that is not for text, such as base64
         raise DinogenError(unknown) from None
     except UnicodeError as exc:
-        where = f" line {_line_of(raw, exc.start)}" if isinstance(exc, UnicodeDecodeError) else ""
+        where = ""
+        if isinstance(exc, UnicodeDecodeError):
+            where = f" line {_line_at(raw[: exc.start].decode(codec, errors='replace'))}"
         raise DinogenError(
-            f"{source}{where} is not valid {encoding} text; "
-            "convert the file to UTF-8 or name its encoding with --encoding."
+            f"{source}{where} is not valid {encoding} text; convert the file to UTF-8 or name its encoding with --encoding."
         ) from None
+    not_text = NOT_TEXT.search(text)  # codecs such as unicode_escape or utf-7 can produce them
+    if not_text:
+        raise DinogenError(f"{source} line {_line_at(text[: not_text.start()])} holds "
+                           f"U+{ord(not_text.group()):04X}, which is not a character of a name; {_TEXT_FILE}.")
     return _clean_lines(LINE_BREAK.split(text), source, lowercase, max_length)
 
 
-def _line_of(raw: bytes, offset: int) -> int:
-    """The 1-based line holding byte `offset` of a file."""
-    return raw[:offset].count(b"\n") + 1
-
-
-def _bom_aware(encoding: str) -> str:
-    return "utf-8-sig" if encoding.lower().replace("_", "-") in ("utf-8", "utf8") else encoding
+def _line_at(text_before: str) -> int:
+    """The 1-based line on which a position falls, given all the text before it."""
+    return len(LINE_BREAK.findall(text_before)) + 1
 
 
 def _clean_lines(lines: list[str], source: str, lowercase: bool, max_length: int) -> NameList:

@@ -49,9 +49,12 @@ def train(tmp_path, content: bytes | None, *flags, name="names.txt"):
         (b"Rex\n", ["--encoding", "base64"], 1, "not a text encoding"),
         (b"Ann\xffa\n", ["--encoding", "punycode"], 1, "not valid punycode"),
         (b"Bartholomew\nMaximilian\n", ["--max-name-length", "5"], 1, "2 longer than the maximum name length"),
+        (b"Abc\rDef\rG\xffh\r", [], 1, "line 3 is not valid utf-8"),
+        (b"Abc\n\\ud800d\n", ["--encoding", "unicode_escape"], 1, "line 2 holds U+D800, which is not a character"),
+        (b"Abc\nD\\x00ef\n", ["--encoding", "unicode_escape"], 1, "line 2 holds U+0000"),
     ],
     ids=["missing", "empty", "blank-lines", "binary", "not-utf8", "nul", "bad-encoding", "binary-codec", "punycode",
-         "all-too-long"],
+         "all-too-long", "cr-line-number", "decoded-surrogate", "decoded-nul"],
 )
 def test_unreadable_data_is_one_clear_error(tmp_path, content, flags, code, message):
     result, out = train(tmp_path, content, *TINY, *flags)
@@ -66,6 +69,7 @@ def test_unreadable_data_is_one_clear_error(tmp_path, content, flags, code, mess
     [
         (b"Bront\xeb\nZo\xe9\n", ["--encoding", "latin-1"], ["Bront\u00eb", "Zo\u00e9"]),
         ("\ufeffAnna\nBert\n".encode(), [], ["Anna", "Bert"]),
+        ("\ufeffAnna\nBert\n".encode(), ["--encoding", "u8"], ["Anna", "Bert"]),
         (b"Anna\r\nBert\r\n", [], ["Anna", "Bert"]),
         (b"Anna\rBert\rCarla\r", [], ["Anna", "Bert", "Carla"]),
         ("Anna\nBert\n".encode("utf-32"), ["--encoding", "utf-32"], ["Anna", "Bert"]),
@@ -75,7 +79,7 @@ def test_unreadable_data_is_one_clear_error(tmp_path, content, flags, code, mess
         (b"aaa\naa\na\n", [], ["aaa", "aa", "a"]),
         ("Bronte\u0308\n".encode(), [], ["Bront\u00eb"]),
     ],
-    ids=["latin-1", "bom", "crlf", "cr", "utf-32", "utf_16", "spaces-apostrophes-emoji", "one-name", "one-character",
+    ids=["latin-1", "bom", "bom-u8", "crlf", "cr", "utf-32", "utf_16", "spaces-apostrophes-emoji", "one-name", "one-character",
          "nfc"],
 )
 def test_odd_but_valid_data_trains(tmp_path, content, flags, names):
