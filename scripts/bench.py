@@ -458,6 +458,7 @@ def main() -> None:
 def run(args) -> None:
     if not Path(args.data).is_file():
         sys.exit(f"bench: {args.data} does not exist; give a file of names with --data.")
+    args.data = str(Path(args.data).resolve())  # the workers run in other folders
     plan_name = "tiny" if args.tiny else "quick" if args.quick else "full"
     plan = PLANS[plan_name]
     sections = args.only or ["train", "sample", "cli", "memory"]

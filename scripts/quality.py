@@ -137,7 +137,8 @@ def torch_run(pool: NameList, test: NameList, budget: float, seed: int, settings
 
 
 def regularised_peer(cell, vocab_size, hidden, layers, embed_dim, dropout, seed):
-    """The peer's model with dropout on its input (embedded or one-hot) and before the output layer."""
+    """The peer's model with dropout after the embedding and before the output layer, as
+    dinogen places it (no input dropout without an embedding)."""
     import torch
     import torch_peer
     from torch import nn
@@ -146,9 +147,10 @@ def regularised_peer(cell, vocab_size, hidden, layers, embed_dim, dropout, seed)
         def __init__(self) -> None:
             super().__init__(cell, vocab_size, hidden, layers, embed_dim, dropout)
             self.drop = nn.Dropout(dropout)
+            self.drop_input = nn.Dropout(dropout) if embed_dim else nn.Identity()
 
         def forward(self, x):
-            h, _ = self.rnn(self.drop(self.inputs(x)))  # (T, B, H)
+            h, _ = self.rnn(self.drop_input(self.inputs(x)))  # (T, B, H)
             return self.out(self.drop(h))
 
     torch.manual_seed(seed)
