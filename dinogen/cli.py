@@ -120,7 +120,7 @@ def main(threads: int | None) -> None:
 
     \b
     Examples:
-      dinogen train data/dinos.txt      # writes dinogen.npz
+      dinogen train names.txt           # writes dinogen.npz
       dinogen sample --n 10             # ten new names, one per line
       dinogen gradcheck                 # prove the gradients
     """
@@ -248,11 +248,11 @@ def train(data, out, quiet, as_json, encoding, preset, resume_path, max_name_len
     if as_json:
         _emit(json.dumps(summary))
     if not quiet:
-        _print_train_summary(summary)
+        _print_train_summary(summary, trainer.cfg.patience)
     if stop.signum is not None:
         click.echo(
             f"interrupted at step {trainer.step}: saved {out}; continue with "
-            f"`dinogen train {data or ''} --resume {out}`.".replace("  ", " "),
+            f"`dinogen train {data or ''} --resume {out} -o {out}`.".replace("  ", " "),
             err=True,
         )
         sys.exit(128 + stop.signum)
@@ -317,28 +317,30 @@ class _progress_bar:
         self.bar.update(p.step - self.bar.n)
         if p.step % self.REFRESH_EVERY == 0 or p.step == p.steps:
             val = "-" if p.val_loss is None else f"{p.val_loss:.3f}"
-            self.bar.set_postfix_str(f"loss {p.smooth_loss:.3f} val {val} {p.chars_per_sec:,.0f} chars/s", refresh=False)
+            self.bar.set_postfix_str(f"smooth loss {p.smooth_loss:.3f} val {val} {p.chars_per_sec:,.0f} chars/s",
+                                     refresh=False)
 
     def __exit__(self, *exc) -> None:
         if self.bar is not None:
             self.bar.close()
 
 
-def _print_train_summary(s: dict) -> None:
+def _print_train_summary(s: dict, patience: int) -> None:
     def both(nats) -> str:
         return "-" if nats is None else f"{nats:.4f} nats ({nats / math.log(2):.4f} bits)"
 
     click.echo(
-        f"trained {s['steps_run']} steps"
-        + (f" (to step {s['steps']})" if s["steps_run"] != s["steps"] else "")
+        f"trained {s['steps_run']:,} step{'s' * (s['steps_run'] != 1)}"
+        + (f" (to step {s['steps']:,})" if s["steps_run"] != s["steps"] else "")
         + f" in {s['seconds']:.1f} s ({s['chars_per_sec']:,.0f} chars/s)"
-        + (", stopped early: no better validation loss for --patience evaluations" if s["stopped_early"] else "")
+        + (f", stopped early: no better validation loss in {patience} evaluations" if s["stopped_early"] else "")
         + f"\ntraining loss        {both(s['train_loss'])} per char"
         + (f"\nvalidation loss      {both(s['val_loss'])}"
            f"\nbest validation      {both(s['best_val_loss'])} at step {s['best_step']} (kept for sampling)"
            f"\nbigram baseline      {both(s['bigram_loss'])}"
            if s["val_loss"] is not None else
-           "\nvalidation           none held out (--val-fraction 0): the last parameters are kept for sampling")
+           f"\nvalidation           none held out ({s['train_names']:,} names, --val-fraction rounds to 0): "
+           "the last parameters are kept for sampling")
         + f"\nuniform baseline     {both(s['uniform_loss'])}"
         f"\ncheckpoint: {s['checkpoint']}",
         err=True,
@@ -382,7 +384,7 @@ def latest_option(command):
               help="Candidates to draw in all before giving up [default: no total; give up after "
                    "100,000 in a row without a name that passes].")
 @click.option("--json", "as_json", is_flag=True,
-              help="One JSON object per line: name, logprob (total), nll (per character), novel.")
+              help="One JSON object per line: name, nll (per character), logprob (total), novel.")
 @click.option("--report", is_flag=True, help="After the names, a table about the batch on stderr.")
 @click.option("--verbose", "-v", is_flag=True, help="Say on stderr which checkpoint is used.")
 @latest_option
@@ -597,8 +599,8 @@ def evaluate(file, ckpt_path, encoding, as_json, latest) -> None:
 
 
 @main.command(epilog=EXIT_CODES)
-@click.option("--cell", type=click.Choice(CELL_CHOICES), multiple=True, help="Cells to check (default: all).")
-@click.option("--layers", type=click.IntRange(1, 3), multiple=True, help="Layer counts to check (default: 1 and 2).")
+@click.option("--cell", type=click.Choice(CELL_CHOICES), multiple=True, help="Cells to check; repeatable (default: all).")
+@click.option("--layers", type=click.IntRange(1, 3), multiple=True, help="Layer counts to check; repeatable (default: 1 and 2).")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed of the random model and batch.")
 def gradcheck(cell, layers, seed) -> None:
     """Check every analytic gradient against centered finite differences.
