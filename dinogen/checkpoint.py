@@ -102,6 +102,9 @@ def check_writable(path: str | Path) -> None:
             raise DinogenError(f"cannot write {path}: it is a folder; give a file name such as {path / 'dinogen.npz'}.")
         if not folder.is_dir():
             raise DinogenError(f"cannot write {path}: the folder {folder} does not exist; create it or choose another --out.")
+        if path.is_file() and path.stat().st_size and not path.read_bytes()[: len(ZIP_MAGIC)] == ZIP_MAGIC:
+            raise DinogenError(f"{path} exists and is not a checkpoint; writing over it would destroy it, so "
+                               "choose another --out or remove the file.")
     except OSError as exc:  # a name too long, a folder that cannot be searched, ...
         raise DinogenError(f"cannot write {path} ({exc.strerror}); choose another --out.") from None
     if not os.access(folder, os.W_OK | os.X_OK):
@@ -180,8 +183,16 @@ def load(path: str | Path) -> Checkpoint:
     return _check(path, arrays)
 
 
+ZIP_MAGIC = b"PK\x03\x04"  # how every .npz (a zip archive) begins
+
+
 def _verify_digest(path: Path, raw: bytes) -> None:
     tail = raw[-(len(DIGEST_PREFIX) + DIGEST_LEN) :]
+    if not raw.startswith(ZIP_MAGIC):
+        raise DinogenError(
+            f"{path} is not a dinogen checkpoint (not even a zip archive); a file of names goes to "
+            "`dinogen train` or `dinogen eval`, a checkpoint comes from `dinogen train`."
+        )
     if not tail.startswith(DIGEST_PREFIX):
         raise DinogenError(
             f"{path} is not a dinogen checkpoint, or it is truncated (no checksum at its end); retrain or pass another file."

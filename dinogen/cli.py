@@ -203,7 +203,10 @@ def train(data, out, quiet, as_json, encoding, preset, resume_path, max_name_len
     from dinogen.resources import bundled_names
     from dinogen.train import Diverged, Trainer, config_from, resume
 
-    checkpoint.check_writable(out)
+    try:
+        checkpoint.check_writable(out)
+    except DinogenError as exc:
+        raise click.BadParameter(str(exc), param_hint="--out") from None
     source = data if data is not None else bundled_names()
     if source != "-" and _same_file(out, source):
         raise click.BadParameter(f"{out} is the data file itself; writing the checkpoint there would destroy it.",

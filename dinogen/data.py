@@ -85,6 +85,9 @@ def _parse(raw: bytes, source: str, encoding: str, lowercase: bool, max_length: 
         codec = codecs.lookup(encoding).name  # canonical: "utf-8", "utf-16", "iso8859-1", ...
     except LookupError:
         raise DinogenError(unknown) from None
+    if raw.startswith(b"PK\x03\x04"):  # a zip archive: most likely a checkpoint given where names belong
+        raise DinogenError(f"{source} is a zip archive (a dinogen checkpoint?), not a text file of names; "
+                           "continue a checkpoint with --resume, or sample from it with -c.")
     if b"\x00" in raw and not codec.startswith(("utf-16", "utf-32")):  # NUL bytes are part of UTF-16/32 text
         line = _line_at(raw[: raw.index(b"\x00")].decode(codec, errors="replace"))
         raise DinogenError(f"{source} line {line} holds a NUL byte, so it looks like a binary file; {_TEXT_FILE}.")

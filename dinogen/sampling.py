@@ -64,7 +64,10 @@ class SampleSpec:
             (self.top_k is not None and self.top_k < 1, "top-k must be at least 1"),
             (self.top_p is not None and not 0 < self.top_p <= 1, "top-p must be above 0 and at most 1"),
             (self.min_len < 1, "the minimum length must be at least 1"),
-            (self.max_len < self.min_len, f"the maximum length {self.max_len} is below the minimum {self.min_len}"),
+            (self.max_len < self.min_len,
+             f"the maximum length {self.max_len} (--max-len) is below the minimum {self.min_len} (--min-len)"),
+            (max(len(self.suffix), len(self.contains)) > self.max_len,
+             f"the suffix or the text to contain is longer than the maximum length {self.max_len}"),
             (len(self.prefix) >= self.max_len,
              f"the prefix leaves no room within the maximum length {self.max_len}: names continue it with at least "
              "one character"),

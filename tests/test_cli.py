@@ -197,7 +197,7 @@ def test_a_closed_stdin_or_stdout_is_one_sentence_and_exit_1(small_checkpoint, c
 @pytest.mark.parametrize("command", ["info {long}.npz", "eval {long}.txt", "train {long}.txt", "train -o {long}.npz"])
 def test_a_file_name_too_long_is_an_input_error_not_a_write_error(runner, command):
     result = runner.invoke(main, command.format(long="a" * 300).split())
-    assert result.exit_code == 1
+    assert result.exit_code == (2 if "-o" in command else 1)  # a bad --out is a usage error
     assert "File name too long" in result.stderr and "cannot write the results" not in result.stderr
 
 

@@ -121,7 +121,7 @@ def test_impossible_flags_are_usage_errors(tmp_path, flags):
 def test_an_unwritable_out_fails_before_training(tmp_path, out_name):
     (tmp_path / "a-file").write_text("not a folder")
     result = CliRunner().invoke(main, ["train", str(BUNDLED_NAMES), "-o", str(tmp_path / out_name), *TINY[:-1]])
-    assert result.exit_code == 1
+    assert result.exit_code == 2  # a bad --out is a usage error
     assert "cannot write" in result.stderr and "trained" not in result.stderr
 
 
@@ -178,6 +178,23 @@ def test_running_out_of_memory_is_one_sentence(tmp_path, monkeypatch):
     result, out = train(tmp_path, b"Anna\nBert\n", *TINY)
     assert result.exit_code == 1
     assert "not enough memory" in result.stderr and "Traceback" not in result.stderr and not out.exists()
+
+
+def test_an_existing_file_that_is_not_a_checkpoint_is_never_written_over(tmp_path):
+    notes = tmp_path / "notes.txt"
+    notes.write_text("my notes\n")
+    result = CliRunner().invoke(main, ["train", str(BUNDLED_NAMES), "-o", str(notes), *TINY])
+    assert result.exit_code == 2 and "is not a checkpoint" in result.stderr
+    assert notes.read_text() == "my notes\n"
+
+
+def test_a_checkpoint_given_as_names_or_names_as_a_checkpoint_is_named_for_what_it_is(tmp_path):
+    model = tmp_path / "model.npz"
+    assert CliRunner().invoke(main, ["train", str(BUNDLED_NAMES), "-o", str(model), *TINY]).exit_code == 0
+    as_names = CliRunner().invoke(main, ["train", str(model), "-o", str(tmp_path / "x.npz"), *TINY])
+    assert as_names.exit_code == 1 and "a zip archive (a dinogen checkpoint?)" in as_names.stderr
+    as_model = CliRunner().invoke(main, ["sample", "-c", str(BUNDLED_NAMES)])
+    assert as_model.exit_code == 1 and "not even a zip archive" in as_model.stderr
 
 
 def test_weights_that_stop_being_finite_are_never_saved(tmp_path):

@@ -231,6 +231,8 @@ def test_a_string_with_a_character_the_model_never_saw_is_refused(small_trainer,
     (dict(min_len=5, max_len=4), "below the minimum"),
     (dict(prefix="Abcdef", max_len=4), "prefix leaves no room"),
     (dict(prefix="Abcd", max_len=4), "prefix leaves no room"),
+    (dict(suffix="saurus", max_len=3), "longer than the maximum length"),
+    (dict(contains="saurus", max_len=3), "longer than the maximum length"),
 ])
 def test_impossible_settings_are_refused(small_trainer, spec, message):
     with pytest.raises(DinogenError, match=message):
