@@ -38,6 +38,17 @@ class FiniteRange(click.FloatRange):
         return number
 
 
+def _known_encoding(ctx, param, value: str) -> str:
+    """--encoding must name a codec Python knows: a usage error now, not after loading a model."""
+    import codecs
+
+    try:
+        codecs.lookup(value)
+    except LookupError:
+        raise click.BadParameter(f"'{value}' is not a text encoding Python knows; try utf-8 or latin-1.") from None
+    return value
+
+
 class DinogenGroup(click.Group):
     """Turns the library's errors into one clean line on stderr and exit 1,
     a closed stdout pipe (`| head`) into a quiet exit 0, and running out of
@@ -178,7 +189,8 @@ def set_blas_threads(threads: int | None) -> None:
 @click.option("--lowercase", is_flag=True, default=None, help="Fold names to lower case first (as the classic course does).")
 @click.option("--resume", "resume_path", default=None, metavar="PATH",
               help="Continue the run saved in this checkpoint exactly (--steps and --max-seconds count the whole run).")
-@click.option("--encoding", default="utf-8", show_default=True, help="Text encoding of DATA.")
+@click.option("--encoding", default="utf-8", show_default=True, callback=_known_encoding,
+              help="Text encoding of DATA.")
 @click.option("--max-name-length", type=click.IntRange(min=1), default=64, show_default=True,
               help="Skip (and count) names longer than this.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar and no summary on stderr.")
@@ -224,6 +236,10 @@ def train(data, out, quiet, as_json, encoding, preset, resume_path, max_name_len
                 click.echo(f"  changed: --{key.replace('_', '-')} {new} (was {old})", err=True)
     else:
         cfg = config_from(preset, **options)
+        try:
+            cfg.check()
+        except DinogenError as exc:  # settings that cannot go together, such as --patience without validation
+            raise click.UsageError(str(exc)) from None
         names = read_names(source, lowercase=cfg.lowercase, encoding=encoding, max_length=max_name_length)
         trainer = Trainer(names, cfg)
     if names.skipped_long and not quiet:
@@ -475,7 +491,8 @@ def _fmt_num(value: float | None, spec: str) -> str:
 @main.command(epilog=EXIT_CODES)
 @click.argument("names", nargs=-1)
 @checkpoint_option("score with")
-@click.option("--encoding", default="utf-8", show_default=True, help="Text encoding of standard input.")
+@click.option("--encoding", default="utf-8", show_default=True, callback=_known_encoding,
+              help="Text encoding of standard input.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line: name, nll, logprob, novel.")
 @latest_option
 def score(names, ckpt_path, encoding, as_json, latest) -> None:
@@ -499,6 +516,10 @@ def score(names, ckpt_path, encoding, as_json, latest) -> None:
     path, _ = resolve_checkpoint(ckpt_path)
     ckpt = checkpoint.load(path)
     if names:
+        files = [arg for arg in names if os.path.isfile(arg)]
+        if files:
+            click.echo(f"note: {files[0]} is a file, scored here as a name; to score the names in it, "
+                       f"use `dinogen score < {files[0]}` or `dinogen eval {files[0]}`.", err=True)
         names = [name for name in (clean_name(arg, ckpt.lowercase) for arg in names) if name]
     else:
         if sys.stdin is not None and sys.stdin.isatty():
@@ -567,7 +588,8 @@ def info(ckpt_path, as_json) -> None:
 @main.command("eval", epilog=EXIT_CODES)
 @click.argument("file")
 @checkpoint_option("evaluate")
-@click.option("--encoding", default="utf-8", show_default=True, help="Text encoding of FILE.")
+@click.option("--encoding", default="utf-8", show_default=True, callback=_known_encoding,
+              help="Text encoding of FILE.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of text.")
 @latest_option
 def evaluate(file, ckpt_path, encoding, as_json, latest) -> None:

@@ -68,7 +68,7 @@ class TrainConfig:
             (self.eval_every < 1, "eval every must be at least 1 step"),
             (self.patience < 0, "patience must be 0 (off) or positive"),
             (self.patience > 0 and self.val_fraction == 0,
-             "patience needs validation names to watch; hold some out with --val-fraction"),
+             "--patience needs validation names to watch; hold some out with --val-fraction"),
             (self.max_seconds is not None and not self.max_seconds > 0, "max seconds must be positive"),
             (self.cell not in CELLS, f"the cell must be one of {', '.join(CELLS)}"),
             (self.optimizer not in OPTIMIZERS, f"the optimizer must be one of {', '.join(OPTIMIZERS)}"),

@@ -314,6 +314,13 @@ def test_sample_seed_reproduces_names_with_constraints(runner, small_checkpoint)
 # score
 
 
+def test_score_of_a_file_name_points_to_scoring_its_names(runner, small_checkpoint, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    Path("names.txt").write_text("Rex\n")
+    result = runner.invoke(main, ["score", "names.txt", "-c", str(small_checkpoint)])
+    assert "dinogen score < names.txt" in result.stderr
+
+
 def test_score_prints_name_nll_logprob_and_novelty_separated_by_tabs(runner, small_checkpoint, small_trainer):
     known = small_trainer.names.names[0]
     result = runner.invoke(main, ["score", "-c", str(small_checkpoint), known, "Zorgblat"])
