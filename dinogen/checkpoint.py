@@ -173,7 +173,7 @@ def _fsync_folder(folder: Path) -> None:
 def load(path: str | Path) -> Checkpoint:
     """Read and check a checkpoint; never unpickles anything."""
     path = Path(path)
-    raw = read_bytes(path, "checkpoint", "train one with `dinogen train` or pass -c PATH")
+    raw = read_bytes(path, "checkpoint", "train one with `dinogen train`, or give the path of another")
     _verify_digest(path, raw)
     try:
         with np.load(io.BytesIO(raw), allow_pickle=False) as npz:

@@ -549,23 +549,26 @@ def _score_fields(record: dict) -> list[str]:
 
 
 @main.command(epilog=EXIT_CODES)
-@click.argument("ckpt_path", metavar="[CHECKPOINT]", required=False)
+@click.argument("ckpt_arg", metavar="[CHECKPOINT]", required=False)
+@checkpoint_option("describe; the same as CHECKPOINT, as the other commands take it")
 @click.option("--json", "as_json", is_flag=True, help="Print the metadata as one JSON object.")
-def info(ckpt_path, as_json) -> None:
+def info(ckpt_arg, ckpt_path, as_json) -> None:
     """What a checkpoint holds: model, vocabulary, data, training and loss curves.
 
-    CHECKPOINT defaults to ./dinogen.npz, else the bundled model.
+    CHECKPOINT (or -c PATH) defaults to ./dinogen.npz, else the bundled model.
 
     \b
     Examples:
       dinogen info dinogen.npz
-      dinogen info names.npz --json | jq .best
+      dinogen info -c names.npz --json | jq .best
     """
     from dinogen import checkpoint
     from dinogen.model import count_params
     from dinogen.resources import resolve_checkpoint
 
-    path, _ = resolve_checkpoint(ckpt_path)
+    if ckpt_arg is not None and ckpt_path is not None and ckpt_arg != ckpt_path:
+        raise click.UsageError("give the checkpoint once: as CHECKPOINT or as -c PATH.")
+    path, _ = resolve_checkpoint(ckpt_path or ckpt_arg)
     ckpt = checkpoint.load(path)
     if as_json:
         extra = {"parameters": count_params(ckpt.inference_params()), "training_names_stored": ckpt.data is not None}

@@ -395,6 +395,12 @@ def test_info_shows_paths_and_characters_as_they_are_not_as_markup(runner, tmp_p
         assert text in result.stdout
 
 
+def test_info_takes_the_checkpoint_as_an_argument_or_as_c_like_the_other_commands(runner, small_checkpoint):
+    as_argument = runner.invoke(main, ["info", str(small_checkpoint), "--json"])
+    as_option = runner.invoke(main, ["info", "-c", str(small_checkpoint), "--json"])
+    assert as_argument.exit_code == as_option.exit_code == 0 and as_argument.stdout == as_option.stdout
+
+
 def test_info_json_prints_the_metadata(runner, small_checkpoint):
     result = runner.invoke(main, ["info", str(small_checkpoint), "--json"])
     meta = json.loads(result.stdout)
