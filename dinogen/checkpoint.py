@@ -34,7 +34,7 @@ import numpy as np
 
 from dinogen.data import Dataset, Vocab
 from dinogen.errors import DinogenError
-from dinogen.files import read_bytes
+from dinogen.files import ZIP_MAGIC, read_bytes
 from dinogen.metadata import meta_problem, model_problem
 from dinogen.model import ModelConfig, param_shapes
 
@@ -102,13 +102,18 @@ def check_writable(path: str | Path) -> None:
             raise DinogenError(f"cannot write {path}: it is a folder; give a file name such as {path / 'dinogen.npz'}.")
         if not folder.is_dir():
             raise DinogenError(f"cannot write {path}: the folder {folder} does not exist; create it or choose another --out.")
-        if path.is_file() and path.stat().st_size and not path.read_bytes()[: len(ZIP_MAGIC)] == ZIP_MAGIC:
+        if path.is_file() and path.stat().st_size and _first_bytes(path, len(ZIP_MAGIC)) != ZIP_MAGIC:
             raise DinogenError(f"{path} exists and is not a checkpoint; writing over it would destroy it, so "
                                "choose another --out or remove the file.")
     except OSError as exc:  # a name too long, a folder that cannot be searched, ...
         raise DinogenError(f"cannot write {path} ({exc.strerror}); choose another --out.") from None
     if not os.access(folder, os.W_OK | os.X_OK):
         raise DinogenError(f"cannot write {path}: the folder {folder} is not writable; choose another --out.")
+
+
+def _first_bytes(path: Path, n: int) -> bytes:
+    with open(path, "rb") as file:
+        return file.read(n)
 
 
 def encode_arrays(arrays: dict[str, np.ndarray]) -> bytes:
@@ -181,9 +186,6 @@ def load(path: str | Path) -> Checkpoint:
     except Exception as exc:  # sealed yet unreadable: ValueError, zipfile and zlib errors, ...
         raise DinogenError(f"{path} is not a readable dinogen checkpoint ({_short(exc)}); retrain or pass another file.") from None
     return _check(path, arrays)
-
-
-ZIP_MAGIC = b"PK\x03\x04"  # how every .npz (a zip archive) begins
 
 
 def _verify_digest(path: Path, raw: bytes) -> None:

@@ -40,12 +40,12 @@ class FiniteRange(click.FloatRange):
 
 def _known_encoding(ctx, param, value: str) -> str:
     """--encoding must name a codec Python knows: a usage error now, not after loading a model."""
-    import codecs
+    from dinogen.data import text_codec
 
     try:
-        codecs.lookup(value)
-    except LookupError:
-        raise click.BadParameter(f"'{value}' is not a text encoding Python knows; try utf-8 or latin-1.") from None
+        text_codec(value)
+    except DinogenError as exc:
+        raise click.BadParameter(str(exc)) from None
     return value
 
 
@@ -220,9 +220,6 @@ def train(data, out, quiet, as_json, encoding, preset, resume_path, max_name_len
     except DinogenError as exc:
         raise click.BadParameter(str(exc), param_hint="--out") from None
     source = data if data is not None else bundled_names()
-    if source != "-" and _same_file(out, source):
-        raise click.BadParameter(f"{out} is the data file itself; writing the checkpoint there would destroy it.",
-                                 param_hint="--out")
     if resume_path is not None:
         saved = checkpoint.load(resume_path)
         if preset is not None:
@@ -275,14 +272,6 @@ def train(data, out, quiet, as_json, encoding, preset, resume_path, max_name_len
             err=True,
         )
         sys.exit(128 + stop.signum)
-
-
-def _same_file(a, b) -> bool:
-    """Whether two paths name one existing file (through links too)."""
-    try:
-        return os.path.samefile(a, b)
-    except OSError:
-        return False
 
 
 class _StopSignals:

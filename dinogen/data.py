@@ -23,7 +23,7 @@ from typing import Iterator, TextIO
 import numpy as np
 
 from dinogen.errors import DinogenError
-from dinogen.files import read_bytes
+from dinogen.files import ZIP_MAGIC, read_bytes
 
 BOUNDARY = 0  # token that starts every name and ends it
 PAD = -1  # target at padded positions (no prediction there)
@@ -80,12 +80,8 @@ def _parse(raw: bytes, source: str, encoding: str, lowercase: bool, max_length: 
     Lines end at LF, CRLF or a lone CR (old Mac files), for names and for the
     line numbers of errors alike.
     """
-    unknown = f"'{encoding}' is not a text encoding Python knows; try utf-8 or latin-1."
-    try:
-        codec = codecs.lookup(encoding).name  # canonical: "utf-8", "utf-16", "iso8859-1", ...
-    except LookupError:
-        raise DinogenError(unknown) from None
-    if raw.startswith(b"PK\x03\x04"):  # a zip archive: most likely a checkpoint given where names belong
+    codec = text_codec(encoding)
+    if raw.startswith(ZIP_MAGIC):  # a zip archive: most likely a checkpoint given where names belong
         raise DinogenError(f"{source} is a zip archive (a dinogen checkpoint?), not a text file of names; "
                            "continue a checkpoint with --resume, or sample from it with -c.")
     if b"\x00" in raw and not codec.startswith(("utf-16", "utf-32")):  # NUL bytes are part of UTF-16/32 text
@@ -94,7 +90,7 @@ def _parse(raw: bytes, source: str, encoding: str, lowercase: bool, max_length: 
     try:
         text = raw.decode("utf-8-sig" if codec == "utf-8" else codec)  # a UTF-8 byte-order mark is not a character
     except LookupError:  # a codec that is not for text, such as base64
-        raise DinogenError(unknown) from None
+        raise DinogenError(_not_a_text_encoding(encoding)) from None
     except UnicodeError as exc:
         where = ""
         if isinstance(exc, UnicodeDecodeError):
@@ -107,6 +103,18 @@ def _parse(raw: bytes, source: str, encoding: str, lowercase: bool, max_length: 
         raise DinogenError(f"{source} line {_line_at(text[: not_text.start()])} holds "
                            f"U+{ord(not_text.group()):04X}, which is not a character of a name; {_TEXT_FILE}.")
     return _clean_lines(LINE_BREAK.split(text), source, lowercase, max_length)
+
+
+def text_codec(encoding: str) -> str:
+    """The canonical name of a codec Python knows ("utf-8", "utf-16", "iso8859-1", ...)."""
+    try:
+        return codecs.lookup(encoding).name
+    except LookupError:
+        raise DinogenError(_not_a_text_encoding(encoding)) from None
+
+
+def _not_a_text_encoding(encoding: str) -> str:
+    return f"'{encoding}' is not a text encoding Python knows; try utf-8 or latin-1."
 
 
 def _line_at(text_before: str) -> int:

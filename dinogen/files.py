@@ -6,6 +6,8 @@ from pathlib import Path
 
 from dinogen.errors import DinogenError
 
+ZIP_MAGIC = b"PK\x03\x04"  # how every zip archive, so every .npz checkpoint, begins
+
 
 def read_bytes(path: Path, what: str, hint: str) -> bytes:
     """The whole file; DinogenError("<what> <path> ...; <hint>.") when it cannot be read.

@@ -378,8 +378,13 @@ def resume(names: NameList, ckpt: Checkpoint, changes: dict) -> tuple[Trainer, l
     are bit-identical to those of one uninterrupted run.
     """
     cfg, changed = _resumed_config(ckpt.meta.get("train", {}), changes)
-    _check_resumable(names, ckpt, cfg)
+    _check_resumable(ckpt, cfg)
     trainer = Trainer(names, cfg)
+    if trainer.data_sha256 != ckpt.meta.get("data", {}).get("sha256"):  # the names as the Trainer keeps them
+        raise DinogenError(
+            f"{names.source} is not the data this checkpoint was trained on ({ckpt.meta.get('data', {}).get('source')}); "
+            "resume with the same file, or train a new model."
+        )
     if trainer.vocab != ckpt.vocab or replace(trainer.model_cfg, dropout=ckpt.model_config.dropout) != ckpt.model_config:
         raise DinogenError("the checkpoint's vocabulary or model does not match this data; train a new model.")
     trainer.restore(ckpt)
@@ -402,15 +407,9 @@ def _resumed_config(saved_values: dict, changes: dict) -> tuple[TrainConfig, lis
     return replace(saved, **given), changed
 
 
-def _check_resumable(names: NameList, ckpt: Checkpoint, cfg: TrainConfig) -> None:
-    """Raise DinogenError unless ckpt holds a run on these names with steps or time left under cfg."""
+def _check_resumable(ckpt: Checkpoint, cfg: TrainConfig) -> None:
+    """Raise DinogenError unless ckpt holds a run with steps or time left under cfg."""
     meta = ckpt.meta
-    folded = [clean_name(name, lowercase=True) for name in names.names] if cfg.lowercase else names.names  # as Trainer
-    if data_fingerprint(folded) != meta.get("data", {}).get("sha256"):
-        raise DinogenError(
-            f"{names.source} is not the data this checkpoint was trained on ({meta.get('data', {}).get('source')}); "
-            "resume with the same file, or train a new model."
-        )
     missing = [key for key in ("step", "smooth_loss", "history") if key not in meta]
     if missing:
         raise DinogenError(f"the checkpoint does not record its {', '.join(missing)}, so it cannot be resumed; "
