@@ -158,31 +158,36 @@ def set_blas_threads(threads: int | None) -> None:
 @main.command(epilog=EXIT_CODES)
 @click.argument("data", required=False)
 @click.option("--out", "-o", default="dinogen.npz", show_default=True, metavar="PATH", help="Checkpoint to write.")
-@click.option("--steps", type=click.IntRange(min=1), default=None, help="Optimizer steps (default 5000).")
+@click.option("--steps", type=click.IntRange(min=1), default=None,
+              help="Optimizer steps, exactly (default: until the validation loss stops improving).")
 @click.option("--max-seconds", type=FiniteRange(min=0, min_open=True), default=None,
-              help="Stop after this many seconds of training, if --steps has not stopped it first.")
-@click.option("--batch-size", type=click.IntRange(min=1), default=None, help="Names per batch (default 32).")
-@click.option("--hidden", type=click.IntRange(min=1), default=None, help="Hidden units per layer (default 256).")
+              help="Stop after this many seconds of training (default: 600 without --steps, else none).")
+@click.option("--batch-size", type=click.IntRange(min=1), default=None,
+              help="Names per batch (default: 32, or 64 from 8,000 names).")
+@click.option("--hidden", type=click.IntRange(min=1), default=None, help="Hidden units per layer (default 512).")
 @click.option("--layers", type=click.IntRange(1, 3), default=None, help="Stacked recurrent layers (default 1).")
 @click.option("--cell", type=click.Choice(CELL_CHOICES), default=None, help="Recurrent cell (default lstm).")
 @click.option("--embed-dim", type=click.IntRange(min=0), default=None,
-              help="Embedding width before the first layer; 0 = none (default 32).")
+              help="Embedding width before the first layer; 0 = none (default 64).")
 @click.option("--dropout", type=FiniteRange(0, 1, max_open=True), default=None,
-              help="Dropout on non-recurrent connections while training (default 0.5).")
+              help="Dropout on non-recurrent connections while training (default: from the list's size, "
+                   "0.65 for 1,500 names down to 0.3 from 30,000).")
 @click.option("--lr", type=FiniteRange(min=0, min_open=True), default=None, help="Peak learning rate (default 3e-3).")
 @click.option("--schedule", type=click.Choice(["cosine", "constant"]), default=None,
-              help="Learning-rate schedule (default cosine, down to 5% of --lr).")
+              help="Learning-rate schedule (default cosine, down to 5% of --lr over the steps or the time limit).")
 @click.option("--weight-decay", type=FiniteRange(min=0), default=None,
-              help="Decoupled (AdamW-style) weight decay (default 0).")
+              help="Decoupled (AdamW-style) weight decay (default 0.05).")
 @click.option("--optimizer", type=click.Choice(["adam", "sgd"]), default=None, help="Optimizer (default adam).")
 @click.option("--clip", type=FiniteRange(min=0), default=None,
               help="Max global gradient norm; 0 turns clipping off (default 5).")
 @click.option("--seed", type=click.IntRange(min=0), default=None, help="Seed for weights, split and batch order (default 1337).")
 @click.option("--val-fraction", type=FiniteRange(0, 1, max_open=True), default=None,
               help="Share of names held out for validation (default 0.1).")
-@click.option("--eval-every", type=click.IntRange(min=1), default=None, help="Steps between validation losses (default 250).")
+@click.option("--eval-every", type=click.IntRange(min=1), default=None,
+              help="Steps between validation losses (default: about twice an epoch, 100 to 500).")
 @click.option("--patience", type=click.IntRange(min=0), default=None,
-              help="Stop after this many evaluations without a better validation loss; 0 = never (default 0).")
+              help="Stop after this many evaluations without a better validation loss; 0 = never "
+                   "(default: a fifth of the steps chosen for the list, 0 with --steps).")
 @click.option("--preset", type=click.Choice(["course", "best"]), default=None,
               help="course: the classic notebook's settings; best: the lowest held-out loss we found "
                    "(trains on every name, no validation split). Flags override.")
@@ -213,7 +218,7 @@ def train(data, out, quiet, as_json, encoding, preset, resume_path, max_name_len
     from dinogen import checkpoint
     from dinogen.data import read_names
     from dinogen.resources import bundled_names
-    from dinogen.train import Diverged, Trainer, config_from, resume
+    from dinogen.train import Trainer, config_from, refit_config, resume
 
     try:
         checkpoint.check_writable(out)
@@ -242,13 +247,44 @@ def train(data, out, quiet, as_json, encoding, preset, resume_path, max_name_len
     if names.skipped_long and not quiet:
         click.echo(f"warning: skipped {names.skipped_long} names longer than {max_name_length} characters.", err=True)
 
+    stop = _StopSignals()
+    first_run = None  # the summary of the run that found the length, when a refit follows it
+    while True:
+        summary = _train_stage(trainer, out, quiet, stop)
+        if first_run is not None:
+            summary["first_run"] = first_run
+        if as_json and (stop.signum is not None or not trainer.cfg.refit):
+            _emit(json.dumps(summary))
+        if not quiet:
+            _print_train_summary(summary, trainer.cfg)
+        if stop.signum is not None:
+            click.echo(
+                f"interrupted at step {trainer.step}: saved {out}; continue with "
+                f"`dinogen train {data or ''} --resume {out} -o {out}`.".replace("  ", " "),
+                err=True,
+            )
+            sys.exit(128 + stop.signum)
+        if not trainer.cfg.refit:
+            return
+        first_run = {k: summary[k] for k in ("steps", "seconds", "best_step", "best_val_loss", "stop_reason")}
+        trainer = Trainer(trainer.names, refit_config(trainer))
+        if not quiet:
+            click.echo(f"refit: training again on all {len(trainer.data):,} names for {trainer.cfg.steps:,} steps "
+                       "(the epochs of the best validation loss, along a whole cosine)", err=True)
+
+
+def _train_stage(trainer, out: str, quiet: bool, stop: "_StopSignals") -> dict:
+    """Run trainer with a progress bar, writing `out` at every evaluation and at the end;
+    returns the summary. A diverging run and a second Ctrl-C are one sentence each."""
+    from dinogen import checkpoint
+    from dinogen.train import Diverged
+
     saved_at: list[int] = []  # steps at which this run wrote `out`
 
-    def save(t: Trainer) -> None:
+    def save(t) -> None:
         checkpoint.save(out, t.checkpoint())
         saved_at.append(t.step)
 
-    stop = _StopSignals()
     try:
         with stop:  # the final save too: a second Ctrl-C during it aborts as during training
             with _progress_bar(trainer.cfg.steps, not quiet and sys.stderr.isatty(), trainer.step) as on_progress:
@@ -261,17 +297,7 @@ def train(data, out, quiet, as_json, encoding, preset, resume_path, max_name_len
         click.echo(f"aborted at once; {out} holds the last complete checkpoint, if any.", err=True)
         sys.exit(130)
     summary["checkpoint"] = str(out)
-    if as_json:
-        _emit(json.dumps(summary))
-    if not quiet:
-        _print_train_summary(summary, trainer.cfg.patience)
-    if stop.signum is not None:
-        click.echo(
-            f"interrupted at step {trainer.step}: saved {out}; continue with "
-            f"`dinogen train {data or ''} --resume {out} -o {out}`.".replace("  ", " "),
-            err=True,
-        )
-        sys.exit(128 + stop.signum)
+    return summary
 
 
 class _StopSignals:
@@ -333,7 +359,7 @@ class _progress_bar:
             self.bar.close()
 
 
-def _print_train_summary(s: dict, patience: int) -> None:
+def _print_train_summary(s: dict, cfg) -> None:
     def both(nats) -> str:
         return "-" if nats is None else f"{nats:.4f} nats ({nats / math.log(2):.4f} bits)"
 
@@ -341,18 +367,68 @@ def _print_train_summary(s: dict, patience: int) -> None:
         f"trained {s['steps_run']:,} step{'s' * (s['steps_run'] != 1)}"
         + (f" (to step {s['steps']:,})" if s["steps_run"] != s["steps"] else "")
         + f" in {s['seconds']:.1f} s ({s['chars_per_sec']:,.0f} chars/s)"
-        + (f", stopped early: no better validation loss in {patience} evaluations" if s["stopped_early"] else "")
+        + f"\nstopped              {_stop_reason(s, cfg)}"
+        + f"\nmodel                {_model_line(cfg)}"
+        + (f"\nchosen for the list  {_chosen_line(s)}" if _chosen_line(s) else "")
         + f"\ntraining loss        {both(s['train_loss'])} per char"
         + (f"\nvalidation loss      {both(s['val_loss'])}"
-           f"\nbest validation      {both(s['best_val_loss'])} at step {s['best_step']} (kept for sampling)"
+           f"\nbest validation      {both(s['best_val_loss'])} at step {s['best_step']:,} (kept for sampling)"
            f"\nbigram baseline      {both(s['bigram_loss'])}"
            if s["val_loss"] is not None else
+           f"\nfirst run's best     {both(s['first_run']['best_val_loss'])} at step {s['first_run']['best_step']:,}, "
+           "on the validation names, which the refit then trained on: its last parameters are kept for sampling"
+           if s.get("first_run") else
            f"\nvalidation           none held out ({s['train_names']:,} names, --val-fraction rounds to 0): "
            "the last parameters are kept for sampling")
         + f"\nuniform baseline     {both(s['uniform_loss'])}"
         f"\ncheckpoint: {s['checkpoint']}",
         err=True,
     )
+
+
+def _stop_reason(s: dict, cfg) -> str:
+    """Why training stopped, in words."""
+    if s["stop_reason"] == "steps":
+        if s.get("first_run"):
+            return f"after the {cfg.steps:,} steps that the first run's best took, scaled to every name (--preset best)"
+        chosen = "steps" in s["chosen"]
+        return f"after {cfg.steps:,} steps" + (f", the {s['epochs']:.0f} epochs chosen for the list" if chosen else "")
+    if s["stop_reason"] == "time":
+        return (f"at the time limit of {cfg.max_seconds:g} s (--max-seconds), after {s['steps']:,} of {cfg.steps:,} "
+                "steps; the learning rate followed the clock to its floor")
+    if s["stop_reason"] == "patience":
+        return (f"early, at step {s['steps']:,} of {cfg.steps:,}: no better validation loss in {cfg.patience} "
+                "evaluations (--patience)")
+    return f"interrupted at step {s['steps']:,} of {cfg.steps:,}"
+
+
+def _model_line(cfg) -> str:
+    return (f"{cfg.cell} {cfg.hidden}" + (f" x {cfg.layers} layers" if cfg.layers > 1 else "")
+            + (f", embedding {cfg.embed_dim}" if cfg.embed_dim else "")
+            + f", dropout {cfg.dropout:g}, weight decay {cfg.weight_decay:g}, batch {cfg.batch_size}, "
+            f"{cfg.optimizer} lr {cfg.lr:g} ({cfg.schedule})")
+
+
+CHOSEN_WORDS = {  # settings the data decides when no flag gives them: how the summary names them
+    "dropout": ("dropout", "--dropout"),
+    "batch_size": ("batch", "--batch-size"),
+    "eval_every": ("evaluation every {} steps", "--eval-every"),
+    "steps": ("{:,} steps", "--steps"),
+    "patience": ("patience {}", "--patience"),
+    "max_seconds": ("time limit {:g} s", "--max-seconds"),
+}
+
+
+def _chosen_line(s: dict) -> str:
+    """The settings chosen for this list, and the flags that would override them."""
+    names = s["train_names"] + s["val_names"]
+    parts, flags = [], []
+    for key, value in s["chosen"].items():
+        if key in CHOSEN_WORDS and value is not None:
+            words, flag = CHOSEN_WORDS[key]
+            parts.append(words.format(value) if "{" in words else f"{words} {value:g}")
+            flags.append(flag)
+    return f"{names:,} names: {', '.join(parts)} (override with {', '.join(flags)})" if parts else ""
 
 
 def checkpoint_option(verb: str):

@@ -154,3 +154,4 @@ def _data_problem(meta: dict) -> str | None:
         if key in data and not isinstance(data[key], str):
             return f"its data's {key} is {_shown(data[key])}, expected a string"
     return None
+

@@ -95,12 +95,6 @@ class Adam:
 OPTIMIZERS = {"adam": Adam, "sgd": SGD}
 
 
-def cosine_lr(base: float, progress: float, floor_ratio: float) -> float:
-    """Cosine decay from base at progress 0 to base * floor_ratio at progress 1."""
-    progress = min(max(progress, 0.0), 1.0)
-    return base * (floor_ratio + (1 - floor_ratio) * 0.5 * (1 + np.cos(np.pi * progress)))
-
-
 def global_norm(grads: dict[str, np.ndarray]) -> float:
     """The joint L2 norm of all gradients: inf or nan only when an entry is not finite."""
     total = sum(float(np.vdot(g, g)) for g in grads.values())  # float32 sums of squares: fast

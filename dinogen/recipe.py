@@ -1,0 +1,86 @@
+"""The default training recipe: the settings that depend on how many names a list holds.
+
+A list of 1,400 dinosaurs and one of 90,000 surnames need different training:
+the small list is learnt by heart unless most activations are dropped, and its
+validation loss is lowest after about 50 passes over it under a cosine
+schedule of 75; the large one only needs light dropout, and 14 passes, which
+ten minutes on one core can just about give. Each rule below was measured on
+lists of 1,400 to 89,000 names (README, Quality). A setting given explicitly is
+never changed; only the ones left unset (None) are chosen here.
+"""
+
+from __future__ import annotations
+
+import math
+
+SMALL_LIST = 1_500  # names: at or below this, the small-list settings hold
+LARGE_LIST = 30_000  # names: at or above this, the large-list settings hold
+DROPOUT_SMALL = 0.65  # dropout on a small list (best on both dinosaur lists)
+DROPOUT_LARGE = 0.3  # dropout on a large list (best on 29,000 first names and 89,000 surnames)
+LARGE_BATCH_FROM = 8_000  # names: from here batches of 64, below it 32
+EPOCHS_SMALL = 75  # passes over a list of REFERENCE names that a cosine schedule spans ...
+REFERENCE = 1_300  # ... (the training names of a dinosaur list), and fewer on larger lists:
+EPOCHS_POWER = 0.4  # epochs = EPOCHS_SMALL * (n / REFERENCE) ** -EPOCHS_POWER (23 for 26,000, 14 for 80,000)
+MIN_EPOCHS = 5
+PATIENCE_SHARE = 0.2  # stop when the validation loss has not improved for this share of the planned steps
+MIN_PATIENCE = 3  # ... but not before this many evaluations without a better one
+EVALS_PER_EPOCH = 2  # validation losses per pass over the training names ...
+EVAL_EVERY_RANGE = (100, 500)  # ... but never more often than every 100 steps nor rarer than every 500
+
+
+def size_share(n_names: int) -> float:
+    """Where a list of n_names lies between a small list (0) and a large one (1), on a log scale."""
+    if n_names <= SMALL_LIST:
+        return 0.0
+    if n_names >= LARGE_LIST:
+        return 1.0
+    return math.log(n_names / SMALL_LIST) / math.log(LARGE_LIST / SMALL_LIST)
+
+
+def dropout_for(n_names: int) -> float:
+    """Dropout from the list's size: 0.65 for 1,500 names or fewer, 0.3 from 30,000, log-linear between."""
+    share = size_share(n_names)
+    return round(DROPOUT_SMALL + share * (DROPOUT_LARGE - DROPOUT_SMALL), 2)
+
+
+def batch_size_for(n_names: int) -> int:
+    """Batches of 32 names on lists under 8,000 names, 64 from there (more steps per second)."""
+    return 64 if n_names >= LARGE_BATCH_FROM else 32
+
+
+def eval_every_for(n_train: int, batch_size: int) -> int:
+    """Steps between validation losses: about two per epoch, within 100 to 500, a multiple of 50."""
+    low, high = EVAL_EVERY_RANGE
+    per_epoch = max(1, math.ceil(n_train / batch_size))
+    every = 50 * round(per_epoch / EVALS_PER_EPOCH / 50)
+    return min(max(every, low), high)
+
+
+def epochs_for(n_train: int) -> float:
+    """Passes over the training names that the cosine schedule spans: 75 for 1,300, fewer for more."""
+    return max(MIN_EPOCHS, EPOCHS_SMALL * (max(n_train, 1) / REFERENCE) ** -EPOCHS_POWER)
+
+
+def steps_for(n_train: int, batch_size: int) -> int:
+    """Steps of epochs_for(n_train) passes, a multiple of 50."""
+    return max(50, 50 * round(epochs_for(n_train) * n_train / batch_size / 50))
+
+
+def patience_for(steps: int, eval_every: int) -> int:
+    """Evaluations without a better validation loss that stop a run: a fifth of its length."""
+    return max(MIN_PATIENCE, round(PATIENCE_SHARE * steps / eval_every))
+
+
+def choose(n_names: int, n_train: int, given: dict) -> dict:
+    """The size-dependent settings that `given` leaves as None, chosen for a list of
+    n_names names of which n_train are trained on. The length (steps) and the patience
+    are chosen only together: a run whose steps were given has no patience unless given."""
+    chosen: dict = {}
+    if given.get("dropout") is None:
+        chosen["dropout"] = dropout_for(n_names)
+    batch_size = chosen["batch_size"] = given.get("batch_size") or batch_size_for(n_names)
+    eval_every = chosen["eval_every"] = given.get("eval_every") or eval_every_for(n_train, batch_size)
+    steps = chosen["steps"] = given.get("steps") or steps_for(n_train, batch_size)
+    if given.get("patience") is None:
+        chosen["patience"] = patience_for(steps, eval_every) if given.get("steps") is None else 0
+    return {k: v for k, v in chosen.items() if given.get(k) is None}
