@@ -1,5 +1,9 @@
 """Recurrent cells: only the recurrence, the one part that must loop over time.
 
+This is the fast path. To learn what a cell computes, read dinogen/reference.py
+first: the same equations, one time step at a time, one line each, proven equal
+to these (tests/test_reference.py).
+
 Shapes: T time steps, B names (sorted longest first), H hidden units, G gates
 (1 for the vanilla RNN, 4 for the LSTM, 3 for the GRU). The input half of every
 pre-activation, a_x = x W_xh + b, is computed by the caller over the whole

@@ -35,8 +35,9 @@ import numpy as np
 from dinogen.data import Dataset, Vocab
 from dinogen.errors import DinogenError
 from dinogen.files import ZIP_MAGIC, read_bytes
-from dinogen.metadata import meta_problem, model_problem
-from dinogen.model import ModelConfig, param_shapes
+from dinogen.metadata_checks import meta_problem, model_problem
+from dinogen.config import ModelConfig
+from dinogen.model import param_shapes
 
 FORMAT = "dinogen-checkpoint"
 FORMAT_VERSION = 1

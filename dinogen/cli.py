@@ -11,6 +11,7 @@ Exit codes: 0 success, 1 runtime error (bad file, bad checkpoint, failed check),
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import math
 import os
@@ -19,13 +20,13 @@ import sys
 import click
 
 from dinogen import __version__
+from dinogen.config import CELL_NAMES, PRESETS, RULES, TrainConfig, config_from
 from dinogen.errors import DinogenError
 
 EXIT_CODES = (
     "Exit codes: 0 success; 1 runtime error (a bad file or checkpoint, names skipped or not found); "
     "2 usage error (a bad flag or argument); 130/143 training interrupted (checkpoint saved)."
 )
-CELL_CHOICES = ["rnn", "gru", "lstm"]
 
 
 class FiniteRange(click.FloatRange):
@@ -36,6 +37,34 @@ class FiniteRange(click.FloatRange):
         if not math.isfinite(number):
             self.fail(f"{value!r} is not a finite number.", param, ctx)
         return number
+
+
+def setting_options(*names: str):
+    """Options of `train` for these TrainConfig settings, built from config.RULES: the
+    type, range or choices, the help, and the default stated from TrainConfig (or how
+    the recipe chooses it). Every option defaults to None: not given."""
+    defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
+
+    def option(name: str):
+        rule, default = RULES[name], defaults[name]
+        flag = "--" + name.replace("_", "-")
+        if rule.kind is bool:
+            return click.option(flag, is_flag=True, default=None, help=rule.help)
+        if rule.choices is not None:
+            kind = click.Choice(list(rule.choices))
+        else:
+            bounds = dict(min=rule.low, max=rule.high, min_open=rule.low_open, max_open=rule.high_open)
+            kind = click.IntRange(**bounds) if rule.kind is int else FiniteRange(**bounds)
+        stated = f"(default: {rule.chosen})" if default is None else f"(default {default:g})" if isinstance(
+            default, float) else f"(default {default})"
+        return click.option(flag, type=kind, default=None, help=f"{rule.help} {stated}")
+
+    def decorate(command):
+        for name in reversed(names):
+            command = option(name)(command)
+        return command
+
+    return decorate
 
 
 def _known_encoding(ctx, param, value: str) -> str:
@@ -158,40 +187,12 @@ def set_blas_threads(threads: int | None) -> None:
 @main.command(epilog=EXIT_CODES)
 @click.argument("data", required=False)
 @click.option("--out", "-o", default="dinogen.npz", show_default=True, metavar="PATH", help="Checkpoint to write.")
-@click.option("--steps", type=click.IntRange(min=1), default=None,
-              help="Optimizer steps, exactly (default: until the validation loss stops improving).")
-@click.option("--max-seconds", type=FiniteRange(min=0, min_open=True), default=None,
-              help="Stop after this many seconds of training (default: 600 without --steps, else none).")
-@click.option("--batch-size", type=click.IntRange(min=1), default=None,
-              help="Names per batch (default: 32, or 64 from 8,000 names).")
-@click.option("--hidden", type=click.IntRange(min=1), default=None, help="Hidden units per layer (default 512).")
-@click.option("--layers", type=click.IntRange(1, 3), default=None, help="Stacked recurrent layers (default 1).")
-@click.option("--cell", type=click.Choice(CELL_CHOICES), default=None, help="Recurrent cell (default lstm).")
-@click.option("--embed-dim", type=click.IntRange(min=0), default=None,
-              help="Embedding width before the first layer; 0 = none (default 64).")
-@click.option("--dropout", type=FiniteRange(0, 1, max_open=True), default=None,
-              help="Dropout on non-recurrent connections while training (default: from the list's size, "
-                   "0.65 for 1,500 names down to 0.3 from 30,000).")
-@click.option("--lr", type=FiniteRange(min=0, min_open=True), default=None, help="Peak learning rate (default 3e-3).")
-@click.option("--schedule", type=click.Choice(["cosine", "constant"]), default=None,
-              help="Learning-rate schedule (default cosine, down to 5% of --lr over the steps or the time limit).")
-@click.option("--weight-decay", type=FiniteRange(min=0), default=None,
-              help="Decoupled (AdamW-style) weight decay (default 0.05).")
-@click.option("--optimizer", type=click.Choice(["adam", "sgd"]), default=None, help="Optimizer (default adam).")
-@click.option("--clip", type=FiniteRange(min=0), default=None,
-              help="Max global gradient norm; 0 turns clipping off (default 5).")
-@click.option("--seed", type=click.IntRange(min=0), default=None, help="Seed for weights, split and batch order (default 1337).")
-@click.option("--val-fraction", type=FiniteRange(0, 1, max_open=True), default=None,
-              help="Share of names held out for validation (default 0.1).")
-@click.option("--eval-every", type=click.IntRange(min=1), default=None,
-              help="Steps between validation losses (default: about twice an epoch, 100 to 500).")
-@click.option("--patience", type=click.IntRange(min=0), default=None,
-              help="Stop after this many evaluations without a better validation loss; 0 = never "
-                   "(default: a fifth of the steps chosen for the list, 0 with --steps).")
-@click.option("--preset", type=click.Choice(["course", "best"]), default=None,
-              help="course: the classic notebook's settings; best: the lowest held-out loss we found "
-                   "(trains on every name, no validation split). Flags override.")
-@click.option("--lowercase", is_flag=True, default=None, help="Fold names to lower case first (as the classic course does).")
+@setting_options("steps", "max_seconds", "batch_size", "hidden", "layers", "cell", "embed_dim", "dropout", "lr",
+                 "schedule", "weight_decay", "optimizer", "clip", "seed", "val_fraction", "eval_every", "patience")
+@click.option("--preset", type=click.Choice(list(PRESETS)), default=None,
+              help="course: the classic notebook's settings; best: the default, then a second run on every name "
+                   "for the epochs that did best. Flags override.")
+@setting_options("lowercase")
 @click.option("--resume", "resume_path", default=None, metavar="PATH",
               help="Continue the run saved in this checkpoint exactly (--steps and --max-seconds count the whole run).")
 @click.option("--encoding", default="utf-8", show_default=True, callback=_known_encoding,
@@ -205,9 +206,12 @@ def train(data, out, quiet, as_json, encoding, preset, resume_path, max_name_len
 
     DATA defaults to the bundled data/dinos.txt; `-` reads standard input. Case is
     kept unless --lowercase is given. 10% of the names (seeded) are held out for
-    validation. The checkpoint keeps the latest parameters and the ones with the
-    best validation loss; sample and eval use the best. Defaults are shown in
-    brackets; a --preset changes them, and explicit flags override the preset.
+    validation. Without flags, the length, the dropout, the batch size and the
+    stopping rule are chosen for the list's size, within 10 minutes; the summary
+    says what was chosen and why training stopped. The checkpoint keeps the latest
+    parameters and the ones with the best validation loss; sample and eval use the
+    best. Defaults are shown in parentheses; a --preset changes them, and explicit
+    flags override the preset.
 
     \b
     Examples:
@@ -218,7 +222,7 @@ def train(data, out, quiet, as_json, encoding, preset, resume_path, max_name_len
     from dinogen import checkpoint
     from dinogen.data import read_names
     from dinogen.resources import bundled_names
-    from dinogen.train import Trainer, config_from, refit_config, resume
+    from dinogen.train import Trainer, refit_config, resume
 
     try:
         checkpoint.check_writable(out)
@@ -287,7 +291,9 @@ def _train_stage(trainer, out: str, quiet: bool, stop: "_StopSignals") -> dict:
 
     try:
         with stop:  # the final save too: a second Ctrl-C during it aborts as during training
-            with _progress_bar(trainer.cfg.steps, not quiet and sys.stderr.isatty(), trainer.step) as on_progress:
+            label = f"{trainer.cfg.cell} {trainer.cfg.hidden}, dropout {trainer.cfg.dropout:g}"
+            bar = _progress_bar(trainer.cfg.steps, not quiet and sys.stderr.isatty(), trainer.step, label)
+            with bar as on_progress:
                 summary = trainer.run(on_progress, on_evaluate=save, should_stop=stop.requested)
             save(trainer)
     except Diverged as exc:
@@ -335,8 +341,8 @@ class _progress_bar:
 
     REFRESH_EVERY = 25  # steps between postfix updates; a step can be under a millisecond
 
-    def __init__(self, total: int, enabled: bool, initial: int = 0) -> None:
-        self.total, self.enabled, self.initial, self.bar = total, enabled, initial, None
+    def __init__(self, total: int, enabled: bool, initial: int = 0, label: str | None = None) -> None:
+        self.total, self.enabled, self.initial, self.label, self.bar = total, enabled, initial, label, None
 
     def __enter__(self):
         if not self.enabled:
@@ -344,7 +350,7 @@ class _progress_bar:
         from tqdm import tqdm
 
         self.bar = tqdm(total=self.total, initial=self.initial, file=sys.stderr, unit="step", dynamic_ncols=True,
-                        leave=False)
+                        leave=False, desc=self.label)
         return self.update
 
     def update(self, p) -> None:
@@ -692,7 +698,7 @@ def evaluate(file, ckpt_path, encoding, as_json, latest) -> None:
 
 
 @main.command(epilog=EXIT_CODES)
-@click.option("--cell", type=click.Choice(CELL_CHOICES), multiple=True, help="Cells to check; repeatable (default: all).")
+@click.option("--cell", type=click.Choice(CELL_NAMES), multiple=True, help="Cells to check; repeatable (default: all).")
 @click.option("--layers", type=click.IntRange(1, 3), multiple=True, help="Layer counts to check; repeatable (default: 1 and 2).")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed of the random model and batch.")
 def gradcheck(cell, layers, seed) -> None:
@@ -716,7 +722,7 @@ def gradcheck(cell, layers, seed) -> None:
     for column in ("cell", "layers", "embed", "dropout", "parameter", "shape", "rel. error", "result"):
         table.add_column(column)
     failed = 0
-    for cfg in gc.standard_configs(cell or tuple(CELL_CHOICES), layers or (1, 2)):
+    for cfg in gc.standard_configs(cell or CELL_NAMES, layers or (1, 2)):
         for r in gc.check_model(cfg, seed=seed):
             failed += not r.passed
             verdict = "[green]pass[/]" if r.passed else "[bold red]FAIL[/]"

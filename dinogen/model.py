@@ -5,6 +5,9 @@
     h_t = cell(a_x, h_{t-1}, W_hh)   (the only loop over time)
     p_t = softmax(h_t W_hy + b_y)    loss = mean cross-entropy over real predictions
 
+dinogen/reference.py computes the same loss and gradients one time step at a
+time, one line per equation: the place to start reading.
+
 Inverted dropout, when on, acts on the non-recurrent connections only: after the
 embedding, between layers and before the output layer; never in the recurrence.
 
@@ -16,11 +19,10 @@ the cell, T, B and N as in data.Batch.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-
 import numpy as np
 
 from dinogen.cells import CELLS
+from dinogen.config import ModelConfig
 from dinogen.data import Batch, Dataset, iter_eval_batches
 from dinogen.layers import (
     cross_entropy_backward,
@@ -33,19 +35,6 @@ from dinogen.layers import (
     lookup_forward,
 )
 from dinogen.workspace import FRESH, Workspace
-
-
-@dataclass
-class ModelConfig:
-    vocab_size: int  # V: characters + the boundary token
-    cell: str = "rnn"  # recurrent cell: rnn | gru | lstm (a key of cells.CELLS)
-    hidden: int = 128  # H: units per recurrent layer
-    layers: int = 1  # stacked recurrent layers
-    embed_dim: int = 0  # E: embedding width before the first layer; 0 = look rows up in W_xh.0
-    dropout: float = 0.0  # drop probability on non-recurrent connections, in training only
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 def param_shapes(cfg: ModelConfig) -> dict[str, tuple[int, ...]]:

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 
-SCHEDULES = ("cosine", "constant")
-
 
 def cosine_lr(base: float, progress: float, floor_ratio: float) -> float:
     """Cosine decay from base at progress 0 to base * floor_ratio at progress 1."""

@@ -15,7 +15,7 @@ import numpy as np
 
 from dinogen import model
 from dinogen.data import Dataset, Vocab, encode_names
-from dinogen.model import ModelConfig
+from dinogen.config import ModelConfig
 
 
 def evaluate(params: dict[str, np.ndarray], cfg: ModelConfig, data: Dataset) -> dict:

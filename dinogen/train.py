@@ -14,114 +14,18 @@ from typing import Callable
 
 import numpy as np
 
-from dinogen import __version__, model, recipe
+from dinogen import __version__, model
 from dinogen.baselines import ngram_nll, uniform_nll
-from dinogen.cells import CELLS
 from dinogen.checkpoint import Checkpoint
+from dinogen.config import TrainConfig
 from dinogen.data import BatchSchedule, NameList, Vocab, clean_name, encode_names, make_batch, split_indices
 from dinogen.errors import DinogenError
 from dinogen.optim import OPTIMIZERS, clip_elementwise, clip_global_norm, global_norm
-from dinogen.schedule import SCHEDULES, budget_spent, cosine_lr
+from dinogen.schedule import budget_spent, cosine_lr
 from dinogen.workspace import Workspace
 
 TRAIN_SUBSET = 5000  # names of the training split used to report the final training loss
 VAL_PROBE = 10_000  # validation names evaluated periodically (all of them when there are fewer)
-
-
-@dataclass
-class TrainConfig:
-    """Every training setting. None means "chosen for the list" by dinogen.recipe (see resolved())."""
-
-    cell: str = "lstm"  # recurrent cell: rnn | gru | lstm (the LSTM generalised best)
-    hidden: int = 512  # H: hidden units per layer (512 did best on lists of 1,400 to 89,000 names)
-    layers: int = 1  # stacked recurrent layers
-    embed_dim: int = 64  # E: embedding before the first layer; 0 = direct row lookup
-    dropout: float | None = None  # inverted dropout on non-recurrent connections; None: from the list's size
-    steps: int | None = None  # optimizer steps (one batch each); None: the epochs the list's size needs
-    max_seconds: float | None = None  # wall-clock limit; None: DEFAULT_MAX_SECONDS when steps are chosen, else none
-    batch_size: int | None = None  # names per batch; None: from the list's size
-    lr: float = 3e-3  # peak learning rate
-    schedule: str = "cosine"  # cosine (to lr * lr_floor over the steps or the time limit) | constant
-    lr_floor: float = 0.05  # where the cosine ends, as a fraction of lr
-    optimizer: str = "adam"  # adam | sgd
-    weight_decay: float = 0.05  # decoupled (AdamW-style) decay of the weight matrices and embedding, not biases
-    clip: float = 5.0  # gradient clipping limit; 0 turns clipping off
-    clip_mode: str = "norm"  # norm: global L2 norm | value: each entry (as the course does)
-    loss_per: str = "char"  # char: mean over characters | name: sum over each name (the course)
-    seed: int = 1337  # seeds the initial weights, the split, the batch order and dropout
-    val_fraction: float = 0.1  # share of names held out for validation, never trained on
-    eval_every: int | None = None  # steps between validation evaluations; None: about twice an epoch
-    patience: int | None = None  # stop after this many evaluations without a new best; 0 = never;
-    #                              None: a fifth of the chosen steps, or 0 when steps are given
-    lowercase: bool = False  # fold names to lower case before training (the course does)
-    refit: bool = False  # then train again on every name, for as many epochs as made the best (--preset best)
-
-    def check(self) -> None:
-        """Raise DinogenError for values training cannot run with (None: chosen later)."""
-        def below(value, low):
-            return value is not None and value < low
-
-        problems = [
-            (below(self.steps, 1), "steps must be at least 1"),
-            (self.hidden < 1, "hidden must be at least 1"),
-            (not 1 <= self.layers <= 3, "layers must be 1, 2 or 3"),
-            (self.embed_dim < 0, "the embedding size must be 0 (none) or positive"),
-            (self.dropout is not None and not 0 <= self.dropout < 1, "dropout must be at least 0 and below 1"),
-            (below(self.batch_size, 1), "batch size must be at least 1"),
-            (not self.lr > 0 or not math.isfinite(self.lr), "the learning rate must be a positive number"),
-            (not 0 <= self.lr_floor <= 1, "the learning-rate floor must be between 0 and 1"),
-            (self.refit and self.val_fraction == 0,
-             "a refit finds its length on validation names; drop --val-fraction 0"),
-            (not self.weight_decay >= 0, "weight decay must be 0 or positive"),
-            (not self.clip >= 0, "clip must be 0 (off) or positive"),
-            (not 0 <= self.val_fraction < 1, "the validation fraction must be at least 0 and below 1"),
-            (below(self.eval_every, 1), "eval every must be at least 1 step"),
-            (below(self.patience, 0), "patience must be 0 (off) or positive"),
-            (bool(self.patience) and self.val_fraction == 0,
-             "--patience needs validation names to watch; hold some out with --val-fraction"),
-            (self.max_seconds is not None and not self.max_seconds > 0, "max seconds must be positive"),
-            (self.cell not in CELLS, f"the cell must be one of {', '.join(CELLS)}"),
-            (self.optimizer not in OPTIMIZERS, f"the optimizer must be one of {', '.join(OPTIMIZERS)}"),
-            (self.schedule not in SCHEDULES, f"the schedule must be one of {', '.join(SCHEDULES)}"),
-            (self.clip_mode not in ("norm", "value"), "the clip mode must be norm or value"),
-            (self.loss_per not in ("char", "name"), "the loss must be per char or per name"),
-        ]
-        for failed, message in problems:
-            if failed:
-                raise DinogenError(message + ".")
-
-    def resolved(self, n_names: int, n_train: int) -> "TrainConfig":
-        """This config with every None chosen, for a list of n_names names of which n_train
-        are trained on (dinogen.recipe), and the time limit when the steps are chosen."""
-        limit = self.max_seconds if self.max_seconds is not None or self.steps is not None else DEFAULT_MAX_SECONDS
-        return replace(self, **recipe.choose(n_names, n_train, asdict(self)), max_seconds=limit)
-
-
-DEFAULT_MAX_SECONDS = 600.0  # when the steps are chosen for the list, a run never lasts longer than ten minutes
-
-
-PRESETS: dict[str, dict] = {
-    # The classic course notebook: a vanilla RNN of 50 units, one lower-cased name
-    # per step, SGD at 0.01 on the loss summed over the name, entries clipped to +-5.
-    "course": dict(
-        cell="rnn", hidden=50, layers=1, embed_dim=0, dropout=0.0, batch_size=1, optimizer="sgd", lr=0.01,
-        schedule="constant", clip=5.0, clip_mode="value", loss_per="name", weight_decay=0.0,
-        lowercase=True, steps=35000, eval_every=1000,
-    ),
-    # The lowest held-out loss we found on every list (README, Quality): the default
-    # recipe, which finds the length on validation names, then a second run on every
-    # name along the same learning rates (refit_config).
-    "best": dict(refit=True),
-}
-
-
-def config_from(preset: str | None = None, **overrides) -> TrainConfig:
-    """A TrainConfig from a preset, with explicit values taking precedence."""
-    if preset is not None and preset not in PRESETS:
-        raise DinogenError(f"there is no preset {preset!r}; choose one of {', '.join(PRESETS)}.")
-    values = dict(PRESETS[preset]) if preset else {}
-    values.update({k: v for k, v in overrides.items() if v is not None})
-    return TrainConfig(**values)
 
 
 @dataclass

@@ -76,7 +76,7 @@ def set_threads_env(env: dict, threads: int) -> dict:
 def load_dataset(path: str):
     """(NameList, Dataset, train indices, vocabulary size) with dinogen's own split."""
     from dinogen.data import Vocab, encode_names, read_names, split_indices
-    from dinogen.train import TrainConfig
+    from dinogen.config import TrainConfig
 
     names = read_names(path)
     vocab = Vocab.from_names(names.names)
@@ -89,7 +89,8 @@ class DinogenRunner:
     """dinogen's Trainer, one optimizer step at a time (batch cutting included)."""
 
     def __init__(self, names, cell: str, hidden: int, batch: int) -> None:
-        from dinogen.train import TrainConfig, Trainer
+        from dinogen.config import TrainConfig
+        from dinogen.train import Trainer
 
         cfg = TrainConfig(cell=cell, hidden=hidden, batch_size=batch, embed_dim=0, dropout=0.0, steps=10**9,
                           eval_every=10**9, seed=SEED)  # the peer's model: one-hot (row lookup) input, no dropout
@@ -171,7 +172,8 @@ def sample_worker(data_path: str, plan_name: str, model_path: str) -> None:
 
     from dinogen import checkpoint, sampling
     from dinogen.data import read_names
-    from dinogen.train import TrainConfig, Trainer
+    from dinogen.config import TrainConfig
+    from dinogen.train import Trainer
 
     plan = PLANS[plan_name]
     models = {"default model": checkpoint.load(model_path)}
@@ -207,7 +209,8 @@ def memory_worker(data_path: str, steps: int, hidden: int) -> None:
     import resource
 
     from dinogen.data import read_names
-    from dinogen.train import TrainConfig, Trainer
+    from dinogen.config import TrainConfig
+    from dinogen.train import Trainer
 
     trainer = Trainer(read_names(data_path), TrainConfig(hidden=hidden, batch_size=64, steps=steps, eval_every=10**9))
     trainer.run()

@@ -50,7 +50,8 @@ import numpy as np  # noqa: E402
 from dinogen import model, recipe  # noqa: E402
 from dinogen.baselines import ngram_nll, uniform_nll  # noqa: E402
 from dinogen.data import NameList, Vocab, encode_names, read_names, split_indices  # noqa: E402
-from dinogen.train import Trainer, config_from, refit_config  # noqa: E402
+from dinogen.config import config_from
+from dinogen.train import Trainer, refit_config  # noqa: E402
 
 TEST_FRACTION = 0.1
 TORCH_SETTINGS = dict(cell="gru", hidden=256, layers=1, embed_dim=32, dropout=0.3, lr=3e-3, batch_size=32)
@@ -126,7 +127,7 @@ def dinogen_run(pool: NameList, test: NameList, preset: str | None, seed: int, *
     params = trainer.best if trainer.best is not None else trainer.params
     total, count = model.total_nll(params, trainer.model_cfg, test_data, np.arange(len(test_data)))
     return {"nll": total / count, "steps": summary["steps"], "seconds": round(seconds, 1),
-            "stop_reason": summary["stop_reason"], "best_step": summary["best_step"], "decay_from": summary["decay_from"],
+            "stop_reason": summary["stop_reason"], "best_step": summary["best_step"],
             "chosen": {k: v for k, v in summary["chosen"].items() if v is not None}, **found}
 
 

@@ -6,7 +6,8 @@ import pytest
 
 from dinogen import checkpoint
 from dinogen.data import NameList, read_names
-from dinogen.train import Trainer, TrainConfig
+from dinogen.config import TrainConfig
+from dinogen.train import Trainer
 
 ROOT = Path(__file__).resolve().parent.parent
 BUNDLED_NAMES = ROOT / "data" / "dinos.txt"

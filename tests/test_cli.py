@@ -500,7 +500,7 @@ def test_train_help_states_the_real_defaults():
     import re
 
     from dinogen.cli import train
-    from dinogen.train import TrainConfig
+    from dinogen.config import TrainConfig
 
     defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
     checked = 0
@@ -603,3 +603,33 @@ def test_training_without_validation_keeps_the_last_parameters_and_says_so(runne
     assert "best validation" not in result.stderr
     ckpt = checkpoint.load(out)
     assert ckpt.best is None and ckpt.meta["step"] == 20
+
+
+SMALL_LIST = "\n".join(f"{a}{b}{c}" for a in "abcdefgh" for b in "aeiou" for c in "klmnprst") + "\n"  # 320 names
+QUICK_MODEL = ["--cell", "rnn", "--hidden", "32", "--embed-dim", "0", "--dropout", "0", "--lr", "3e-2",
+               "--batch-size", "16", "--eval-every", "10"]
+
+
+def test_the_summary_says_why_training_stopped_and_what_was_chosen_for_the_list(runner, tmp_path):
+    data = tmp_path / "names.txt"
+    data.write_text(SMALL_LIST)
+    result = runner.invoke(main, ["train", str(data), *QUICK_MODEL, "--weight-decay", "0", "-o", str(tmp_path / "m.npz")])
+    assert result.exit_code == 0, result.stderr
+    stopped = next(line for line in result.stderr.splitlines() if line.startswith("stopped"))
+    assert "early" in stopped and "no better validation loss in" in stopped and "(--patience)" in stopped
+    chosen = next(line for line in result.stderr.splitlines() if line.startswith("chosen for the list"))
+    assert "320 names" in chosen and "steps" in chosen and "time limit 600 s" in chosen
+    assert "--steps" in chosen and "--patience" in chosen and "--dropout" not in chosen  # given flags are not chosen
+    assert result.stderr.count("model                rnn 32, dropout 0,") == 1
+
+
+def test_preset_best_trains_again_on_every_name_for_the_length_it_found(runner, tmp_path):
+    data, out = tmp_path / "names.txt", tmp_path / "best.npz"
+    data.write_text(SMALL_LIST)
+    result = runner.invoke(main, ["train", str(data), "--preset", "best", *QUICK_MODEL, "-o", str(out), "--json"])
+    assert result.exit_code == 0, result.stderr
+    summary = json.loads(result.stdout)  # one summary, of the run that made the checkpoint
+    assert summary["val_names"] == 0 and summary["train_names"] == 320
+    assert summary["steps"] == round(summary["first_run"]["best_step"] * 320 / 288)
+    assert "refit: training again on all 320 names" in result.stderr
+    assert checkpoint.load(out).meta["step"] == summary["steps"]

@@ -12,7 +12,8 @@ from dinogen.data import NameList, Vocab, encode_names, make_batch
 from dinogen.errors import DinogenError
 from dinogen.optim import SGD, Adam
 from dinogen.schedule import cosine_lr
-from dinogen.train import PRESETS, Trainer, TrainConfig, config_from
+from dinogen.config import PRESETS, TrainConfig, config_from
+from dinogen.train import Trainer
 
 FEW = ["Ankylosaurus", "Brachiosaurus", "Coelophysis", "Diplodocus", "Edmontosaurus"]
 

@@ -6,7 +6,8 @@ import pytest
 from dinogen import checkpoint
 from dinogen.data import NameList, read_names
 from dinogen.errors import DinogenError
-from dinogen.train import Trainer, TrainConfig, resume
+from dinogen.config import TrainConfig
+from dinogen.train import Trainer, resume
 
 from conftest import BUNDLED_NAMES
 

@@ -18,7 +18,8 @@ from dinogen import checkpoint, model
 from dinogen.cli import main
 from dinogen.data import Vocab, encode_names, read_names
 from dinogen.errors import DinogenError
-from dinogen.train import Diverged, Trainer, TrainConfig
+from dinogen.config import TrainConfig
+from dinogen.train import Diverged, Trainer
 from dinogen.workspace import FRESH
 
 from conftest import BUNDLED_NAMES

@@ -8,7 +8,8 @@ import pytest
 from dinogen.data import NameList
 from dinogen.errors import DinogenError
 from dinogen.optim import Adam, clip_elementwise, clip_global_norm
-from dinogen.train import Trainer, TrainConfig
+from dinogen.config import TrainConfig
+from dinogen.train import Trainer
 
 
 def test_a_few_hundred_steps_bring_validation_loss_far_below_ln_v(small_trainer):

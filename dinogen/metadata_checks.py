@@ -11,11 +11,8 @@ from __future__ import annotations
 
 import json
 import math
-import types
-import typing
 
-from dinogen.cells import CELLS
-from dinogen.model import ModelConfig
+from dinogen.config import RULES, TRAIN_SETTINGS, ModelConfig, problems_of
 
 
 def _shown(value) -> str:
@@ -38,18 +35,12 @@ def _count_ok(value) -> bool:
 
 
 def model_problem(cfg: ModelConfig) -> str | None:
-    """What is wrong with the model description, or None: the ranges training accepts."""
-    rules = [
-        ("vocab_size", _is_int(cfg.vocab_size) and cfg.vocab_size >= 2, "an integer of at least 2"),
-        ("cell", isinstance(cfg.cell, str) and cfg.cell in CELLS, f"one of {', '.join(CELLS)}"),
-        ("hidden", _is_int(cfg.hidden) and cfg.hidden >= 1, "an integer of at least 1"),
-        ("layers", _is_int(cfg.layers) and 1 <= cfg.layers <= 3, "1, 2 or 3"),
-        ("embed_dim", _is_int(cfg.embed_dim) and cfg.embed_dim >= 0, "0 (none) or a positive integer"),
-        ("dropout", _is_number(cfg.dropout) and 0 <= cfg.dropout < 1, "a number at least 0 and below 1"),
-    ]
-    for name, ok, expected in rules:
-        if not ok:
-            return f"its model's {name} is {_shown(getattr(cfg, name))}, expected {expected}"
+    """What is wrong with the model description, or None: the ranges training accepts (config.RULES)."""
+    model = cfg.to_dict()
+    wrong = problems_of(model) or (("dropout", RULES["dropout"].range_name()) if cfg.dropout is None else None)
+    if wrong:  # a model's dropout is a number: None is a training setting's "chosen for the list"
+        name, expected = wrong
+        return f"its model's {name} is {_shown(model[name])}, expected {expected}"
     return None
 
 
@@ -101,44 +92,19 @@ def _best_problem(meta: dict) -> str | None:
 
 
 def _train_problem(meta: dict) -> str | None:
-    """The training settings: an object whose known settings have their TrainConfig types
-    (resuming rebuilds a TrainConfig from them); settings of other versions are ignored."""
+    """The training settings: an object whose known settings each keep their rule in
+    config.RULES (resuming rebuilds a TrainConfig from them); settings of other
+    versions are ignored."""
     if "train" not in meta:
         return None
     train = meta["train"]
     if not isinstance(train, dict):
         return f"its training settings are {_shown(train)}, expected an object"
-    from dinogen.train import TrainConfig  # here: dinogen.train imports this module
-
-    try:
-        hints = typing.get_type_hints(TrainConfig)
-    except Exception:  # an annotation that cannot be evaluated: leave the types to the trainer
-        return None
-    for name, hint in hints.items():
-        if name in train and not _has_type(train[name], hint):
-            return f"its training setting {name} is {_shown(train[name])}, expected {_type_name(hint)}"
+    wrong = problems_of({k: v for k, v in train.items() if k in TRAIN_SETTINGS})
+    if wrong:
+        name, expected = wrong
+        return f"its training setting {name} is {_shown(train[name])}, expected {expected}"
     return None
-
-
-_JSON_TYPES = {  # a TrainConfig type -> the JSON values that fit it, and its name in messages
-    bool: (lambda v: isinstance(v, bool), "true or false"),
-    int: (_is_int, "a whole number"),
-    float: (_is_number, "a finite number"),
-    str: (lambda v: isinstance(v, str), "a string"),
-    type(None): (lambda v: v is None, "null"),
-}
-
-
-def _has_type(value, hint) -> bool:
-    kinds = typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,)
-    if not all(kind in _JSON_TYPES for kind in kinds):
-        return True  # a type this check does not know: left to the trainer
-    return any(_JSON_TYPES[kind][0](value) for kind in kinds)
-
-
-def _type_name(hint) -> str:
-    kinds = typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,)
-    return " or ".join(_JSON_TYPES[kind][1] for kind in kinds)
 
 
 def _data_problem(meta: dict) -> str | None:
