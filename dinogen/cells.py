@@ -164,10 +164,11 @@ def lstm_backward(dh: np.ndarray, cache):
     gates, cs, tanh_c, hs, n_active, W_hh, ws = cache
     T, B, H = dh.shape
     k, dc_from_h = _lstm_factors(gates, cs, tanh_c, ws)  # (T, B, 4, H), (T, B, H)
-    k_o = k[:, :, 2]
+    k_o = k[:, :, 2]  # tanh(c_t) o': what turns dh_t into da_o
     f = gates[:, :, H : 2 * H]
     da_x = ws.zeros("da_x", gates.shape, dh.dtype)
-    da4 = da_x.reshape(T, B, 4, H)
+    da4 = da_x.reshape(T, B, 4, H)  # da_i, da_f, da_o, da_g = da4[:, :, 0], ..., da4[:, :, 3]
+    da_o = da4[:, :, 2]
     dh_next = ws.zeros("dh_next", (B, H), dh.dtype)  # gradient reaching h_t from step t + 1
     dc = ws.zeros("dc", (B, H), dh.dtype)  # gradient reaching c_t from step t + 1, then the total dc_t
     dh_t_buf = ws.empty("dh_t", (B, H), dh.dtype)
@@ -179,8 +180,8 @@ def lstm_backward(dh: np.ndarray, cache):
         np.add(dh[t, :n], dh_next[:n], out=dh_t)
         np.multiply(dh_t, dc_from_h[t, :n], out=tmp)
         dc_t += tmp
-        np.multiply(dc_t[:, None, :], k[t, :n], out=da4[t, :n])  # da_i, da_f, da_g (da_o is overwritten next)
-        np.multiply(dh_t, k_o[t, :n], out=da4[t, :n, 2])
+        np.multiply(dc_t[:, None, :], k[t, :n], out=da4[t, :n])  # da_i, da_f, da_g: dc_t times their factors;
+        np.multiply(dh_t, k_o[t, :n], out=da_o[t, :n])  # one call for all four, then da_o, which comes from dh_t
         dc_t *= f[t, :n]  # now the gradient reaching c_{t-1}
         if t > 0:
             np.matmul(da_x[t, :n], W_hh_T, out=dh_next[:n])
@@ -271,19 +272,20 @@ def _gru_factors(gates: np.ndarray, hW: np.ndarray, hs: np.ndarray, ws: Workspac
     T, B, G_H = gates.shape
     H = G_H // 3
     r, z, cand = gates[:, :, :H], gates[:, :, H : 2 * H], gates[:, :, 2 * H :]
+    hn = hW[:, :, 2 * H :]  # h_{t-1} W_hh's share of the candidate
     k = ws.empty("k", (T, B, 3, H), gates.dtype)
     k_r, k_z, k_n = k[:, :, 0], k[:, :, 1], k[:, :, 2]
-    np.subtract(1.0, z, out=k_z)  # 1 - z, for now
+    one_minus_z = np.subtract(1.0, z, out=ws.empty("one_minus_z", (T, B, H), gates.dtype))
     da_n_per_dh = np.multiply(cand, cand, out=ws.empty("da_n_per_dh", (T, B, H), gates.dtype))
     np.subtract(1.0, da_n_per_dh, out=da_n_per_dh)
-    da_n_per_dh *= k_z  # (1 - z)(1 - n^2)
-    k_z *= z  # z (1 - z)
-    np.subtract(hs[:T], cand, out=k_r)  # h_{t-1} - n, for now
-    k_z *= k_r  # (h_{t-1} - n) z (1 - z)
+    da_n_per_dh *= one_minus_z  # (1 - z)(1 - n^2)
+    np.subtract(hs[:T], cand, out=k_z)
+    k_z *= z
+    k_z *= one_minus_z  # (h_{t-1} - n) z (1 - z)
     np.subtract(1.0, r, out=k_r)
     k_r *= r
     k_r *= da_n_per_dh
-    k_r *= hW[:, :, 2 * H :]  # hn r (1 - r) (1 - z)(1 - n^2)
+    k_r *= hn  # hn r (1 - r) (1 - z)(1 - n^2)
     np.multiply(da_n_per_dh, r, out=k_n)  # r (1 - z)(1 - n^2)
     return k, da_n_per_dh
 
