@@ -39,6 +39,7 @@ from dinogen.metadata_checks import meta_problem, model_problem
 from dinogen.config import ModelConfig
 from dinogen.model import param_shapes
 
+RETRAIN = "retrain or pass another file"  # what to do about a file that is not a checkpoint we can use
 FORMAT = "dinogen-checkpoint"
 FORMAT_VERSION = 1
 DIGEST_PREFIX = b"dinogen-sha256:"  # the zip comment: this prefix and 64 hex digits
@@ -185,7 +186,7 @@ def load(path: str | Path) -> Checkpoint:
         with np.load(io.BytesIO(raw), allow_pickle=False) as npz:
             arrays = {key: npz[key] for key in npz.files}
     except Exception as exc:  # sealed yet unreadable: ValueError, zipfile and zlib errors, ...
-        raise DinogenError(f"{path} is not a readable dinogen checkpoint ({_short(exc)}); retrain or pass another file.") from None
+        raise DinogenError(f"{path} is not a readable dinogen checkpoint ({_short(exc)}); {RETRAIN}.") from None
     return _check(path, arrays)
 
 
@@ -198,10 +199,10 @@ def _verify_digest(path: Path, raw: bytes) -> None:
         )
     if not tail.startswith(DIGEST_PREFIX):
         raise DinogenError(
-            f"{path} is not a dinogen checkpoint, or it is truncated (no checksum at its end); retrain or pass another file."
+            f"{path} is not a dinogen checkpoint, or it is truncated (no checksum at its end); {RETRAIN}."
         )
     if hashlib.sha256(memoryview(raw)[:-DIGEST_LEN]).hexdigest().encode("ascii") != raw[-DIGEST_LEN:]:  # no copy
-        raise DinogenError(f"{path} is damaged: its checksum does not match its contents; retrain or pass another file.")
+        raise DinogenError(f"{path} is damaged: its checksum does not match its contents; {RETRAIN}.")
 
 
 def _short(exc: BaseException) -> str:
@@ -209,19 +210,23 @@ def _short(exc: BaseException) -> str:
     return text.splitlines()[0][:120]
 
 
+def _invalid(path: Path, problem: str) -> DinogenError:
+    """The one sentence for a file that opened but is not a valid checkpoint."""
+    return DinogenError(f"{path} is not a valid dinogen checkpoint: {problem}; {RETRAIN}.")
+
+
 def _check(path: Path, arrays: dict[str, np.ndarray]) -> Checkpoint:
-    bad = f"{path} is not a valid dinogen checkpoint"
     if "meta" not in arrays or arrays["meta"].shape != () or arrays["meta"].dtype.kind != "U":
-        raise DinogenError(f"{bad}: it has no metadata entry; retrain or pass another file.")
+        raise _invalid(path, "it has no metadata entry")
     try:
         meta = json.loads(str(arrays["meta"][()]))
     except json.JSONDecodeError:
-        raise DinogenError(f"{bad}: its metadata is not valid JSON; retrain or pass another file.") from None
+        raise _invalid(path, "its metadata is not valid JSON") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        raise DinogenError(f"{bad}: its metadata does not name the dinogen format; retrain or pass another file.")
+        raise _invalid(path, "its metadata does not name the dinogen format")
     version = meta.get("format_version")
     if not isinstance(version, int):
-        raise DinogenError(f"{bad}: its format version is missing; retrain or pass another file.")
+        raise _invalid(path, "its format version is missing")
     if version > FORMAT_VERSION:
         raise DinogenError(
             f"{path} was made by a newer dinogen (format {version}; this one reads up to {FORMAT_VERSION}); upgrade dinogen."
@@ -230,17 +235,15 @@ def _check(path: Path, arrays: dict[str, np.ndarray]) -> Checkpoint:
         cfg = ModelConfig(**meta["model"])
         vocab = tuple(meta["vocab"])
     except (KeyError, TypeError, ValueError):
-        raise DinogenError(f"{bad}: its model description is incomplete; retrain or pass another file.") from None
+        raise _invalid(path, "its model description is incomplete") from None
     problem = model_problem(cfg) or meta_problem(meta)
     if problem:
-        raise DinogenError(f"{bad}: {problem}; retrain or pass another file.")
+        raise _invalid(path, f"{problem}")
     shapes = param_shapes(cfg)
     if len(vocab) + 1 != cfg.vocab_size or not all(isinstance(c, str) and len(c) == 1 for c in vocab):
-        raise DinogenError(f"{bad}: its vocabulary does not match its output layer; retrain or pass another file.")
+        raise _invalid(path, "its vocabulary does not match its output layer")
     if list(vocab) != sorted(set(vocab)) or any("\ud800" <= c <= "\udfff" for c in vocab):
-        raise DinogenError(
-            f"{bad}: its vocabulary is not a sorted list of distinct characters; retrain or pass another file."
-        )
+        raise _invalid(path, "its vocabulary is not a sorted list of distinct characters")
     params = _param_group(path, arrays, "param", shapes, required=True)
     best = _param_group(path, arrays, "best", shapes, required=False)
     optim = _optimizer_state(path, arrays, params)
@@ -256,30 +259,23 @@ def _optimizer_state(path, arrays, params) -> dict[str, np.ndarray]:
     adam = ["t"] + [f"{moment}/{name}" for moment in ("m", "v") for name in params]
     if not any(key in optim for key in adam):
         return optim
-    bad = f"{path} is not a valid dinogen checkpoint"
     missing = [key for key in adam if key not in optim]
     if missing:
-        raise DinogenError(f"{bad}: its optimizer state lacks optim/{missing[0]}; retrain or pass another file.")
+        raise _invalid(path, f"its optimizer state lacks optim/{missing[0]}")
     t = optim["t"]
     if t.shape != () or t.dtype.kind not in "iu":
-        raise DinogenError(
-            f"{bad}: optim/t has shape {t.shape} and dtype {t.dtype}, expected a single integer "
-            "(the optimizer's step count); retrain or pass another file."
-        )
+        raise _invalid(path, f"optim/t has shape {t.shape} and dtype {t.dtype}, expected a single integer "
+                             "(the optimizer's step count)")
     if not 0 <= int(t) < 2**63:
-        raise DinogenError(
-            f"{bad}: optim/t is {int(t)}, expected a step count of at least 0; retrain or pass another file."
-        )
+        raise _invalid(path, f"optim/t is {int(t)}, expected a step count of at least 0")
     for key in adam[1:]:
         value, param = optim[key], params[key[2:]]
         if value.shape != param.shape or value.dtype != param.dtype:
-            raise DinogenError(
-                f"{bad}: optim/{key} has shape {value.shape} and dtype {value.dtype}, expected {param.shape} "
-                f"{param.dtype} like param/{key[2:]}; retrain or pass another file."
-            )
+            raise _invalid(path, f"optim/{key} has shape {value.shape} and dtype {value.dtype}, expected "
+                                 f"{param.shape} {param.dtype} like param/{key[2:]}")
         if not np.isfinite(value).all() or (key.startswith("v/") and (value < 0).any()):
             kind = "NaN, infinite or negative values" if key.startswith("v/") else "NaN or infinite values"
-            raise DinogenError(f"{bad}: optim/{key} holds {kind}; retrain or pass another file.")
+            raise _invalid(path, f"optim/{key} holds {kind}")
     return optim
 
 
@@ -291,13 +287,10 @@ def _param_group(path, arrays, prefix, shapes, required):
     for name, shape in shapes.items():
         key = f"{prefix}/{name}"
         if key not in arrays:
-            raise DinogenError(f"{path} is not a valid dinogen checkpoint: the array {key} is missing; retrain or pass another file.")
+            raise _invalid(path, f"the array {key} is missing")
         value = arrays[key]
         if value.shape != tuple(shape) or value.dtype not in (np.float32, np.float64):
-            raise DinogenError(
-                f"{path} is not a valid dinogen checkpoint: {key} has shape {value.shape} and dtype {value.dtype}, "
-                f"expected {tuple(shape)} float; retrain or pass another file."
-            )
+            raise _invalid(path, f"{key} has shape {value.shape} and dtype {value.dtype}, expected {tuple(shape)} float")
         if not np.isfinite(value).all():
             raise DinogenError(f"{path} is not a valid dinogen checkpoint: {key} holds NaN or infinite values; retrain.")
         group[name] = value
@@ -309,26 +302,19 @@ def _training_data(path, arrays, vocab_size, meta) -> Dataset | None:
     present = [key for key in ("data/codes", "data/offsets") if key in arrays]
     if not present:
         return None
-    bad = f"{path} is not a valid dinogen checkpoint"
     if len(present) == 1:
         missing = "data/offsets" if present == ["data/codes"] else "data/codes"
-        raise DinogenError(f"{bad}: it has {present[0]} but not {missing}; retrain or pass another file.")
+        raise _invalid(path, f"it has {present[0]} but not {missing}")
     codes, offsets = arrays["data/codes"], arrays["data/offsets"]
     if codes.ndim != 1 or codes.dtype.kind != "u":
-        raise DinogenError(
-            f"{bad}: data/codes has shape {codes.shape} and dtype {codes.dtype}, expected 1-D unsigned int; retrain."
-        )
+        raise _invalid(path, f"data/codes has shape {codes.shape} and dtype {codes.dtype}, expected 1-D unsigned int")
     if offsets.ndim != 1 or offsets.dtype != np.int64 or len(offsets) < 1:
-        raise DinogenError(
-            f"{bad}: data/offsets has shape {offsets.shape} and dtype {offsets.dtype}, expected 1-D int64; retrain."
-        )
+        raise _invalid(path, f"data/offsets has shape {offsets.shape} and dtype {offsets.dtype}, expected 1-D int64")
     if offsets[0] != 0 or offsets[-1] != len(codes) or (np.diff(offsets) < 0).any():
-        raise DinogenError(
-            f"{bad}: data/offsets does not cut data/codes into names (it must rise from 0 to {len(codes)}); retrain."
-        )
+        raise _invalid(path, f"data/offsets does not cut data/codes into names (it must rise from 0 to {len(codes)})")
     if len(codes) and (codes.min() < 1 or codes.max() >= vocab_size):
-        raise DinogenError(f"{bad}: data/codes holds tokens outside the vocabulary (1 to {vocab_size - 1}); retrain.")
+        raise _invalid(path, f"data/codes holds tokens outside the vocabulary (1 to {vocab_size - 1})")
     stated = (meta.get("data") or {}).get("names")
     if isinstance(stated, int) and stated != len(offsets) - 1:
-        raise DinogenError(f"{bad}: data/offsets holds {len(offsets) - 1} names, the metadata {stated}; retrain.")
+        raise _invalid(path, f"data/offsets holds {len(offsets) - 1} names, the metadata {stated}")
     return Dataset(codes.astype(np.int32), offsets)

@@ -1,4 +1,4 @@
-"""The LSTM and GRU cells: gradients, padding, sampling steps and dtypes."""
+"""The recurrent cells: gradients, padding, sampling steps and dtypes."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 from dinogen import cells, gradcheck, model
 from dinogen.data import Dataset, make_batch
 
-GATED = ["lstm", "gru"]
+CELL_NAMES = ["rnn", "lstm", "gru"]
 
 
 def random_cell_inputs(cell: cells.Cell, T: int, B: int, H: int, dtype=np.float64, seed: int = 0):
@@ -31,14 +31,14 @@ def name_nll(params, cfg: model.ModelConfig, data: Dataset, idx: list[int], name
 
 
 @pytest.mark.parametrize("layers", [1, 2])
-@pytest.mark.parametrize("cell", GATED)
+@pytest.mark.parametrize("cell", CELL_NAMES)
 def test_gradients_match_finite_differences(cell, layers):
     checks = gradcheck.check_model(model.ModelConfig(vocab_size=7, hidden=5, layers=layers, cell=cell))
     failed = {c.name: c.rel_error for c in checks if not c.passed}
     assert not failed
 
 
-@pytest.mark.parametrize("cell", GATED)
+@pytest.mark.parametrize("cell", CELL_NAMES)
 def test_padding_does_not_change_a_names_nll(cell):
     cfg = model.ModelConfig(vocab_size=7, hidden=6, layers=2, cell=cell)
     params = model.init_params(cfg, np.random.default_rng(1), dtype=np.float64)
@@ -49,7 +49,7 @@ def test_padding_does_not_change_a_names_nll(cell):
     assert np.allclose(alone, padded, rtol=1e-12, atol=0)
 
 
-@pytest.mark.parametrize("cell", GATED)
+@pytest.mark.parametrize("cell", CELL_NAMES)
 def test_padded_positions_stay_exactly_zero(cell):
     c = cells.CELLS[cell]
     a_x, W_hh = random_cell_inputs(c, T=4, B=3, H=5)
@@ -61,7 +61,7 @@ def test_padded_positions_stay_exactly_zero(cell):
         assert not da_x[t, n:].any()
 
 
-@pytest.mark.parametrize("cell", GATED)
+@pytest.mark.parametrize("cell", CELL_NAMES)
 def test_step_reproduces_forward(cell):
     c = cells.CELLS[cell]
     T, H = 6, 5
@@ -73,7 +73,7 @@ def test_step_reproduces_forward(cell):
         assert np.allclose(state[0], h[t], rtol=1e-12, atol=1e-15)
 
 
-@pytest.mark.parametrize("cell", GATED)
+@pytest.mark.parametrize("cell", CELL_NAMES)
 def test_float32_inputs_give_float32_outputs(cell):
     c = cells.CELLS[cell]
     a_x, W_hh = random_cell_inputs(c, T=4, B=3, H=5, dtype=np.float32)
