@@ -537,7 +537,7 @@ def _print_batch_report(names: list[str], training_names: list[str] | None) -> N
     from rich.table import Table
     from rich.text import Text  # names are shown as they are, never read as rich markup
 
-    from dinogen.report import batch_summary
+    from dinogen.batch_report import batch_summary
 
     summary = batch_summary(names, training_names)
     table = Table(title=f"{summary.names:,} sampled names")
@@ -648,7 +648,7 @@ def info(ckpt_arg, ckpt_path, as_json) -> None:
     from rich.table import Table
     from rich.text import Text
 
-    from dinogen.report import checkpoint_rows
+    from dinogen.checkpoint_report import checkpoint_rows
 
     table = Table(title=Text(str(path)), show_header=False)  # Text: paths and names are never read as markup
     table.add_column(style="bold")

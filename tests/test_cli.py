@@ -568,7 +568,7 @@ def test_constraints_are_folded_to_a_lowercase_model(runner, tmp_path):
 
 
 def test_sample_report_shows_the_shares_of_the_names_printed(runner, small_checkpoint):
-    from dinogen.report import batch_summary
+    from dinogen.batch_report import batch_summary
 
     result = runner.invoke(main, ["sample", "-c", str(small_checkpoint), "--n", "200", "--seed", "4", "--report"])
     summary = batch_summary(lines_of(result), checkpoint.load(small_checkpoint).training_names())
