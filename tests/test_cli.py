@@ -35,7 +35,9 @@ def test_sample_prints_exactly_n_names_from_the_vocabulary(runner, small_checkpo
 
 def test_sample_seed_reproduces_names(runner, small_checkpoint):
     args = ["sample", "--n", "20", "--seed", "11", "-c", str(small_checkpoint)]
-    assert runner.invoke(main, args).stdout == runner.invoke(main, args).stdout
+    first, second = runner.invoke(main, args), runner.invoke(main, args)
+    assert first.exit_code == second.exit_code == 0
+    assert first.stdout == second.stdout and len(first.stdout.splitlines()) == 20
 
 
 def test_sample_verbose_names_the_checkpoint_on_stderr_only(runner, small_checkpoint):
@@ -301,6 +303,7 @@ def test_bad_steering_flags_are_usage_errors_in_one_sentence(runner, small_check
 
 def test_a_prefix_with_an_unseen_character_names_it(runner, small_checkpoint):
     result = runner.invoke(main, ["sample", "-c", str(small_checkpoint), "--prefix", "T#"])
+    assert result.exit_code == 2
     assert "the prefix 'T#' has the character '#' that the model never saw" in result.stderr
 
 
@@ -308,7 +311,7 @@ def test_sample_seed_reproduces_names_with_constraints(runner, small_checkpoint)
     args = ["sample", "--n", "30", "--seed", "3", "-c", str(small_checkpoint), "--suffix", "us", "--unique", "--top-p",
             "0.9", "--json"]
     first, second = runner.invoke(main, args), runner.invoke(main, args)
-    assert first.exit_code == 0 and first.stdout == second.stdout
+    assert first.exit_code == second.exit_code == 0 and first.stdout == second.stdout
 
 
 # score
@@ -318,6 +321,7 @@ def test_score_of_a_file_name_points_to_scoring_its_names(runner, small_checkpoi
     monkeypatch.chdir(tmp_path)
     Path("names.txt").write_text("Rex\n")
     result = runner.invoke(main, ["score", "names.txt", "-c", str(small_checkpoint)])
+    assert result.exit_code == 1  # "names.txt" was scored as a name, and it has characters the model never saw
     assert "dinogen score < names.txt" in result.stderr
 
 
@@ -341,6 +345,7 @@ def test_score_reads_one_name_per_line_from_stdin_when_given_none(runner, small_
 def test_score_of_a_name_equals_eval_of_a_file_holding_only_it(runner, small_checkpoint, tmp_path):
     names = ["Tyrannosaurus", "Rex", "Brachiosaurus"]
     scored = runner.invoke(main, ["score", "-c", str(small_checkpoint), "--json", *names])
+    assert scored.exit_code == 0 and len(lines_of(scored)) == len(names)
     for name, line in zip(names, lines_of(scored)):
         (tmp_path / "one.txt").write_text(name + "\n")
         evaluated = json.loads(runner.invoke(main, ["eval", str(tmp_path / "one.txt"), "-c", str(small_checkpoint),
@@ -353,6 +358,7 @@ def test_sampled_json_logprob_is_what_score_gives(runner, small_checkpoint):
         main, ["sample", "-c", str(small_checkpoint), "--n", "5", "--json", "--temperature", "1.5"]))]
     scored = runner.invoke(main, ["score", "-c", str(small_checkpoint), "--json"],
                            input="".join(r["name"] + "\n" for r in sampled))
+    assert scored.exit_code == 0 and len(sampled) == len(lines_of(scored)) == 5
     for s, r in zip(sampled, map(json.loads, lines_of(scored))):
         assert s["logprob"] == pytest.approx(r["logprob"], rel=1e-4)
 
@@ -403,6 +409,7 @@ def test_info_takes_the_checkpoint_as_an_argument_or_as_c_like_the_other_command
 
 def test_info_json_prints_the_metadata(runner, small_checkpoint):
     result = runner.invoke(main, ["info", str(small_checkpoint), "--json"])
+    assert result.exit_code == 0
     meta = json.loads(result.stdout)
     assert meta["format_version"] == 1 and meta["model"]["hidden"] == 32 and meta["data"]["names"] == 1424
     assert meta["parameters"] > 0 and meta["training_names_stored"] is True
@@ -543,7 +550,7 @@ def test_latest_chooses_the_latest_parameters_over_the_best(runner, two_sets, sm
     best = runner.invoke(main, [*command, "-c", str(two_sets)])
     latest = runner.invoke(main, [*command, "-c", str(two_sets), "--latest"])
     as_trained = runner.invoke(main, [*command, "-c", str(small_checkpoint), "--latest"])
-    assert best.exit_code == latest.exit_code == 0
+    assert best.exit_code == latest.exit_code == as_trained.exit_code == 0
     assert latest.stdout == as_trained.stdout != best.stdout
 
 
@@ -589,6 +596,7 @@ def test_a_resumed_run_says_how_many_steps_it_trained_and_to_which_step(runner, 
 def test_the_train_summary_gives_bits_as_nats_over_ln_2(runner, tmp_path):
     result = runner.invoke(main, ["train", str(BUNDLED_NAMES), "--steps", "5", "--hidden", "8",
                                   "-o", str(tmp_path / "b.npz")])
+    assert result.exit_code == 0
     line = next(line for line in result.stderr.splitlines() if line.startswith("validation loss"))
     nats, bits = float(line.split()[2]), float(line.split("(")[1].split()[0])
     assert bits == pytest.approx(nats / math.log(2), abs=1e-4)
