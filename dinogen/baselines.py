@@ -11,28 +11,20 @@ import math
 
 import numpy as np
 
-from dinogen.data import BOUNDARY, Dataset
+from dinogen.data import BOUNDARY, PAD, Dataset, make_batch
 
 
 def _contexts_and_targets(data: Dataset, idx: np.ndarray, n: int, vocab_size: int):
-    """Context ids (P,) and targets (P,) of every prediction of the names idx."""
-    lengths = data.lengths[idx]
-    steps = np.arange(int(lengths.max()) + 1) if len(idx) else np.arange(1)
-    t = steps[None, :]  # (1, T)
-    starts = data.offsets[idx][:, None]  # (N, 1)
-    real = t <= lengths[:, None]  # (N, T): position t predicts char t, or the end at t == L
-    last = max(len(data.codes) - 1, 0)
-
-    def token_at(offset):  # token at position t + offset of each name; boundary outside
-        pos = t + offset
-        inside = (pos >= 0) & (pos < lengths[:, None])
-        return np.where(inside, data.codes[np.clip(starts + pos, 0, last)], BOUNDARY)
-
-    targets = token_at(0)[real]
-    context = np.zeros(real.shape, dtype=np.int64)
-    for k in range(1, n):
-        context = context * vocab_size + token_at(-k)
-    return context[real], targets
+    """Context ids (P,) and targets (P,) of every prediction of the names idx: the
+    batch the network would see, whose input at step t is the token at t - 1."""
+    batch = make_batch(data, idx)
+    real = batch.y != PAD  # (T, B) where a prediction is made
+    before = batch.x  # (T, B) the token 1 step back; boundary before the name
+    context = np.zeros(batch.x.shape, dtype=np.int64)
+    for _ in range(1, n):
+        context = context * vocab_size + before
+        before = np.vstack([np.full((1, before.shape[1]), BOUNDARY, before.dtype), before[:-1]])  # one more back
+    return context[real], batch.y[real]
 
 
 def ngram_nll(train: Dataset, train_idx, test: Dataset, test_idx, vocab_size: int, n: int, alpha: float) -> float:
