@@ -75,10 +75,7 @@ class Checkpoint:
         """Every name of the file the model was trained on, or None when the file does not say."""
         if self.data is None:
             return None
-        points = np.array([ord(ch) for ch in ("\0",) + self.vocab.chars], dtype=np.uint32)  # token -> code point
-        text = points[self.data.codes].tobytes().decode("utf-32-le")
-        bounds = self.data.offsets.tolist()
-        return [text[start:end] for start, end in zip(bounds[:-1], bounds[1:])]
+        return self.vocab.decode_names(self.data.codes, self.data.offsets)
 
 
 def save(path: str | Path, ckpt: Checkpoint) -> None:

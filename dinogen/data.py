@@ -165,8 +165,18 @@ class Vocab:
         """Tokens of one name, without boundaries: (L,) int32."""
         return encode_names([name], self).codes
 
-    def decode(self, tokens) -> str:
-        return "".join(self.chars[t - 1] for t in tokens if t != BOUNDARY)
+    def decode_rows(self, tokens: np.ndarray) -> list[str]:
+        """Token rows (n, M), boundary-padded, to strings, vectorised over names."""
+        table = np.array(("",) + self.chars, dtype="U1")  # token -> character; boundary -> ""
+        chars = np.ascontiguousarray(table[tokens])  # (n, M) U1
+        return chars.view(f"U{tokens.shape[1]}").ravel().tolist()
+
+    def decode_names(self, codes: np.ndarray, offsets: np.ndarray) -> list[str]:
+        """Names stored end to end, name i being codes[offsets[i]:offsets[i + 1]], to strings."""
+        points = np.array([ord(ch) for ch in ("\0",) + self.chars], dtype=np.uint32)  # token -> code point
+        text = points[codes].tobytes().decode("utf-32-le")
+        bounds = offsets.tolist()
+        return [text[start:end] for start, end in zip(bounds[:-1], bounds[1:])]
 
 
 @dataclass

@@ -187,7 +187,7 @@ def _accept(drafts: Drafts, vocab: Vocab, spec: SampleSpec, known: set | None, s
     ended = drafts.lengths < drafts.tokens.shape[1]  # drew its end token within the M draws
     continued = drafts.lengths > 0  # at least one character drawn: never the bare prefix (or an empty name)
     rows = np.flatnonzero(ended & continued & (drafts.lengths + len(spec.prefix) >= spec.min_len))
-    names = [spec.prefix + name for name in decode_tokens(drafts.tokens[rows], vocab)]
+    names = [spec.prefix + name for name in vocab.decode_rows(drafts.tokens[rows])]
     keep = [
         i for i, name in enumerate(names)
         if name.endswith(spec.suffix) and spec.contains in name and not (spec.novel and name in known)
@@ -311,13 +311,6 @@ def _draw(weights: np.ndarray, u: np.ndarray) -> np.ndarray:
     cdf = np.cumsum(weights, axis=1)  # (N, V)
     threshold = u.astype(cdf.dtype) * cdf[:, -1]  # (N,)
     return np.minimum((cdf < threshold[:, None]).sum(axis=1), weights.shape[1] - 1).astype(np.int32)
-
-
-def decode_tokens(tokens: np.ndarray, vocab: Vocab) -> list[str]:
-    """Token rows (n, M), boundary-padded, to strings, vectorised over names."""
-    table = np.array(("",) + vocab.chars, dtype="U1")  # token -> character; boundary -> ""
-    chars = np.ascontiguousarray(table[tokens])  # (n, M) U1
-    return chars.view(f"U{tokens.shape[1]}").ravel().tolist()
 
 
 def sample(
