@@ -222,7 +222,8 @@ def train(data, out, quiet, as_json, encoding, preset, resume_path, max_name_len
     from dinogen import checkpoint
     from dinogen.data import read_names
     from dinogen.resources import bundled_names
-    from dinogen.train import Trainer, refit_config, resume
+    from dinogen.resume import resume
+    from dinogen.train import Trainer, refit_config
 
     try:
         checkpoint.check_writable(out)

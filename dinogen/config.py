@@ -68,7 +68,7 @@ class Rule:
 
     def range_name(self) -> str:
         """The allowed values in words: "a whole number of at least 1", "a number at least 0 and below 1"."""
-        noun = "a whole number" if self.kind is int else "a number"
+        noun = "a whole number" if self.kind is int else "a finite number"
         bounds = []
         if self.low is not None:
             bounds.append(f"above {self.low:g}" if self.low_open else f"at least {self.low:g}")
@@ -125,13 +125,15 @@ RULES: dict[str, Rule] = {
 }
 
 
-def problems_of(config: dict, prefix: str = "") -> tuple[str, str] | None:
-    """The first (name, expected) of config's values that breaks its rule, for names the table knows."""
-    for name, value in config.items():
-        if name in RULES:
-            expected = RULES[name].problem(value)
+def problems_of(values: dict, rules: dict[str, Rule] | None = None) -> tuple[str, str] | None:
+    """The first (name, expected) of values that breaks its rule in rules (RULES by default),
+    for the names the table knows."""
+    rules = RULES if rules is None else rules
+    for name, value in values.items():
+        if name in rules:
+            expected = rules[name].problem(value)
             if expected:
-                return prefix + name, expected
+                return name, expected
     return None
 
 

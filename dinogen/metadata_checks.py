@@ -13,6 +13,7 @@ import json
 import math
 
 from dinogen.config import RULES, TRAIN_SETTINGS, ModelConfig, problems_of
+from dinogen.run_state import RULES as RUN_STATE_RULES
 
 
 def _shown(value) -> str:
@@ -53,17 +54,10 @@ def meta_problem(meta: dict) -> str | None:
     """
     if "lowercase" in meta and not isinstance(meta["lowercase"], bool):
         return f"its lowercase flag is {_shown(meta['lowercase'])}, expected true or false"
-    counts = ("step", "predictions", "stale_evals")  # whole numbers
-    spans = ("seconds", "elapsed")  # times in seconds
-    for key in counts + spans:
-        if key in meta:
-            value = meta[key]
-            ok = _count_ok(value) if key in counts else _is_number(value) and value >= 0
-            if not ok:
-                kind = "a whole number of at least 0" if key in counts else "a finite, non-negative number of seconds"
-                return f"its {key} is {_shown(value)}, expected {kind}"
-    if "smooth_loss" in meta and not _is_number(meta["smooth_loss"]):
-        return f"its smooth_loss is {_shown(meta['smooth_loss'])}, expected a finite number"
+    wrong = problems_of({k: v for k, v in meta.items() if k in RUN_STATE_RULES}, rules=RUN_STATE_RULES)
+    if wrong:  # the whole rule, type and range: "a whole number of at least 0"
+        name, _ = wrong
+        return f"its {name} is {_shown(meta[name])}, expected {RUN_STATE_RULES[name].range_name()}"
     return _history_problem(meta) or _best_problem(meta) or _train_problem(meta) or _data_problem(meta)
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import math
 import time
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, replace
 from typing import Callable
 
 import numpy as np
@@ -21,6 +21,7 @@ from dinogen.config import TrainConfig
 from dinogen.data import BatchSchedule, NameList, Vocab, clean_name, encode_names, make_batch, split_indices
 from dinogen.errors import DinogenError
 from dinogen.optim import OPTIMIZERS, clip_elementwise, clip_global_norm, global_norm
+from dinogen.run_state import RunState
 from dinogen.schedule import budget_spent, cosine_lr
 from dinogen.workspace import Workspace
 
@@ -42,10 +43,6 @@ class Progress:
 
 class Diverged(DinogenError):
     """The loss or the gradient stopped being a finite number; nothing was updated."""
-
-
-# Settings a resumed run must share with its checkpoint (the rest may change).
-FIXED_ON_RESUME = ("cell", "hidden", "layers", "embed_dim", "lowercase", "seed", "val_fraction", "optimizer")
 
 
 def spread(idx: np.ndarray, at_most: int) -> np.ndarray:
@@ -82,20 +79,36 @@ class Trainer:
         self.workspace = Workspace()  # the training step's arrays, reused from step to step
         self.schedule = BatchSchedule(self.train_idx, self.data.lengths, cfg.batch_size, cfg.seed)
         self.stop_reason: str | None = None  # why run() stopped: steps, time, patience, interrupted
-        self.step = 0
-        self.smooth_loss = math.log(self.vocab.size)
-        self.train_history: list[tuple[int, float]] = []  # (step, smoothed loss) at each evaluation
-        self.val_history: list[tuple[int, float]] = []  # (step, validation loss)
-        self.best: dict[str, np.ndarray] | None = None
-        self.best_val: tuple[int, float] | None = None  # (step, loss) of the best parameters
-        self.stale_evals = 0  # evaluations since the last new best
-        self.seconds = 0.0  # time spent in training steps
-        self.elapsed = 0.0  # wall-clock time of the run so far, evaluations included: what --max-seconds limits
-        self.predictions = 0  # real predictions trained on
+        self.state = RunState(smooth_loss=math.log(self.vocab.size))  # counters, histories, the best's record
+        self.best: dict[str, np.ndarray] | None = None  # the parameters of state.best_val
+
+    @property
+    def step(self) -> int:
+        return self.state.step
+
+    @property
+    def best_val(self) -> tuple[int, float] | None:
+        return self.state.best_val
+
+    @property
+    def val_history(self) -> list[tuple[int, float]]:
+        return self.state.val_history
+
+    @property
+    def stale_evals(self) -> int:
+        return self.state.stale_evals
+
+    @property
+    def elapsed(self) -> float:
+        return self.state.elapsed
+
+    @property
+    def smooth_loss(self) -> float:
+        return self.state.smooth_loss
 
     def budget_spent(self) -> float:
         """The share of the steps or time budget spent so far (0 when there is none)."""
-        return budget_spent(self.step, self.elapsed, self.cfg.steps, self.cfg.max_seconds)
+        return budget_spent(self.state.step, self.state.elapsed, self.cfg.steps, self.cfg.max_seconds)
 
     def learning_rate(self) -> float:
         """The learning rate of the next step, from the schedule and where the run is."""
@@ -106,8 +119,8 @@ class Trainer:
         """One optimizer step on the next batch; returns its loss (nats per character)."""
         cfg = self.cfg
         self.optimizer.lr = self.learning_rate()
-        batch = make_batch(self.data, self.schedule[self.step])
-        dropout_rng = np.random.default_rng([cfg.seed, self.step, 1]) if cfg.dropout else None
+        batch = make_batch(self.data, self.schedule[self.state.step])
+        dropout_rng = np.random.default_rng([cfg.seed, self.state.step, 1]) if cfg.dropout else None
         nll, cache = model.forward(self.params, self.model_cfg, batch, dropout_rng, self.workspace)
         per = len(nll) if cfg.loss_per == "char" else batch.x.shape[1]  # predictions, or names
         grads = model.backward(np.full_like(nll, 1.0 / per), cache)
@@ -115,11 +128,11 @@ class Trainer:
         clip = clip_global_norm if cfg.clip_mode == "norm" else clip_elementwise
         norm = clip(grads, cfg.clip) if cfg.clip > 0 else global_norm(grads)
         if not (math.isfinite(loss) and math.isfinite(norm)):
-            raise Diverged(f"training diverged at step {self.step + 1} (loss {loss}); lower --lr or keep --clip on.")
+            raise Diverged(f"training diverged at step {self.state.step + 1} (loss {loss}); lower --lr or keep --clip on.")
         self.optimizer.step(self.params, grads)
-        self.step += 1
-        self.predictions += batch.n_predictions
-        self.smooth_loss = 0.999 * self.smooth_loss + 0.001 * loss
+        self.state.step += 1
+        self.state.predictions += batch.n_predictions
+        self.state.smooth_loss = 0.999 * self.state.smooth_loss + 0.001 * loss
         return loss
 
     def loss_on(self, idx: np.ndarray, params: dict[str, np.ndarray] | None = None) -> float | None:
@@ -140,35 +153,35 @@ class Trainer:
         self.check_finite()
         val = self.loss_on(self.val_probe)
         if val is not None and not math.isfinite(val):
-            raise Diverged(f"training diverged at step {self.step} (validation loss {val}); "
+            raise Diverged(f"training diverged at step {self.state.step} (validation loss {val}); "
                            "lower --lr or --weight-decay, or keep --clip on.")
-        self.train_history.append((self.step, self.smooth_loss))
+        self.state.train_history.append((self.state.step, self.state.smooth_loss))
         if val is not None:
-            self.val_history.append((self.step, val))
-            if self.best_val is None or val < self.best_val[1]:
-                self.best_val = (self.step, val)
+            self.state.val_history.append((self.state.step, val))
+            if self.state.best_val is None or val < self.state.best_val[1]:
+                self.state.best_val = (self.state.step, val)
                 self.best = {k: v.copy() for k, v in self.params.items()}
-                self.stale_evals = 0
+                self.state.stale_evals = 0
             else:
-                self.stale_evals += 1
+                self.state.stale_evals += 1
         return val
 
     def check_finite(self) -> None:
         """Raise Diverged when a weight is NaN or infinite."""
         if not all(np.isfinite(p).all() for p in self.params.values()):
-            raise Diverged(f"training diverged at step {self.step} (the weights are no longer finite); "
+            raise Diverged(f"training diverged at step {self.state.step} (the weights are no longer finite); "
                            "lower --lr or --weight-decay, or keep --clip on.")
 
     @property
     def out_of_patience(self) -> bool:
-        return self.cfg.patience > 0 and self.stale_evals >= self.cfg.patience
+        return self.cfg.patience > 0 and self.state.stale_evals >= self.cfg.patience
 
     def why_stop(self) -> str | None:
         """Why the run must stop now, or None to go on."""
         cfg = self.cfg
-        if self.step >= cfg.steps:
+        if self.state.step >= cfg.steps:
             return "steps"
-        if cfg.max_seconds is not None and self.elapsed >= cfg.max_seconds:
+        if cfg.max_seconds is not None and self.state.elapsed >= cfg.max_seconds:
             return "time"
         if self.out_of_patience:
             return "patience"
@@ -190,9 +203,9 @@ class Trainer:
         uninterrupted run. The clock of --max-seconds continues a resumed run's.
         """
         cfg = self.cfg
-        started, first_step = time.perf_counter(), self.step
-        clock_zero = started - self.elapsed  # the run's time 0, earlier sessions included
-        val = self.val_history[-1][1] if self.val_history else None
+        started, first_step = time.perf_counter(), self.state.step
+        clock_zero = started - self.state.elapsed  # the run's time 0, earlier sessions included
+        val = self.state.val_history[-1][1] if self.state.val_history else None
         self.stop_reason = None
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # divergence is checked, not warned
             while (reason := self.why_stop()) is None:
@@ -201,42 +214,42 @@ class Trainer:
                     break
                 t0 = time.perf_counter()
                 loss = self.train_step()
-                self.seconds += time.perf_counter() - t0
-                self.elapsed = time.perf_counter() - clock_zero
-                evaluated = self.step % cfg.eval_every == 0 and self.why_stop() is None
+                self.state.seconds += time.perf_counter() - t0
+                self.state.elapsed = time.perf_counter() - clock_zero
+                evaluated = self.state.step % cfg.eval_every == 0 and self.why_stop() is None
                 if evaluated:  # not at the last step: the evaluation after the loop covers it
                     val = self.evaluate()
                     if on_evaluate is not None:
                         on_evaluate(self)
-                    self.elapsed = time.perf_counter() - clock_zero
+                    self.state.elapsed = time.perf_counter() - clock_zero
                 if on_progress is not None:
-                    on_progress(Progress(self.step, cfg.steps, loss, self.smooth_loss, val, self.chars_per_sec))
+                    on_progress(Progress(self.state.step, cfg.steps, loss, self.state.smooth_loss, val, self.chars_per_sec))
             self.stop_reason = reason
-            if reason != "interrupted" and (not self.val_history or self.val_history[-1][0] != self.step):
+            if reason != "interrupted" and (not self.state.val_history or self.state.val_history[-1][0] != self.state.step):
                 self.evaluate()
-            return self.summary(time.perf_counter() - started, self.step - first_step)
+            return self.summary(time.perf_counter() - started, self.state.step - first_step)
 
     @property
     def chars_per_sec(self) -> float:
-        return self.predictions / self.seconds if self.seconds > 0 else 0.0
+        return self.state.predictions / self.state.seconds if self.state.seconds > 0 else 0.0
 
     def summary(self, seconds: float, steps_run: int | None = None) -> dict:
         """What a run did: steps is the step reached, steps_run and seconds those of
         this run (less than the whole after a resume); the losses are in nats."""
         subset = spread(self.train_idx, TRAIN_SUBSET)
         return {
-            "steps": self.step,
-            "steps_run": self.step if steps_run is None else steps_run,
+            "steps": self.state.step,
+            "steps_run": self.state.step if steps_run is None else steps_run,
             "seconds": round(seconds, 3),
             "chars_per_sec": round(self.chars_per_sec, 1),
             "train_loss": self.loss_on(subset),
-            "smooth_loss": self.smooth_loss,
-            "val_loss": self.val_history[-1][1] if self.val_history else None,
-            "best_val_loss": self.best_val[1] if self.best_val else None,
-            "best_step": self.best_val[0] if self.best_val else None,
+            "smooth_loss": self.state.smooth_loss,
+            "val_loss": self.state.val_history[-1][1] if self.state.val_history else None,
+            "best_val_loss": self.state.best_val[1] if self.state.best_val else None,
+            "best_step": self.state.best_val[0] if self.state.best_val else None,
             "stopped_early": self.stop_reason == "patience",
             "stop_reason": self.stop_reason,
-            "epochs": self.step * self.cfg.batch_size / max(len(self.train_idx), 1),
+            "epochs": self.state.step * self.cfg.batch_size / max(len(self.train_idx), 1),
             "chosen": self.chosen,
             "uniform_loss": uniform_nll(self.vocab.size),
             "bigram_loss": self.bigram_loss(),
@@ -262,17 +275,11 @@ class Trainer:
             self.optimizer.load_state_dict(ckpt.optim)
         except (KeyError, ValueError):
             raise DinogenError("the checkpoint's optimizer state is missing or damaged, so it cannot be resumed exactly.") from None
-        self.step = meta["step"]
-        self.seconds = meta.get("seconds", 0.0)
-        self.elapsed = _elapsed(meta)
-        self.predictions = meta.get("predictions", 0)
-        self.smooth_loss = meta["smooth_loss"]
-        self.stale_evals = meta.get("stale_evals", 0)
-        self.train_history = [tuple(x) for x in meta["history"]["train"]]
-        self.val_history = [tuple(x) for x in meta["history"]["val"]]
-        if ckpt.best is not None and meta.get("best"):
+        self.state = RunState.from_meta(meta)
+        if ckpt.best is not None and self.state.best_val is not None:
             self.best = {k: v.copy() for k, v in ckpt.best.items()}
-            self.best_val = (meta["best"]["step"], meta["best"]["val_loss"])
+        else:
+            self.state.best_val = None  # a record without its parameters keeps nothing
 
     def checkpoint(self) -> Checkpoint:
         """Everything needed to sample, evaluate and continue, as one Checkpoint.
@@ -287,14 +294,7 @@ class Trainer:
             "vocab": list(self.vocab.chars),
             "lowercase": self.cfg.lowercase,
             "train": asdict(self.cfg),
-            "step": self.step,
-            "seconds": self.seconds,
-            "elapsed": self.elapsed,
-            "predictions": self.predictions,
-            "smooth_loss": self.smooth_loss,
-            "stale_evals": self.stale_evals,
-            "history": {"train": self.train_history, "val": self.val_history},
-            "best": {"step": self.best_val[0], "val_loss": self.best_val[1]} if self.best_val else None,
+            **self.state.to_meta(),
             "data": {
                 "source": self.names.source,
                 "names": len(self.data),
@@ -313,64 +313,3 @@ def refit_config(trainer: Trainer) -> TrainConfig:
     scale = len(trainer.data) / len(trainer.train_idx)  # epochs, not steps, carry over to more names
     return replace(trainer.cfg, val_fraction=0.0, steps=max(1, round(scale * best_step)), max_seconds=None,
                    patience=0, refit=False)
-
-
-def resume(names: NameList, ckpt: Checkpoint, changes: dict) -> tuple[Trainer, list[tuple[str, object, object]]]:
-    """A Trainer that continues the run saved in ckpt exactly where it stopped.
-
-    changes holds the settings given again (None = keep); those in FIXED_ON_RESUME
-    must agree with the checkpoint. Returns the trainer and the (name, old, new)
-    settings that changed. Same data, same settings: the parameters after resuming
-    are bit-identical to those of one uninterrupted run.
-    """
-    cfg, changed = _resumed_config(ckpt.meta.get("train", {}), changes)
-    _check_resumable(ckpt, cfg)
-    trainer = Trainer(names, cfg)
-    if trainer.data_sha256 != ckpt.meta.get("data", {}).get("sha256"):  # the names as the Trainer keeps them
-        raise DinogenError(
-            f"{names.source} is not the data this checkpoint was trained on ({ckpt.meta.get('data', {}).get('source')}); "
-            "resume with the same file, or train a new model."
-        )
-    if trainer.vocab != ckpt.vocab or replace(trainer.model_cfg, dropout=ckpt.model_config.dropout) != ckpt.model_config:
-        raise DinogenError("the checkpoint's vocabulary or model does not match this data; train a new model.")
-    trainer.restore(ckpt)
-    return trainer, changed
-
-
-def _resumed_config(saved_values: dict, changes: dict) -> tuple[TrainConfig, list[tuple[str, object, object]]]:
-    """The saved settings with the changes applied, and the (name, old, new) that changed."""
-    known = {f.name for f in fields(TrainConfig)}
-    saved = TrainConfig(**{k: v for k, v in saved_values.items() if k in known})
-    given = {k: v for k, v in changes.items() if v is not None}
-    for key in FIXED_ON_RESUME:
-        if key in given and given[key] != getattr(saved, key):
-            flag = "--" + key.replace("_", "-")
-            raise DinogenError(
-                f"{flag} {given[key]} contradicts the checkpoint, which was trained with {getattr(saved, key)}; "
-                f"drop {flag} to resume, or train a new model without --resume."
-            )
-    changed = [(k, getattr(saved, k), v) for k, v in given.items() if getattr(saved, k) != v]
-    return replace(saved, **given), changed
-
-
-def _check_resumable(ckpt: Checkpoint, cfg: TrainConfig) -> None:
-    """Raise DinogenError unless ckpt holds a run with steps or time left under cfg."""
-    meta = ckpt.meta
-    missing = [key for key in ("step", "smooth_loss", "history") if key not in meta]
-    if missing:
-        raise DinogenError(f"the checkpoint does not record its {', '.join(missing)}, so it cannot be resumed; "
-                           "train a new model.")
-    if cfg.steps <= meta["step"]:
-        raise DinogenError(
-            f"the checkpoint has already trained {meta['step']} steps; --steps counts total steps, so ask for more."
-        )
-    elapsed = _elapsed(meta)
-    if cfg.max_seconds is not None and elapsed >= cfg.max_seconds:
-        raise DinogenError(
-            f"the checkpoint has already trained for {elapsed:.3g} s; --max-seconds counts the whole run, so ask for more."
-        )
-
-
-def _elapsed(meta: dict) -> float:
-    """The run's wall-clock time so far; older checkpoints kept only the time in steps."""
-    return meta.get("elapsed", meta.get("seconds", 0.0))

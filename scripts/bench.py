@@ -97,11 +97,11 @@ class DinogenRunner:
         self.trainer = Trainer(names, cfg)
 
     def run(self, seconds: float) -> tuple[int, float]:
-        trainer, p0 = self.trainer, self.trainer.predictions
+        trainer, p0 = self.trainer, self.trainer.state.predictions
         start = time.perf_counter()
         while time.perf_counter() - start < seconds:
             trainer.train_step()
-        return trainer.predictions - p0, time.perf_counter() - start
+        return trainer.state.predictions - p0, time.perf_counter() - start
 
 
 class TorchRunner:

@@ -84,20 +84,20 @@ def main() -> None:
         setattr(module, name, timed(label, getattr(module, name)))
     trainer.optimizer.step = timed("optimizer (Adam)", trainer.optimizer.step)
 
-    predictions, start = trainer.predictions, time.perf_counter()
+    predictions, start = trainer.state.predictions, time.perf_counter()
     for _ in range(args.batches):
         trainer.train_step()
     total = time.perf_counter() - start
     n = args.batches
     print(f"{args.cell} H{args.hidden} B{args.batch}, {args.threads} BLAS thread(s): {n} steps, "
-          f"{(trainer.predictions - predictions) / n:.0f} predictions a step")
+          f"{(trainer.state.predictions - predictions) / n:.0f} predictions a step")
     for label, t in spent.items():
         if t:
             print(f"  {label:<42} {t / n * 1e3:7.3f} ms")
     parts = sum(t for label, t in spent.items() if not label.startswith(" "))
     print(f"  {'glue':<42} {(total - parts) / n * 1e3:7.3f} ms")
     print(f"  {'step':<42} {total / n * 1e3:7.3f} ms  "
-          f"({(trainer.predictions - predictions) / total:,.0f} predictions/s)")
+          f"({(trainer.state.predictions - predictions) / total:,.0f} predictions/s)")
 
 
 if __name__ == "__main__":

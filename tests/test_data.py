@@ -79,7 +79,7 @@ def test_vocab_is_sorted_characters_after_the_boundary():
     assert vocab.chars == ("a", "b", "c")
     assert vocab.size == 4
     assert list(vocab.encode("cab")) == [3, 1, 2]
-    assert vocab.decode([3, 1, 2, BOUNDARY]) == "cab"
+    assert vocab.decode_rows(np.array([[3, 1, 2, BOUNDARY]])) == ["cab"]
 
 
 def test_unknown_character_is_named_with_its_line():
@@ -94,7 +94,7 @@ def test_encoding_is_compact_and_round_trips():
     data = encode_names(names, vocab)
     assert data.codes.dtype == np.int32
     assert list(data.lengths) == [3, 2, 6]
-    assert [vocab.decode(data.codes[a:b]) for a, b in zip(data.offsets[:-1], data.offsets[1:])] == names
+    assert vocab.decode_names(data.codes, data.offsets) == names
     assert data.predictions() == 3 + 2 + 6 + 3
 
 

@@ -6,7 +6,8 @@ import pytest
 from dinogen import checkpoint, recipe
 from dinogen.data import NameList
 from dinogen.config import DEFAULT_MAX_SECONDS, TrainConfig
-from dinogen.train import Trainer, refit_config, resume
+from dinogen.resume import resume
+from dinogen.train import Trainer, refit_config
 
 # 320 made-up names that a small RNN at a high learning rate learns within a few hundred steps, then over-fits.
 NAMES = NameList([f"{a}{b}{c}" for a in "abcdefgh" for b in "aeiou" for c in "klmnprst"], list(range(1, 321)), "t")

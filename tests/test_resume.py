@@ -7,7 +7,8 @@ from dinogen import checkpoint
 from dinogen.data import NameList, read_names
 from dinogen.errors import DinogenError
 from dinogen.config import TrainConfig
-from dinogen.train import Trainer, resume
+from dinogen.resume import resume
+from dinogen.train import Trainer
 
 from conftest import BUNDLED_NAMES
 

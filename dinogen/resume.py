@@ -1,0 +1,71 @@
+"""Continuing a saved run exactly: the settings it may and may not change, and the checks first."""
+
+from __future__ import annotations
+
+from dataclasses import fields, replace
+
+from dinogen.checkpoint import Checkpoint
+from dinogen.config import TrainConfig
+from dinogen.data import NameList
+from dinogen.errors import DinogenError
+from dinogen.train import Trainer
+
+# Settings a resumed run must share with its checkpoint (the rest may change).
+FIXED_ON_RESUME = ("cell", "hidden", "layers", "embed_dim", "lowercase", "seed", "val_fraction", "optimizer")
+
+
+def resume(names: NameList, ckpt: Checkpoint, changes: dict) -> tuple[Trainer, list[tuple[str, object, object]]]:
+    """A Trainer that continues the run saved in ckpt exactly where it stopped.
+
+    changes holds the settings given again (None = keep); those in FIXED_ON_RESUME
+    must agree with the checkpoint. Returns the trainer and the (name, old, new)
+    settings that changed. Same data, same settings: the parameters after resuming
+    are bit-identical to those of one uninterrupted run.
+    """
+    cfg, changed = _resumed_config(ckpt.meta.get("train", {}), changes)
+    _check_resumable(ckpt, cfg)
+    trainer = Trainer(names, cfg)
+    if trainer.data_sha256 != ckpt.meta.get("data", {}).get("sha256"):  # the names as the Trainer keeps them
+        raise DinogenError(
+            f"{names.source} is not the data this checkpoint was trained on ({ckpt.meta.get('data', {}).get('source')}); "
+            "resume with the same file, or train a new model."
+        )
+    if trainer.vocab != ckpt.vocab or replace(trainer.model_cfg, dropout=ckpt.model_config.dropout) != ckpt.model_config:
+        raise DinogenError("the checkpoint's vocabulary or model does not match this data; train a new model.")
+    trainer.restore(ckpt)
+    return trainer, changed
+
+
+def _resumed_config(saved_values: dict, changes: dict) -> tuple[TrainConfig, list[tuple[str, object, object]]]:
+    """The saved settings with the changes applied, and the (name, old, new) that changed."""
+    known = {f.name for f in fields(TrainConfig)}
+    saved = TrainConfig(**{k: v for k, v in saved_values.items() if k in known})
+    given = {k: v for k, v in changes.items() if v is not None}
+    for key in FIXED_ON_RESUME:
+        if key in given and given[key] != getattr(saved, key):
+            flag = "--" + key.replace("_", "-")
+            raise DinogenError(
+                f"{flag} {given[key]} contradicts the checkpoint, which was trained with {getattr(saved, key)}; "
+                f"drop {flag} to resume, or train a new model without --resume."
+            )
+    changed = [(k, getattr(saved, k), v) for k, v in given.items() if getattr(saved, k) != v]
+    return replace(saved, **given), changed
+
+
+def _check_resumable(ckpt: Checkpoint, cfg: TrainConfig) -> None:
+    """Raise DinogenError unless ckpt holds a run with steps or time left under cfg."""
+    meta = ckpt.meta
+    missing = [key for key in ("step", "smooth_loss", "history") if key not in meta]
+    if missing:
+        raise DinogenError(f"the checkpoint does not record its {', '.join(missing)}, so it cannot be resumed; "
+                           "train a new model.")
+    if cfg.steps <= meta["step"]:
+        raise DinogenError(
+            f"the checkpoint has already trained {meta['step']} steps; --steps counts total steps, so ask for more."
+        )
+    elapsed = meta.get("elapsed", 0.0)
+    if cfg.max_seconds is not None and elapsed >= cfg.max_seconds:
+        raise DinogenError(
+            f"the checkpoint has already trained for {elapsed:.3g} s; --max-seconds counts the whole run, so ask for more."
+        )
+

@@ -1,0 +1,63 @@
+"""Where a training run stands, apart from its arrays: what a checkpoint's metadata
+records and a resumed run takes up. RunState converts itself to and from the
+metadata in one place (to_meta and from_meta are each other's inverse), and
+RULES says what each field may be, for the checks of a stranger's checkpoint.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from dinogen.config import Rule
+
+RULES: dict[str, Rule] = {  # the metadata fields of a RunState that are numbers
+    "step": Rule("the step", int, low=0),
+    "predictions": Rule("the predictions", int, low=0),
+    "stale_evals": Rule("the stale evaluations", int, low=0),
+    "seconds": Rule("the seconds", float, low=0),
+    "elapsed": Rule("the elapsed time", float, low=0),
+    "smooth_loss": Rule("the smoothed loss", float),
+}
+
+
+@dataclass
+class RunState:
+    step: int = 0  # steps done
+    seconds: float = 0.0  # time spent in training steps
+    elapsed: float = 0.0  # wall-clock time of the run so far, evaluations included: what --max-seconds limits
+    predictions: int = 0  # real predictions trained on
+    smooth_loss: float = 0.0  # moving average of the training loss
+    stale_evals: int = 0  # evaluations since the last new best
+    train_history: list[tuple[int, float]] = field(default_factory=list)  # (step, smoothed loss) at each evaluation
+    val_history: list[tuple[int, float]] = field(default_factory=list)  # (step, validation loss)
+    best_val: tuple[int, float] | None = None  # (step, loss) of the best parameters
+
+    def to_meta(self) -> dict:
+        """The metadata fields of this state."""
+        return {
+            "step": self.step,
+            "seconds": self.seconds,
+            "elapsed": self.elapsed,
+            "predictions": self.predictions,
+            "smooth_loss": self.smooth_loss,
+            "stale_evals": self.stale_evals,
+            "history": {"train": self.train_history, "val": self.val_history},
+            "best": {"step": self.best_val[0], "val_loss": self.best_val[1]} if self.best_val else None,
+        }
+
+    @classmethod
+    def from_meta(cls, meta: dict) -> "RunState":
+        """The state a checkpoint's metadata records (checked on load by metadata_checks)."""
+        best = meta.get("best")
+        return cls(
+            step=meta["step"],
+            seconds=meta.get("seconds", 0.0),
+            elapsed=meta.get("elapsed", 0.0),
+            predictions=meta.get("predictions", 0),
+            smooth_loss=meta["smooth_loss"],
+            stale_evals=meta.get("stale_evals", 0),
+            train_history=[tuple(x) for x in meta["history"]["train"]],
+            val_history=[tuple(x) for x in meta["history"]["val"]],
+            best_val=(best["step"], best["val_loss"]) if best else None,
+        )
+
