@@ -1,0 +1,137 @@
+"""Hostile and odd input to `train`: bad files, odd names, impossible flags and outputs we must
+not write over. Each gets a clear message and a documented exit code, never a traceback."""
+
+import pytest
+from click.testing import CliRunner
+
+from dinogen import checkpoint
+from dinogen.cli import main
+
+from conftest import BUNDLED_NAMES
+
+TINY = ["--steps", "3", "--hidden", "8", "-q"]
+
+
+def train(tmp_path, content: bytes | None, *flags, name="names.txt"):
+    """Run `dinogen train` on a file holding content (None: no file at all)."""
+    path = tmp_path / name
+    if content is not None:
+        path.write_bytes(content)
+    out = tmp_path / "out.npz"
+    result = CliRunner().invoke(main, ["train", str(path), "-o", str(out), *flags])
+    return result, out
+
+
+@pytest.mark.parametrize(
+    "content, flags, code, message",
+    [
+        (None, [], 1, "does not exist"),
+        (b"", [], 1, "holds no names"),
+        (b"\n  \n\r\n\t\n", [], 1, "holds no names"),
+        (bytes(range(256)) * 4, [], 1, "NUL byte"),
+        (b"Rex\n\xff\xfeBad\n", [], 1, "line 2 is not valid utf-8"),
+        (b"Rex\nAnna\x00\n", [], 1, "NUL byte"),
+        (b"Bront\xeb\nZo\xe9\n", ["--encoding", "no-such-codec"], 2, "not a text encoding"),
+        (b"Rex\n", ["--encoding", "base64"], 1, "not a text encoding"),
+        (b"Ann\xffa\n", ["--encoding", "punycode"], 1, "not valid punycode"),
+        (b"Bartholomew\nMaximilian\n", ["--max-name-length", "5"], 1, "2 longer than the maximum name length"),
+        (b"Abc\rDef\rG\xffh\r", [], 1, "line 3 is not valid utf-8"),
+        (b"Abc\n\\ud800d\n", ["--encoding", "unicode_escape"], 1, "line 2 holds U+D800, which is not a character"),
+        (b"Abc\nD\\x00ef\n", ["--encoding", "unicode_escape"], 1, "line 2 holds U+0000"),
+    ],
+    ids=["missing", "empty", "blank-lines", "binary", "not-utf8", "nul", "bad-encoding", "binary-codec", "punycode",
+         "all-too-long", "cr-line-number", "decoded-surrogate", "decoded-nul"],
+)
+def test_unreadable_data_is_one_clear_error(tmp_path, content, flags, code, message):
+    result, out = train(tmp_path, content, *TINY, *flags)
+    assert result.exit_code == code
+    assert message in result.stderr and "Traceback" not in result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1 and result.stdout == ""
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    "content, flags, names",
+    [
+        (b"Bront\xeb\nZo\xe9\n", ["--encoding", "latin-1"], ["Bront\u00eb", "Zo\u00e9"]),
+        ("\ufeffAnna\nBert\n".encode(), [], ["Anna", "Bert"]),
+        ("\ufeffAnna\nBert\n".encode(), ["--encoding", "u8"], ["Anna", "Bert"]),
+        (b"Anna\r\nBert\r\n", [], ["Anna", "Bert"]),
+        (b"Anna\rBert\rCarla\r", [], ["Anna", "Bert", "Carla"]),
+        ("Anna\nBert\n".encode("utf-32"), ["--encoding", "utf-32"], ["Anna", "Bert"]),
+        ("Anna\nBert\n".encode("utf-16"), ["--encoding", "utf_16"], ["Anna", "Bert"]),
+        ("S\u00e3o Paulo\no'brien\nmary-jane\nRex \U0001F996\n".encode(), [], None),
+        (b"Solo\n", [], ["Solo"]),
+        (b"aaa\naa\na\n", [], ["aaa", "aa", "a"]),
+        ("Bronte\u0308\n".encode(), [], ["Bront\u00eb"]),
+    ],
+    ids=["latin-1", "bom", "bom-u8", "crlf", "cr", "utf-32", "utf_16", "spaces-apostrophes-emoji", "one-name", "one-character",
+         "nfc"],
+)
+def test_odd_but_valid_data_trains(tmp_path, content, flags, names):
+    result, out = train(tmp_path, content, *TINY, *flags)
+    assert result.exit_code == 0, result.stderr
+    ckpt = checkpoint.load(out)
+    if names is not None:
+        assert ckpt.meta["data"]["names"] == len(names)
+        assert set(ckpt.vocab.chars) == set("".join(names))
+
+
+def test_a_megabyte_line_is_skipped_with_a_warning(tmp_path):
+    result, out = train(tmp_path, b"Anna\n" + b"x" * 1_000_000 + b"\nBert\n", "--steps", "3", "--hidden", "8")
+    assert result.exit_code == 0
+    assert "skipped 1 names longer than 64" in result.stderr
+    assert checkpoint.load(out).meta["data"]["names"] == 2
+
+
+def test_max_name_length_is_a_setting(tmp_path):
+    result, out = train(tmp_path, b"Anna\nBartholomew\n", *TINY, "--max-name-length", "5")
+    assert result.exit_code == 0
+    assert checkpoint.load(out).meta["data"]["names"] == 1
+
+
+@pytest.mark.parametrize(
+    "flags", [["--steps", "0"], ["--batch-size", "0"], ["--hidden", "0"], ["--lr", "-1"], ["--val-fraction", "1"],
+              ["--dropout", "1"], ["--layers", "4"], ["--cell", "transformer"], ["--preset", "fastest"],
+              ["--seed", "-1"], ["--lr", "nan"], ["--dropout", "nan"], ["--max-seconds", "inf"],
+              ["--weight-decay", "inf"], ["--clip", "nan"], ["--patience", "3", "--val-fraction", "0"]],
+)
+def test_impossible_flags_are_usage_errors(tmp_path, flags):
+    result, out = train(tmp_path, b"Anna\nBert\n", *flags)
+    assert result.exit_code == 2
+    assert "Traceback" not in result.stderr and flags[0] in result.stderr
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("out_name", ["missing/dir/out.npz", "a-file/out.npz", "."])
+def test_an_unwritable_out_fails_before_training(tmp_path, out_name):
+    (tmp_path / "a-file").write_text("not a folder")
+    result = CliRunner().invoke(main, ["train", str(BUNDLED_NAMES), "-o", str(tmp_path / out_name), *TINY[:-1]])
+    assert result.exit_code == 2  # a bad --out is a usage error
+    assert "cannot write" in result.stderr and "trained" not in result.stderr
+
+
+def test_a_checkpoint_is_never_written_over_the_data(tmp_path):
+    data = tmp_path / "names.txt"
+    data.write_bytes(b"Anna\nBert\n")
+    result = CliRunner().invoke(main, ["train", str(data), "-o", str(tmp_path / "." / "names.txt"), *TINY])
+    assert result.exit_code == 2 and "destroy" in result.stderr
+    assert data.read_bytes() == b"Anna\nBert\n"
+
+
+def test_an_existing_file_that_is_not_a_checkpoint_is_never_written_over(tmp_path):
+    notes = tmp_path / "notes.txt"
+    notes.write_text("my notes\n")
+    result = CliRunner().invoke(main, ["train", str(BUNDLED_NAMES), "-o", str(notes), *TINY])
+    assert result.exit_code == 2 and "is not a checkpoint" in result.stderr
+    assert notes.read_text() == "my notes\n"
+
+
+def test_a_checkpoint_given_as_names_or_names_as_a_checkpoint_is_named_for_what_it_is(tmp_path):
+    model = tmp_path / "model.npz"
+    assert CliRunner().invoke(main, ["train", str(BUNDLED_NAMES), "-o", str(model), *TINY]).exit_code == 0
+    as_names = CliRunner().invoke(main, ["train", str(model), "-o", str(tmp_path / "x.npz"), *TINY])
+    assert as_names.exit_code == 1 and "a zip archive (a dinogen checkpoint?)" in as_names.stderr
+    as_model = CliRunner().invoke(main, ["sample", "-c", str(BUNDLED_NAMES)])
+    assert as_model.exit_code == 1 and "not even a zip archive" in as_model.stderr
