@@ -252,13 +252,14 @@ def main() -> None:
 
 
 def print_table(rows: list[dict]) -> None:
-    columns = ["data", "seed", "test_names", "uniform", "bigram", "4-gram", "torch", "torch_budget_s", "dinogen",
-               "dinogen_seconds"]
-    print("held-out NLL, nats/char (lower is better)")
-    print(" | ".join(f"{c:>10}" for c in columns))
+    """The rows as the Markdown table that docs/quality.md shows (nats per character)."""
+    print("| data (test names) | seed | uniform | bigram add-1 | 4-gram add-0.1 | PyTorch peer | dinogen |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
     for row in rows:
-        cells = [row.get(c) if not isinstance(row.get(c), float) else f"{row[c]:.4f}" for c in columns]
-        print(" | ".join(f"{'-' if c is None else c:>10}" for c in cells))
+        peer = f"{row['torch']:.3f} ({row['torch_budget_s']:.0f} s)" if row.get("torch") is not None else ""
+        ours = f"{row['dinogen']:.3f} ({row['dinogen_seconds']:.0f} s)" if row.get("dinogen") is not None else ""
+        print(f"| {row['data']} ({row['test_names']:,}) | {row['seed']} | {row['uniform']:.3f} | {row['bigram']:.3f} "
+              f"| {row['4-gram']:.3f} | {peer} | {ours} |")
 
 
 if __name__ == "__main__":
