@@ -26,6 +26,7 @@ import hashlib
 import io
 import json
 import os
+import stat
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -93,15 +94,27 @@ def save(path: str | Path, ckpt: Checkpoint) -> None:
 
 
 def check_writable(path: str | Path) -> None:
-    """Fail now, not after training, when `path` cannot be written."""
+    """Fail now, not after training, when `path` cannot be written or is not ours to replace.
+
+    `path` may be a name that does not exist yet, an empty regular file, or a
+    regular file that is a sealed dinogen checkpoint (ours, so replacing it loses
+    nothing we did not write). Anything else is refused: another zip or any other
+    file, a folder, a FIFO or a device, and a symbolic link (an atomic save would
+    replace the link, not what it points to).
+    """
     path = Path(path)
     folder = path.parent
     try:
+        if path.is_symlink():
+            raise DinogenError(f"{path} is a symbolic link; writing there would replace the link, so give the path "
+                               "it points to, or another --out.")
         if path.is_dir():
             raise DinogenError(f"cannot write {path}: it is a folder; give a file name such as {path / 'dinogen.npz'}.")
         if not folder.is_dir():
             raise DinogenError(f"cannot write {path}: the folder {folder} does not exist; create it or choose another --out.")
-        if path.is_file() and path.stat().st_size and _first_bytes(path, len(ZIP_MAGIC)) != ZIP_MAGIC:
+        if path.exists() and not stat.S_ISREG(path.stat().st_mode):
+            raise DinogenError(f"{path} is not a regular file (a device, a FIFO or a socket); choose another --out.")
+        if path.exists() and path.stat().st_size and not is_sealed(path):
             raise DinogenError(f"{path} exists and is not a checkpoint; writing over it would destroy it, so "
                                "choose another --out or remove the file.")
     except OSError as exc:  # a name too long, a folder that cannot be searched, ...
@@ -110,9 +123,30 @@ def check_writable(path: str | Path) -> None:
         raise DinogenError(f"cannot write {path}: the folder {folder} is not writable; choose another --out.")
 
 
-def _first_bytes(path: Path, n: int) -> bytes:
+def is_sealed(path: Path) -> bool:
+    """Whether the regular file at path is a whole dinogen checkpoint: a zip whose comment
+    is our seal, whose digest matches every byte before it. Reads the file in blocks."""
+    seal = len(DIGEST_PREFIX) + DIGEST_LEN
+    size = path.stat().st_size
+    if size < len(ZIP_MAGIC) + seal:
+        return False
+    digest = hashlib.sha256()
     with open(path, "rb") as file:
-        return file.read(n)
+        if file.read(len(ZIP_MAGIC)) != ZIP_MAGIC:
+            return False
+        file.seek(size - seal)
+        tail = file.read(seal)
+        if not tail.startswith(DIGEST_PREFIX):
+            return False
+        file.seek(0)
+        remaining = size - DIGEST_LEN
+        while remaining > 0:
+            block = file.read(min(remaining, 1 << 20))
+            if not block:
+                return False
+            digest.update(block)
+            remaining -= len(block)
+    return digest.hexdigest().encode("ascii") == tail[len(DIGEST_PREFIX) :]
 
 
 def encode_arrays(arrays: dict[str, np.ndarray]) -> bytes:

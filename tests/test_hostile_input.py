@@ -1,6 +1,9 @@
 """Hostile and odd input to `train`: bad files, odd names, impossible flags and outputs we must
 not write over. Each gets a clear message and a documented exit code, never a traceback."""
 
+import os
+import stat
+
 import pytest
 from click.testing import CliRunner
 
@@ -135,3 +138,54 @@ def test_a_checkpoint_given_as_names_or_names_as_a_checkpoint_is_named_for_what_
     assert as_names.exit_code == 1 and "a zip archive (a dinogen checkpoint?)" in as_names.stderr
     as_model = CliRunner().invoke(main, ["sample", "-c", str(BUNDLED_NAMES)])
     assert as_model.exit_code == 1 and "not even a zip archive" in as_model.stderr
+
+
+def zip_of_notes(path):
+    import zipfile
+
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("word/document.xml", "my thesis")
+
+
+@pytest.mark.parametrize("kind", ["docx", "fifo", "device", "folder", "link-to-checkpoint", "link-to-nothing",
+                                  "damaged-checkpoint"])
+def test_an_out_that_is_not_a_sealed_checkpoint_is_refused_before_training(tmp_path, kind):
+    out = tmp_path / "target"
+    ours = tmp_path / "ours.npz"
+    if kind == "docx":
+        zip_of_notes(out)
+    elif kind == "fifo":
+        os.mkfifo(out)
+    elif kind == "device":
+        if not hasattr(os, "makedev") or os.geteuid() != 0:
+            pytest.skip("making a device node needs root")
+        os.mknod(out, 0o600 | stat.S_IFCHR, os.makedev(1, 3))  # a copy of /dev/null
+    elif kind == "folder":
+        out.mkdir()
+    elif kind in ("link-to-checkpoint", "damaged-checkpoint"):
+        assert CliRunner().invoke(main, ["train", str(BUNDLED_NAMES), "-o", str(ours), *TINY]).exit_code == 0
+        if kind == "link-to-checkpoint":
+            out.symlink_to(ours)
+        else:
+            out.write_bytes(ours.read_bytes()[:-1] + b"0")  # its digest no longer matches
+    else:
+        out.symlink_to(tmp_path / "nowhere.npz")
+    before = out.lstat()
+    result = CliRunner().invoke(main, ["train", str(BUNDLED_NAMES), "-o", str(out), *TINY])
+    assert result.exit_code == 2 and "Traceback" not in result.stderr
+    assert len([line for line in result.stderr.splitlines() if line.startswith("Error")]) == 1
+    after = out.lstat()
+    assert (after.st_mode, after.st_ino, after.st_size, after.st_mtime_ns) == (
+        before.st_mode, before.st_ino, before.st_size, before.st_mtime_ns)
+
+
+@pytest.mark.parametrize("kind", ["missing", "empty", "sealed-checkpoint"])
+def test_an_out_that_loses_nothing_is_written(tmp_path, kind):
+    out = tmp_path / "m.npz"
+    if kind == "empty":
+        out.write_bytes(b"")
+    elif kind == "sealed-checkpoint":
+        assert CliRunner().invoke(main, ["train", str(BUNDLED_NAMES), "-o", str(out), *TINY]).exit_code == 0
+    result = CliRunner().invoke(main, ["train", str(BUNDLED_NAMES), "-o", str(out), *TINY, "--seed", "9"])
+    assert result.exit_code == 0, result.stderr
+    assert checkpoint.load(out).meta["train"]["seed"] == 9
