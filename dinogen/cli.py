@@ -80,8 +80,9 @@ def _known_encoding(ctx, param, value: str) -> str:
 
 class DinogenGroup(click.Group):
     """Turns the library's errors into one clean line on stderr and exit 1,
-    a closed stdout pipe (`| head`) into a quiet exit 0, and running out of
-    memory or any other system error into one line and exit 1."""
+    a closed stdout pipe (`| head`) into a quiet exit 0, Ctrl-C into a quiet
+    exit 130, and running out of memory or any other system error into one line
+    and exit 1."""
 
     def invoke(self, ctx: click.Context):
         try:
@@ -91,6 +92,8 @@ class DinogenGroup(click.Group):
         except BrokenPipeError:
             _silence_stdout()
             ctx.exit(0)
+        except KeyboardInterrupt:  # Ctrl-C outside training (which saves first): what was printed stays, quietly
+            ctx.exit(130)
         except MemoryError:
             raise click.ClickException(
                 "not enough memory for this model or batch; try a smaller --hidden, --layers or --batch-size."

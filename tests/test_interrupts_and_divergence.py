@@ -131,3 +131,14 @@ def test_a_second_interrupt_during_the_final_save_aborts_like_one_during_trainin
                                        "--hidden", "8", "--eval-every", "100", "-q"])
     assert result.exit_code == 130
     assert "aborted at once" in result.stderr
+
+
+def test_ctrl_c_while_sampling_ends_quietly_with_130_and_the_names_printed_so_far():
+    process = subprocess.Popen([sys.executable, "-m", "dinogen", "sample", "--n", "100000000", "--seed", "1"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    first = process.stdout.readline()  # names are coming
+    process.send_signal(signal.SIGINT)
+    rest, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130
+    assert first.strip() and stderr == ""
+    assert all(line for line in rest.splitlines()[:-1])  # whole lines; only the last may be cut by the signal
