@@ -80,7 +80,7 @@ def _parse(raw: bytes, source: str, encoding: str, lowercase: bool, max_length: 
     Lines end at LF, CRLF or a lone CR (old Mac files), for names and for the
     line numbers of errors alike.
     """
-    codec = text_codec(encoding)
+    codec = _codec_of_bom(raw) if text_codec(encoding) == "utf-8" else text_codec(encoding)
     if raw.startswith(ZIP_MAGIC):  # a zip archive: most likely a checkpoint given where names belong
         raise DinogenError(f"{source} is a zip archive (a dinogen checkpoint?), not a text file of names; "
                            "continue a checkpoint with --resume, or sample from it with -c.")
@@ -103,6 +103,16 @@ def _parse(raw: bytes, source: str, encoding: str, lowercase: bool, max_length: 
         raise DinogenError(f"{source} line {_line_at(text[: not_text.start()])} holds "
                            f"U+{ord(not_text.group()):04X}, which is not a character of a name; {_TEXT_FILE}.")
     return _clean_lines(LINE_BREAK.split(text), source, lowercase, max_length)
+
+
+def _codec_of_bom(raw: bytes) -> str:
+    """utf-32 or utf-16 for a file that starts with their byte-order mark (whose codecs read
+    the mark), else utf-8: a file saved as "Unicode" by an editor reads as it was written."""
+    if raw.startswith((codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE)):
+        return "utf-32"
+    if raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return "utf-16"
+    return "utf-8"
 
 
 def text_codec(encoding: str) -> str:

@@ -25,6 +25,7 @@ from dinogen.run_state import RunState
 from dinogen.schedule import budget_spent, cosine_lr
 from dinogen.workspace import Workspace
 
+REFIT_STRETCH = 1.0  # a refit trains this many times the epochs of the first run's best
 TRAIN_SUBSET = 5000  # names of the training split used to report the final training loss
 VAL_PROBE = 10_000  # validation names evaluated periodically (all of them when there are fewer)
 
@@ -311,5 +312,5 @@ def refit_config(trainer: Trainer) -> TrainConfig:
     No names are left to validate on, so the last parameters count."""
     best_step = trainer.best_val[0] if trainer.best_val else trainer.step
     scale = len(trainer.data) / len(trainer.train_idx)  # epochs, not steps, carry over to more names
-    return replace(trainer.cfg, val_fraction=0.0, steps=max(1, round(scale * best_step)), max_seconds=None,
-                   patience=0, refit=False)
+    return replace(trainer.cfg, val_fraction=0.0, steps=max(1, round(REFIT_STRETCH * scale * best_step)),
+                   max_seconds=None, patience=0, refit=False)

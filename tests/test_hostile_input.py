@@ -9,6 +9,7 @@ from click.testing import CliRunner
 
 from dinogen import checkpoint
 from dinogen.cli import main
+from dinogen.data import read_names
 
 from conftest import BUNDLED_NAMES
 
@@ -189,3 +190,14 @@ def test_an_out_that_loses_nothing_is_written(tmp_path, kind):
     result = CliRunner().invoke(main, ["train", str(BUNDLED_NAMES), "-o", str(out), *TINY, "--seed", "9"])
     assert result.exit_code == 0, result.stderr
     assert checkpoint.load(out).meta["train"]["seed"] == 9
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-be", "utf-32", "utf-32-le"])
+def test_a_file_with_a_utf16_or_utf32_byte_order_mark_is_read_as_such(tmp_path, encoding):
+    import codecs
+
+    bom = {"utf-16": b"", "utf-16-be": codecs.BOM_UTF16_BE, "utf-32": b"", "utf-32-le": codecs.BOM_UTF32_LE}[encoding]
+    path = tmp_path / "unicode.txt"
+    path.write_bytes(bom + "Brontë\nZoë\n".encode(encoding))  # the plain codecs write their own mark
+    names = read_names(path)
+    assert names.names == ["Brontë", "Zoë"]
