@@ -223,3 +223,12 @@ def test_resuming_from_a_checkpoint_with_a_malformed_best_record_prints_one_sent
     assert "its best-validation record is" in one_error_line(result)
     assert not (tmp_path / "out.npz").exists()
 
+
+
+@pytest.mark.parametrize("setting, value", [("seed", -5), ("hidden", 0), ("lr", 0.0), ("batch_size", -1),
+                                            ("val_fraction", 1.5), ("schedule", "sometimes"), ("dropout", 1.0)])
+def test_a_training_setting_outside_the_range_the_flags_accept_is_refused(small_checkpoint, tmp_path, setting, value):
+    path = resealed(small_checkpoint, tmp_path / "range.npz", lambda c: c.meta["train"].update({setting: value}))
+    refused(path, f"its training setting {setting} is .*, expected")
+    result = CliRunner().invoke(main, ["train", str(BUNDLED_NAMES), "--resume", str(path), "-o", str(path)])
+    assert result.exit_code == 1 and "Traceback" not in result.stderr and "expected" in result.stderr
