@@ -21,6 +21,7 @@ import click
 
 from dinogen import __version__
 from dinogen.config import CELL_NAMES, PRESETS, RULES, TrainConfig, config_from
+from dinogen.recipe import REFIT_BELOW
 from dinogen.errors import DinogenError
 
 EXIT_CODES = (
@@ -261,7 +262,7 @@ def train(data, out, quiet, as_json, encoding, preset, resume_path, max_name_len
         summary = _train_stage(trainer, out, quiet, stop)
         if first_run is not None:
             summary["first_run"] = first_run
-        if as_json and (stop.signum is not None or not trainer.cfg.refit):
+        if as_json and (stop.signum is not None or not trainer.refits):
             _emit(json.dumps(summary))
         if not quiet:
             _print_train_summary(summary, trainer.cfg)
@@ -272,7 +273,9 @@ def train(data, out, quiet, as_json, encoding, preset, resume_path, max_name_len
                 err=True,
             )
             sys.exit(128 + stop.signum)
-        if not trainer.cfg.refit:
+        if not trainer.refits:
+            if trainer.cfg.refit and not quiet:
+                click.echo(f"no refit: --preset best refits lists of fewer than {REFIT_BELOW:,} names.", err=True)
             return
         first_run = {k: summary[k] for k in ("steps", "seconds", "best_step", "best_val_loss", "stop_reason")}
         trainer = Trainer(trainer.names, refit_config(trainer))

@@ -1,10 +1,10 @@
 """The default training recipe: the settings that depend on how many names a list holds.
 
 A list of 1,400 dinosaurs and one of 90,000 surnames need different training:
-the small list is learnt by heart unless most activations are dropped, and its
-validation loss is lowest after about 50 passes over it under a cosine
-schedule of 75; the large one only needs light dropout, and 14 passes, which
-ten minutes on one core can just about give. Each rule below was measured on
+the small list is learnt by heart unless most activations are dropped, and a
+cosine schedule over about 50 passes does best on it; the large one only needs
+light dropout and about 15 passes, which ten minutes on one core can just
+about give. Each rule below was measured on
 lists of 1,400 to 89,000 names (README, Quality). A setting given explicitly is
 never changed; only the ones left unset (None) are chosen here.
 """
@@ -18,12 +18,14 @@ LARGE_LIST = 30_000  # names: at or above this, the large-list settings hold
 DROPOUT_SMALL = 0.65  # dropout on a small list (best on both dinosaur lists)
 DROPOUT_LARGE = 0.3  # dropout on a large list (best on 29,000 first names and 89,000 surnames)
 LARGE_BATCH_FROM = 8_000  # names: from here batches of 64, below it 32
-EPOCHS_SMALL = 75  # passes over a list of REFERENCE names that a cosine schedule spans ...
+EPOCHS_SMALL = 50  # passes over a list of REFERENCE names that a cosine schedule spans ...
 REFERENCE = 1_300  # ... (the training names of a dinosaur list), and fewer on larger lists:
-EPOCHS_POWER = 0.4  # epochs = EPOCHS_SMALL * (n / REFERENCE) ** -EPOCHS_POWER (23 for 26,000, 14 for 80,000)
+EPOCHS_POWER = 0.3  # epochs = EPOCHS_SMALL * (n / REFERENCE) ** -EPOCHS_POWER (34 for 4,600, 15 for 72,000)
 MIN_EPOCHS = 5
 PATIENCE_SHARE = 0.2  # stop when the validation loss has not improved for this share of the planned steps
 MIN_PATIENCE = 3  # ... but not before this many evaluations without a better one
+REFIT_BELOW = LARGE_LIST  # names: --preset best refits smaller lists; on larger ones it would double a
+#                          ten-minute run to add 10% to tens of thousands of names
 EVALS_PER_EPOCH = 2  # validation losses per pass over the training names ...
 EVAL_EVERY_RANGE = (100, 500)  # ... but never more often than every 100 steps nor rarer than every 500
 
@@ -57,7 +59,7 @@ def eval_every_for(n_train: int, batch_size: int) -> int:
 
 
 def epochs_for(n_train: int) -> float:
-    """Passes over the training names that the cosine schedule spans: 75 for 1,300, fewer for more."""
+    """Passes over the training names that the cosine schedule spans: 50 for 1,300, fewer for more."""
     return max(MIN_EPOCHS, EPOCHS_SMALL * (max(n_train, 1) / REFERENCE) ** -EPOCHS_POWER)
 
 
@@ -69,6 +71,11 @@ def steps_for(n_train: int, batch_size: int) -> int:
 def patience_for(steps: int, eval_every: int) -> int:
     """Evaluations without a better validation loss that stop a run: a fifth of its length."""
     return max(MIN_PATIENCE, round(PATIENCE_SHARE * steps / eval_every))
+
+
+def refits(n_names: int) -> bool:
+    """Whether --preset best trains a second time on every name, for a list of n_names."""
+    return n_names < REFIT_BELOW
 
 
 def choose(n_names: int, n_train: int, given: dict) -> dict:

@@ -14,7 +14,7 @@ from typing import Callable
 
 import numpy as np
 
-from dinogen import __version__, model
+from dinogen import __version__, model, recipe
 from dinogen.baselines import ngram_nll, uniform_nll
 from dinogen.checkpoint import Checkpoint
 from dinogen.config import TrainConfig
@@ -73,6 +73,7 @@ class Trainer:
         self.train_idx, self.val_idx = split_indices(len(self.data), cfg.val_fraction, cfg.seed)
         self.cfg = cfg = cfg.resolved(len(self.data), len(self.train_idx))
         self.chosen = {k: v for k, v in asdict(cfg).items() if getattr(given, k) is None}  # what was left to us
+        self.refits = cfg.refit and recipe.refits(len(self.data))  # a second run on every name follows this one
         self.val_probe = spread(self.val_idx, VAL_PROBE)
         self.model_cfg = model.ModelConfig(self.vocab.size, cfg.cell, cfg.hidden, cfg.layers, cfg.embed_dim, cfg.dropout)
         self.params = model.init_params(self.model_cfg, np.random.default_rng(cfg.seed))

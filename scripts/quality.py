@@ -120,7 +120,7 @@ def dinogen_run(pool: NameList, test: NameList, preset: str | None, seed: int, *
     trainer = Trainer(pool, cfg)
     summary = trainer.run()
     found = {}
-    if trainer.cfg.refit:  # --preset best: a second run on the whole pool, as `dinogen train` does
+    if trainer.refits:  # --preset best: a second run on the whole pool, as `dinogen train` does
         found = {"found_steps": summary["steps"], "found_best_step": summary["best_step"],
                  "found_val": summary["best_val_loss"], "found_seconds": summary["seconds"]}
         trainer = Trainer(pool, refit_config(trainer))

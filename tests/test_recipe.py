@@ -112,3 +112,9 @@ def test_a_refit_trains_every_name_for_the_epochs_of_the_best(whole):
 def test_a_refit_needs_validation_names():
     with pytest.raises(Exception, match="refit finds its length on validation names"):
         Trainer(NAMES, TrainConfig(**QUICK, refit=True, val_fraction=0.0))
+
+
+def test_preset_best_refits_lists_below_the_large_size_only():
+    assert recipe.refits(recipe.REFIT_BELOW - 1) and not recipe.refits(recipe.REFIT_BELOW)
+    assert Trainer(NAMES, TrainConfig(**QUICK, refit=True)).refits
+    assert not Trainer(NAMES, TrainConfig(**QUICK)).refits
