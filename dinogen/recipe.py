@@ -88,6 +88,7 @@ def choose(n_names: int, n_train: int, given: dict) -> dict:
     batch_size = chosen["batch_size"] = given.get("batch_size") or batch_size_for(n_names)
     eval_every = chosen["eval_every"] = given.get("eval_every") or eval_every_for(n_train, batch_size)
     steps = chosen["steps"] = given.get("steps") or steps_for(n_train, batch_size)
-    if given.get("patience") is None:
-        chosen["patience"] = patience_for(steps, eval_every) if given.get("steps") is None else 0
+    if given.get("patience") is None:  # nothing to be patient about with given steps or no validation names
+        watch = given.get("steps") is None and given.get("val_fraction", 0.1) > 0
+        chosen["patience"] = patience_for(steps, eval_every) if watch else 0
     return {k: v for k, v in chosen.items() if given.get(k) is None}

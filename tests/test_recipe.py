@@ -118,3 +118,8 @@ def test_preset_best_refits_lists_below_the_large_size_only():
     assert recipe.refits(recipe.REFIT_BELOW - 1) and not recipe.refits(recipe.REFIT_BELOW)
     assert Trainer(NAMES, TrainConfig(**QUICK, refit=True)).refits
     assert not Trainer(NAMES, TrainConfig(**QUICK)).refits
+
+
+def test_without_validation_names_the_chosen_length_runs_with_no_patience():
+    trainer = Trainer(NAMES, TrainConfig(**QUICK, val_fraction=0.0))
+    assert trainer.cfg.patience == 0 and trainer.cfg.steps == recipe.steps_for(320, 16)
