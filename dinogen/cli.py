@@ -391,12 +391,21 @@ def _print_train_summary(s: dict, cfg) -> None:
            f"\nfirst run's best     {both(s['first_run']['best_val_loss'])} at step {s['first_run']['best_step']:,}, "
            "on the validation names, which the refit then trained on: its last parameters are kept for sampling"
            if s.get("first_run") else
-           f"\nvalidation           none held out ({s['train_names']:,} names, --val-fraction rounds to 0): "
+           f"\nvalidation           not evaluated yet ({s['val_names']:,} names held out): the latest parameters "
+           "are kept for sampling until an evaluation finds better ones"
+           if s["val_names"] else
+           f"\nvalidation           none held out ({_val_fraction_note(s, cfg)}): "
            "the last parameters are kept for sampling")
         + f"\nuniform baseline     {both(s['uniform_loss'])}"
         f"\ncheckpoint: {s['checkpoint']}",
         err=True,
     )
+
+
+def _val_fraction_note(s: dict, cfg) -> str:
+    if cfg.val_fraction == 0:
+        return "--val-fraction 0"
+    return f"--val-fraction {cfg.val_fraction:g} of {s['train_names']:,} names rounds to none"
 
 
 def _stop_reason(s: dict, cfg) -> str:

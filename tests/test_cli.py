@@ -641,3 +641,20 @@ def test_preset_best_trains_again_on_every_name_for_the_length_it_found(runner, 
     assert summary["steps"] == round(summary["first_run"]["best_step"] * 320 / 288)
     assert "refit: training again on all 320 names" in result.stderr
     assert checkpoint.load(out).meta["step"] == summary["steps"]
+
+
+def test_a_run_interrupted_before_its_first_evaluation_says_its_names_are_held_out_not_missing(runner, tmp_path,
+                                                                                                 monkeypatch):
+    from dinogen import cli
+
+    start = cli._StopSignals.__init__
+
+    def interrupted_at_once(self):
+        start(self)
+        self.signum = 2  # as if Ctrl-C came before the first step
+
+    monkeypatch.setattr(cli._StopSignals, "__init__", interrupted_at_once)
+    result = runner.invoke(main, ["train", str(BUNDLED_NAMES), "--steps", "50", "--hidden", "8",
+                                  "--eval-every", "100000", "-o", str(tmp_path / "i.npz")])
+    assert result.exit_code == 130
+    assert "not evaluated yet (142 names held out)" in result.stderr and "none held out" not in result.stderr
