@@ -17,6 +17,7 @@ RULES: dict[str, Rule] = {  # the metadata fields of a RunState that are numbers
     "seconds": Rule("the seconds", float, low=0),
     "elapsed": Rule("the elapsed time", float, low=0),
     "smooth_loss": Rule("the smoothed loss", float),
+    "smooth_ema": Rule("the smoothed loss's running sum", float),
 }
 
 
@@ -26,7 +27,8 @@ class RunState:
     seconds: float = 0.0  # time spent in training steps
     elapsed: float = 0.0  # wall-clock time of the run so far, evaluations included: what --max-seconds limits
     predictions: int = 0  # real predictions trained on
-    smooth_loss: float = 0.0  # moving average of the training loss
+    smooth_loss: float = 0.0  # the recent training loss: smooth_ema, corrected for its start at 0
+    smooth_ema: float | None = 0.0  # moving average of the training loss started at 0 (None: not recorded)
     stale_evals: int = 0  # evaluations since the last new best
     train_history: list[tuple[int, float]] = field(default_factory=list)  # (step, smoothed loss) at each evaluation
     val_history: list[tuple[int, float]] = field(default_factory=list)  # (step, validation loss)
@@ -40,6 +42,7 @@ class RunState:
             "elapsed": self.elapsed,
             "predictions": self.predictions,
             "smooth_loss": self.smooth_loss,
+            "smooth_ema": self.smooth_ema,
             "stale_evals": self.stale_evals,
             "history": {"train": self.train_history, "val": self.val_history},
             "best": {"step": self.best_val[0], "val_loss": self.best_val[1]} if self.best_val else None,
@@ -55,6 +58,7 @@ class RunState:
             elapsed=meta.get("elapsed", 0.0),
             predictions=meta.get("predictions", 0),
             smooth_loss=meta["smooth_loss"],
+            smooth_ema=meta.get("smooth_ema"),
             stale_evals=meta.get("stale_evals", 0),
             train_history=[tuple(x) for x in meta["history"]["train"]],
             val_history=[tuple(x) for x in meta["history"]["val"]],

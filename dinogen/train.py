@@ -26,6 +26,7 @@ from dinogen.schedule import budget_spent, cosine_lr
 from dinogen.workspace import Workspace
 
 REFIT_STRETCH = 1.0  # a refit trains this many times the epochs of the first run's best
+SMOOTH_WINDOWS = (10, 200)  # the smoothed loss averages over a twentieth of the run, within these steps
 TRAIN_SUBSET = 5000  # names of the training split used to report the final training loss
 VAL_PROBE = 10_000  # validation names evaluated periodically (all of them when there are fewer)
 
@@ -37,13 +38,19 @@ class Progress:
     step: int  # steps done
     steps: int  # steps planned
     loss: float  # this batch's loss, nats per character
-    smooth_loss: float  # exponential moving average of the loss, started at ln V
+    smooth_loss: float  # the mean training loss of about the last SMOOTH_WINDOW steps (bias-corrected)
     val_loss: float | None  # latest validation loss
     chars_per_sec: float  # real predictions per second of training
 
 
 class Diverged(DinogenError):
     """The loss or the gradient stopped being a finite number; nothing was updated."""
+
+
+def smooth_window(steps: int) -> int:
+    """Steps the smoothed training loss roughly averages over: a twentieth of the run, 10 to 200."""
+    low, high = SMOOTH_WINDOWS
+    return min(max(steps // 20, low), high)
 
 
 def spread(idx: np.ndarray, at_most: int) -> np.ndarray:
@@ -82,6 +89,7 @@ class Trainer:
         self.schedule = BatchSchedule(self.train_idx, self.data.lengths, cfg.batch_size, cfg.seed)
         self.stop_reason: str | None = None  # why run() stopped: steps, time, patience, interrupted
         self.state = RunState(smooth_loss=math.log(self.vocab.size))  # counters, histories, the best's record
+        self.smooth_beta = 1.0 - 1.0 / smooth_window(cfg.steps)  # decay of the smoothed loss's moving average
         self.best: dict[str, np.ndarray] | None = None  # the parameters of state.best_val
 
     @property
@@ -134,7 +142,8 @@ class Trainer:
         self.optimizer.step(self.params, grads)
         self.state.step += 1
         self.state.predictions += batch.n_predictions
-        self.state.smooth_loss = 0.999 * self.state.smooth_loss + 0.001 * loss
+        self.state.smooth_ema = self.smooth_beta * self.state.smooth_ema + (1 - self.smooth_beta) * loss
+        self.state.smooth_loss = self.state.smooth_ema / (1 - self.smooth_beta ** self.state.step)  # as Adam corrects
         return loss
 
     def loss_on(self, idx: np.ndarray, params: dict[str, np.ndarray] | None = None) -> float | None:
@@ -278,6 +287,8 @@ class Trainer:
         except (KeyError, ValueError):
             raise DinogenError("the checkpoint's optimizer state is missing or damaged, so it cannot be resumed exactly.") from None
         self.state = RunState.from_meta(meta)
+        if self.state.smooth_ema is None:  # recorded before the correction: take its value as the corrected one
+            self.state.smooth_ema = self.state.smooth_loss * (1 - self.smooth_beta ** self.state.step)
         if ckpt.best is not None and self.state.best_val is not None:
             self.best = {k: v.copy() for k, v in ckpt.best.items()}
         else:

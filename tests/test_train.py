@@ -104,3 +104,22 @@ def test_a_spread_subset_never_holds_more_than_asked(n):
 
     subset = spread(np.arange(n), 5_000)
     assert len(subset) == n if n <= 5_000 else 2_500 < len(subset) <= 5_000
+
+
+def test_the_smoothed_loss_tracks_the_mean_of_the_recent_steps_from_the_first_few(bundled_names):
+    from dinogen.train import smooth_window
+
+    trainer = Trainer(bundled_names, TrainConfig(cell="rnn", hidden=32, embed_dim=0, dropout=0.0, steps=400,
+                                                  batch_size=32, eval_every=100))
+    seen = []  # (loss of the step, smoothed loss after it)
+    trainer.run(on_progress=lambda p: seen.append((p.loss, p.smooth_loss)))
+    window = smooth_window(400)
+    losses = np.array([loss for loss, _ in seen])
+    assert losses[0] - losses[-1] > 1.0  # the loss falls a lot: a lagging average would show it
+    course_style = math.log(trainer.vocab.size)  # the notebook's 0.999 average from ln V lags by far more
+    for k in range(5, len(seen)):
+        recent = losses[max(0, k + 1 - window): k + 1].mean()
+        assert abs(seen[k][1] - recent) < 0.2, k
+        course_style = 0.999 * course_style + 0.001 * losses[k]
+    assert course_style - losses[-window:].mean() > 1.0
+    assert trainer.smooth_loss == seen[-1][1]
