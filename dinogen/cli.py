@@ -259,9 +259,9 @@ def train(data, out, quiet, as_json, encoding, preset, resume_path, max_name_len
     stop = _StopSignals()
     first_run = None  # the summary of the run that found the length, when a refit follows it
     while True:
-        summary = _train_stage(trainer, out, quiet, stop)
-        if first_run is not None:
-            summary["first_run"] = first_run
+        summary = _train_stage(trainer, out, quiet, stop, first_run is not None)
+        if first_run is not None:  # the refit's settings were all given by the first run: show what it chose
+            summary["first_run"], summary["chosen"] = first_run, first_run["chosen"]
         if as_json and (stop.signum is not None or not trainer.refits):
             _emit(json.dumps(summary))
         if not quiet:
@@ -277,16 +277,17 @@ def train(data, out, quiet, as_json, encoding, preset, resume_path, max_name_len
             if trainer.cfg.refit and not quiet:
                 click.echo(f"no refit: --preset best refits lists of fewer than {REFIT_BELOW:,} names.", err=True)
             return
-        first_run = {k: summary[k] for k in ("steps", "seconds", "best_step", "best_val_loss", "stop_reason")}
+        first_run = {k: summary[k] for k in ("steps", "seconds", "best_step", "best_val_loss", "stop_reason", "chosen")}
         trainer = Trainer(trainer.names, refit_config(trainer))
         if not quiet:
             click.echo(f"refit: training again on all {len(trainer.data):,} names for {trainer.cfg.steps:,} steps "
                        "(the epochs of the best validation loss, along a whole cosine)", err=True)
 
 
-def _train_stage(trainer, out: str, quiet: bool, stop: "_StopSignals") -> dict:
+def _train_stage(trainer, out: str, quiet: bool, stop: "_StopSignals", refit: bool = False) -> dict:
     """Run trainer with a progress bar, writing `out` at every evaluation and at the end;
-    returns the summary. A diverging run and a second Ctrl-C are one sentence each."""
+    returns the summary. A diverging run and a second Ctrl-C are one sentence each.
+    refit: a first run saved `out` before this one."""
     from dinogen import checkpoint
     from dinogen.train import Diverged
 
@@ -304,7 +305,8 @@ def _train_stage(trainer, out: str, quiet: bool, stop: "_StopSignals") -> dict:
                 summary = trainer.run(on_progress, on_evaluate=save, should_stop=stop.requested)
             save(trainer)
     except Diverged as exc:
-        note = f"{out} keeps the last good state, from step {saved_at[-1]}" if saved_at else "no checkpoint was written"
+        note = (f"{out} keeps the last good state, from step {saved_at[-1]}" if saved_at
+                else f"{out} keeps the first run, before the refit" if refit else "no checkpoint was written")
         raise click.ClickException(f"{exc} {note}.") from None
     except KeyboardInterrupt:
         click.echo(f"aborted at once; {out} holds the last complete checkpoint, if any.", err=True)
@@ -381,14 +383,16 @@ def _print_train_summary(s: dict, cfg) -> None:
         + (f" (to step {s['steps']:,})" if s["steps_run"] != s["steps"] else "")
         + f" in {s['seconds']:.1f} s ({s['chars_per_sec']:,.0f} chars/s)"
         + f"\nstopped              {_stop_reason(s, cfg)}"
+        + ("\nnote                 the time limit, not the steps, set the learning rate for part of the run, so "
+           "a rerun or a resume can differ; give --steps and a larger --max-seconds to pin it" if s["clock_led"] else "")
         + f"\nmodel                {_model_line(cfg)}"
         + (f"\nchosen for the list  {_chosen_line(s)}" if _chosen_line(s) else "")
         + f"\ntraining loss        {both(s['train_loss'])} per char"
         + (f"\nvalidation loss      {both(s['val_loss'])}"
-           f"\nbest validation      {both(s['best_val_loss'])} at step {s['best_step']:,} (kept for sampling)"
+           f"\nbest validation      {both(s['best_val_loss'])} at step {_count(s['best_step'])} (kept for sampling)"
            f"\nbigram baseline      {both(s['bigram_loss'])}"
            if s["val_loss"] is not None else
-           f"\nfirst run's best     {both(s['first_run']['best_val_loss'])} at step {s['first_run']['best_step']:,}, "
+           f"\nfirst run's best     {both(s['first_run']['best_val_loss'])} at step {_count(s['first_run']['best_step'])}, "
            "on the validation names, which the refit then trained on: its last parameters are kept for sampling"
            if s.get("first_run") else
            f"\nvalidation           not evaluated yet ({s['val_names']:,} names held out): the latest parameters "
@@ -400,6 +404,10 @@ def _print_train_summary(s: dict, cfg) -> None:
         f"\ncheckpoint: {s['checkpoint']}",
         err=True,
     )
+
+
+def _count(value) -> str:
+    return "-" if value is None else f"{value:,}"
 
 
 def _val_fraction_note(s: dict, cfg) -> str:

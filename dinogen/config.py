@@ -22,6 +22,16 @@ SCHEDULES = ("cosine", "constant")
 DEFAULT_MAX_SECONDS = 600.0  # when the steps are chosen for the list, a run never lasts longer than ten minutes
 
 
+def is_finite_number(value) -> bool:
+    """A finite int or float that fits a float (JSON also reads NaN, Infinity and 10**400)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an int too large for a float
+        return False
+
+
 @dataclass(frozen=True)
 class Rule:
     """What one setting may be: its type, its range or its choices, and whether None is allowed."""
@@ -46,7 +56,7 @@ class Rule:
         elif self.kind is int:
             ok = isinstance(value, int) and not isinstance(value, bool)
         elif self.kind is float:
-            ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+            ok = is_finite_number(value)
         else:
             ok = isinstance(value, str)
         return None if ok else self.type_name()
@@ -68,6 +78,8 @@ class Rule:
 
     def range_name(self) -> str:
         """The allowed values in words: "a whole number of at least 1", "a number at least 0 and below 1"."""
+        if self.kind in (bool, str):
+            return "one of " + ", ".join(self.choices) if self.choices else self.type_name()
         noun = "a whole number" if self.kind is int else "a finite number"
         bounds = []
         if self.low is not None:

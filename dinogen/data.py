@@ -96,7 +96,8 @@ def _parse(raw: bytes, source: str, encoding: str, lowercase: bool, max_length: 
         if isinstance(exc, UnicodeDecodeError):
             where = f" line {_line_at(raw[: exc.start].decode(codec, errors='replace'))}"
         raise DinogenError(
-            f"{source}{where} is not valid {encoding} text; convert the file to UTF-8 or name its encoding with --encoding."
+            f"{source}{where} is not valid {codec if codec != text_codec(encoding) else encoding} text; "
+            "convert the file to UTF-8 or name its encoding with --encoding."
         ) from None
     not_text = NOT_TEXT.search(text)  # codecs such as unicode_escape or utf-7 can produce them
     if not_text:

@@ -10,9 +10,8 @@ resuming read it as such.
 from __future__ import annotations
 
 import json
-import math
 
-from dinogen.config import RULES, TRAIN_SETTINGS, ModelConfig, problems_of
+from dinogen.config import RULES, TRAIN_SETTINGS, ModelConfig, is_finite_number, problems_of
 from dinogen.run_state import RULES as RUN_STATE_RULES
 
 
@@ -28,7 +27,7 @@ def _is_int(value) -> bool:
 
 def _is_number(value) -> bool:
     """A finite int or float (JSON also reads NaN and Infinity)."""
-    return _is_int(value) or isinstance(value, float) and math.isfinite(value)
+    return is_finite_number(value)
 
 
 def _count_ok(value) -> bool:

@@ -21,10 +21,18 @@ def resume(names: NameList, ckpt: Checkpoint, changes: dict) -> tuple[Trainer, l
     must agree with the checkpoint. Returns the trainer and the (name, old, new)
     settings that changed. Same data, same settings: the parameters after resuming
     are bit-identical to those of one uninterrupted run.
+
+    A finished first run of --preset best (refit set) resumes too: it stops at
+    once, and the refit follows, so a Ctrl-C between the two stages loses nothing.
     """
-    cfg, changed = _resumed_config(ckpt.meta.get("train", {}), changes)
-    _check_resumable(ckpt, cfg)
-    trainer = Trainer(names, cfg)
+    missing = [key for key in ("train", "step", "smooth_loss", "history") if key not in ckpt.meta]
+    if missing:
+        raise DinogenError(f"the checkpoint does not record its {', '.join(missing)}, so it cannot be resumed; "
+                           "train a new model.")
+    cfg, changed = _resumed_config(ckpt.meta["train"], changes)
+    trainer = Trainer(names, cfg)  # resolves any setting the checkpoint left to the recipe
+    if not trainer.refits:
+        _check_resumable(ckpt, trainer.cfg)
     if trainer.data_sha256 != ckpt.meta.get("data", {}).get("sha256"):  # the names as the Trainer keeps them
         raise DinogenError(
             f"{names.source} is not the data this checkpoint was trained on ({ckpt.meta.get('data', {}).get('source')}); "
@@ -55,10 +63,6 @@ def _resumed_config(saved_values: dict, changes: dict) -> tuple[TrainConfig, lis
 def _check_resumable(ckpt: Checkpoint, cfg: TrainConfig) -> None:
     """Raise DinogenError unless ckpt holds a run with steps or time left under cfg."""
     meta = ckpt.meta
-    missing = [key for key in ("step", "smooth_loss", "history") if key not in meta]
-    if missing:
-        raise DinogenError(f"the checkpoint does not record its {', '.join(missing)}, so it cannot be resumed; "
-                           "train a new model.")
     if cfg.steps <= meta["step"]:
         raise DinogenError(
             f"the checkpoint has already trained {meta['step']} steps; --steps counts total steps, so ask for more."

@@ -18,6 +18,7 @@ RULES: dict[str, Rule] = {  # the metadata fields of a RunState that are numbers
     "elapsed": Rule("the elapsed time", float, low=0),
     "smooth_loss": Rule("the smoothed loss", float),
     "smooth_ema": Rule("the smoothed loss's running sum", float),
+    "clock_led": Rule("whether the clock led", bool),
 }
 
 
@@ -33,6 +34,7 @@ class RunState:
     train_history: list[tuple[int, float]] = field(default_factory=list)  # (step, smoothed loss) at each evaluation
     val_history: list[tuple[int, float]] = field(default_factory=list)  # (step, validation loss)
     best_val: tuple[int, float] | None = None  # (step, loss) of the best parameters
+    clock_led: bool = False  # the time limit, not the steps, set the learning rate at some step
 
     def to_meta(self) -> dict:
         """The metadata fields of this state."""
@@ -46,6 +48,7 @@ class RunState:
             "stale_evals": self.stale_evals,
             "history": {"train": self.train_history, "val": self.val_history},
             "best": {"step": self.best_val[0], "val_loss": self.best_val[1]} if self.best_val else None,
+            "clock_led": self.clock_led,
         }
 
     @classmethod
@@ -63,5 +66,6 @@ class RunState:
             train_history=[tuple(x) for x in meta["history"]["train"]],
             val_history=[tuple(x) for x in meta["history"]["val"]],
             best_val=(best["step"], best["val_loss"]) if best else None,
+            clock_led=meta.get("clock_led", False),
         )
 

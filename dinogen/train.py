@@ -121,9 +121,17 @@ class Trainer:
         return budget_spent(self.state.step, self.state.elapsed, self.cfg.steps, self.cfg.max_seconds)
 
     def learning_rate(self) -> float:
-        """The learning rate of the next step, from the schedule and where the run is."""
+        """The learning rate of the next step, from the schedule and where the run is.
+
+        When the clock is further through its limit than the steps are through theirs,
+        the cosine follows the clock, and the run is no longer a pure function of its
+        settings: state.clock_led records that it happened."""
         cfg, budget = self.cfg, self.budget_spent()
-        return cosine_lr(cfg.lr, budget, cfg.lr_floor) if cfg.schedule == "cosine" else cfg.lr
+        if cfg.schedule != "cosine":
+            return cfg.lr
+        if budget > self.state.step / cfg.steps:
+            self.state.clock_led = True
+        return cosine_lr(cfg.lr, budget, cfg.lr_floor)
 
     def train_step(self) -> float:
         """One optimizer step on the next batch; returns its loss (nats per character)."""
@@ -260,6 +268,7 @@ class Trainer:
             "best_step": self.state.best_val[0] if self.state.best_val else None,
             "stopped_early": self.stop_reason == "patience",
             "stop_reason": self.stop_reason,
+            "clock_led": self.state.clock_led,
             "epochs": self.state.step * self.cfg.batch_size / max(len(self.train_idx), 1),
             "chosen": self.chosen,
             "uniform_loss": uniform_nll(self.vocab.size),

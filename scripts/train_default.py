@@ -41,8 +41,8 @@ def main() -> None:
     first = Trainer(names, config_from("best"))
     assert first.refits  # 1,424 names
     found = first.run()
-    if first.stop_reason == "time":
-        raise SystemExit("the first run hit its time limit, so its length depends on this machine; not saved.")
+    if first.state.clock_led:
+        raise SystemExit("the time limit set the first run's learning rate, so it depends on this machine; not saved.")
     trainer = Trainer(first.names, refit_config(first))
     summary = trainer.run()
     summary["first_run"] = {k: found[k] for k in ("steps", "best_step", "best_val_loss", "stop_reason")}

@@ -232,3 +232,15 @@ def test_a_training_setting_outside_the_range_the_flags_accept_is_refused(small_
     refused(path, f"its training setting {setting} is .*, expected")
     result = CliRunner().invoke(main, ["train", str(BUNDLED_NAMES), "--resume", str(path), "-o", str(path)])
     assert result.exit_code == 1 and "Traceback" not in result.stderr and "expected" in result.stderr
+
+
+@pytest.mark.parametrize("change", [
+    lambda m: m["train"].update(lr=10**400), lambda m: m.update(seconds=10**400),
+    lambda m: m["history"]["val"].append([1, 10**400]), lambda m: m.update(clock_led="yes"),
+    lambda m: m.update(smooth_ema=float("nan")),
+], ids=["huge-lr", "huge-seconds", "huge-loss", "clock-led-not-bool", "nan-ema"])
+def test_a_number_no_float_holds_or_a_wrong_flag_is_refused_not_a_traceback(small_checkpoint, tmp_path, change):
+    path = resealed(small_checkpoint, tmp_path / "huge.npz", lambda c: change(c.meta))
+    refused(path, "expected")
+    result = CliRunner().invoke(main, ["info", str(path)])
+    assert result.exit_code == 1 and "Traceback" not in result.stderr

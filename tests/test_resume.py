@@ -138,3 +138,17 @@ def test_a_library_run_that_folds_case_resumes_from_the_names_as_written(tmp_pat
     continued, _ = resume(NAMES, reloaded(half, tmp_path), {})
     continued.run()
     assert continued.step == 8 and set(continued.vocab.chars) == set("".join(NAMES.names).lower())
+
+
+def test_a_checkpoint_whose_steps_were_left_to_the_recipe_resumes_with_them_chosen(tmp_path):
+    half = trained(TrainConfig(hidden=8, steps=6))
+    saved = reloaded(half, tmp_path)
+    saved.meta["train"]["steps"] = None  # as a library caller might seal it: chosen for the list on resume
+    continued, _ = resume(NAMES, saved, {})
+    assert continued.cfg.steps is not None and continued.step == 6
+
+
+def test_a_finished_first_run_of_preset_best_resumes_into_its_refit(tmp_path):
+    first = trained(TrainConfig(hidden=8, steps=6, refit=True))
+    continued, _ = resume(NAMES, reloaded(first, tmp_path), {})
+    assert continued.refits and continued.run()["steps"] == 6  # stops at once; the CLI then refits

@@ -123,3 +123,12 @@ def test_the_smoothed_loss_tracks_the_mean_of_the_recent_steps_from_the_first_fe
         course_style = 0.999 * course_style + 0.001 * losses[k]
     assert course_style - losses[-window:].mean() > 1.0
     assert trainer.smooth_loss == seen[-1][1]
+
+
+def test_a_time_limit_that_sets_the_learning_rate_is_recorded_and_said():
+    names = NameList(["anna", "bob"] * 10, list(range(1, 21)), "test")
+    clocked = Trainer(names, TrainConfig(hidden=8, steps=10**6, max_seconds=0.2))
+    clocked.run()
+    assert clocked.state.clock_led and clocked.checkpoint().meta["clock_led"] is True
+    by_steps = Trainer(names, TrainConfig(hidden=8, steps=20))
+    assert not by_steps.run()["clock_led"]
