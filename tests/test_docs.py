@@ -35,3 +35,48 @@ def test_every_option_of_every_command_is_in_the_commands_page(command):
                for opt in param.opts if opt.startswith("--") and opt != "--help"]
     assert f"dinogen {command}" in page
     assert [opt for opt in options if not re.search(rf"(?<![\w-]){opt}(?![\w-])", page)] == []
+
+
+def quoted_runs(page: Path) -> list[tuple[list[str], list[str]]]:
+    """The `$ dinogen sample|score ...` examples of a page that quote their output: (args, output lines)."""
+    runs, lines = [], page.read_text().splitlines()
+    for i, line in enumerate(lines):
+        command = line.strip()
+        if not command.startswith("$ dinogen ") or command.split()[2] not in ("sample", "score") or "|" in command:
+            continue
+        output = []
+        for following in lines[i + 1:]:
+            if not following.startswith("    ") or following.strip().startswith("$"):
+                break
+            output.append(following.strip())
+        if output:
+            runs.append((command.split("#")[0].split()[2:], output))
+    return runs
+
+
+def same_result(quoted: str, got: str) -> bool:
+    """The same names and flags, and numbers equal to 1e-5 (another BLAS may round the last digits)."""
+    import json
+    import math
+
+    if quoted.startswith("{"):
+        a, b = json.loads(quoted), json.loads(got)
+        return a.keys() == b.keys() and all(
+            math.isclose(a[k], b[k], rel_tol=1e-5) if isinstance(a[k], float) else a[k] == b[k] for k in a)
+    a, b = quoted.split("\t"), got.split("\t")
+    return len(a) == len(b) and all(
+        math.isclose(float(x), float(y), rel_tol=1e-4) if x[:1] in "-0123456789" else x == y for x, y in zip(a, b))
+
+
+@pytest.mark.parametrize("page", [ROOT / "README.md", DOCS / "commands.md"], ids=lambda p: p.name)
+def test_quoted_sample_and_score_output_is_what_the_bundled_model_prints(page, tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    monkeypatch.chdir(tmp_path)  # no ./dinogen.npz here: the bundled model answers
+    runs = quoted_runs(page)
+    assert runs
+    for args, quoted in runs:
+        result = CliRunner().invoke(main, args)
+        assert result.exit_code == 0, args
+        got = result.stdout.splitlines()
+        assert len(got) == len(quoted) and all(same_result(q, g) for q, g in zip(quoted, got)), args
