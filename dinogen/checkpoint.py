@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from dinogen.data import Dataset, Vocab
-from dinogen.errors import DinogenError
+from dinogen.errors import CONTROL, DinogenError
 from dinogen.files import ZIP_MAGIC, read_bytes
 from dinogen.metadata_checks import meta_problem, model_problem
 from dinogen.config import ModelConfig
@@ -275,6 +275,8 @@ def _check(path: Path, arrays: dict[str, np.ndarray]) -> Checkpoint:
         raise _invalid(path, "its vocabulary does not match its output layer")
     if list(vocab) != sorted(set(vocab)) or any("\ud800" <= c <= "\udfff" for c in vocab):
         raise _invalid(path, "its vocabulary is not a sorted list of distinct characters")
+    if any(CONTROL.match(c) for c in vocab):
+        raise _invalid(path, "its vocabulary holds a control character, which no name has")
     params = _param_group(path, arrays, "param", shapes, required=True)
     best = _param_group(path, arrays, "best", shapes, required=False)
     optim = _optimizer_state(path, arrays, params)

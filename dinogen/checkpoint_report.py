@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dinogen.charts import sparkline
 from dinogen.checkpoint import Checkpoint
+from dinogen.errors import shown
 from dinogen.model import count_params
 
 CURVE_WIDTH = 40  # characters of a loss curve in `info`
@@ -34,7 +35,7 @@ def checkpoint_rows(ckpt: Checkpoint) -> list[tuple[str, str]]:
                      f"seed {train.get('seed', '?')}"),
         ("best validation loss", _best(best, data)),
     ]
-    return rows + _curve_rows(meta.get("history") or {})
+    return [(label, shown(value)) for label, value in rows + _curve_rows(meta.get("history") or {})]
 
 
 def _best(best: dict, data: dict) -> str:

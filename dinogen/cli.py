@@ -15,6 +15,7 @@ import dataclasses
 import json
 import math
 import os
+import re
 import sys
 
 import click
@@ -667,7 +668,8 @@ def info(ckpt_arg, ckpt_path, as_json) -> None:
     ckpt = checkpoint.load(path)
     if as_json:
         extra = {"parameters": count_params(ckpt.inference_params()), "training_names_stored": ckpt.data is not None}
-        _emit(json.dumps(dict(ckpt.meta, **extra), ensure_ascii=False))
+        text = json.dumps(dict(ckpt.meta, **extra), ensure_ascii=False)  # JSON escapes C0 itself; DEL and C1 too:
+        _emit(re.sub("[\x7f-\x9f]", lambda m: f"\\u{ord(m.group()):04x}", text))
         return
     from rich.table import Table
     from rich.text import Text

@@ -29,7 +29,8 @@ BOUNDARY = 0  # token that starts every name and ends it
 PAD = -1  # target at padded positions (no prediction there)
 MAX_NAME_LENGTH = 64  # names longer than this are skipped when reading
 LINE_BREAK = re.compile("\r\n|\r|\n")  # LF, CRLF, or a lone CR
-NOT_TEXT = re.compile("[\x00\ud800-\udfff]")  # NUL and lone surrogates: decoded, but no character of a name
+NOT_TEXT = re.compile("[\x00-\x09\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")  # control characters (but the
+#   line breaks) and lone surrogates: no character of a name, and printed they would drive the terminal
 _TEXT_FILE = "give a text file with one name per line"
 
 

@@ -1,4 +1,9 @@
-"""The one error type the library raises for problems a user can act on."""
+"""The one error type the library raises for problems a user can act on, and how
+text from a stranger's file is shown without letting it drive the terminal."""
+
+import re
+
+CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")  # C0, DEL and C1: escape sequences, bells, line moves
 
 
 class DinogenError(Exception):
@@ -7,3 +12,8 @@ class DinogenError(Exception):
     The CLI prints the message as it is and exits with status 1, so the message
     says what is wrong, with what, and what to do about it.
     """
+
+
+def shown(text: str) -> str:
+    """text with every control character written out (ESC as \\x1b), for a terminal."""
+    return CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)

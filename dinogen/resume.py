@@ -7,7 +7,7 @@ from dataclasses import fields, replace
 from dinogen.checkpoint import Checkpoint
 from dinogen.config import TrainConfig
 from dinogen.data import NameList
-from dinogen.errors import DinogenError
+from dinogen.errors import DinogenError, shown
 from dinogen.train import Trainer
 
 # Settings a resumed run must share with its checkpoint (the rest may change).
@@ -35,7 +35,8 @@ def resume(names: NameList, ckpt: Checkpoint, changes: dict) -> tuple[Trainer, l
         _check_resumable(ckpt, trainer.cfg)
     if trainer.data_sha256 != ckpt.meta.get("data", {}).get("sha256"):  # the names as the Trainer keeps them
         raise DinogenError(
-            f"{names.source} is not the data this checkpoint was trained on ({ckpt.meta.get('data', {}).get('source')}); "
+            f"{names.source} is not the data this checkpoint was trained on "
+            f"({shown(str(ckpt.meta.get('data', {}).get('source')))}); "
             "resume with the same file, or train a new model."
         )
     if trainer.vocab != ckpt.vocab or replace(trainer.model_cfg, dropout=ckpt.model_config.dropout) != ckpt.model_config:

@@ -4,6 +4,8 @@ Every damaged file here is sealed by checkpoint.save, so its checksum is valid
 and only the checks of the contents stand between it and a traceback later.
 """
 
+import json
+
 import numpy as np
 import pytest
 from click.testing import CliRunner
@@ -244,3 +246,21 @@ def test_a_number_no_float_holds_or_a_wrong_flag_is_refused_not_a_traceback(smal
     refused(path, "expected")
     result = CliRunner().invoke(main, ["info", str(path)])
     assert result.exit_code == 1 and "Traceback" not in result.stderr
+
+
+def test_info_shows_terminal_escapes_from_a_checkpoint_as_text_never_raw(small_checkpoint, tmp_path):
+    path = resealed(small_checkpoint, tmp_path / "escapes.npz",
+                    lambda c: c.meta["data"].update(source="\x1b]0;pwned\x07\x1b[2J\x9b2Jnames.txt"))
+    for args in (["info", str(path)], ["info", str(path), "--json"]):
+        result = CliRunner().invoke(main, args)
+        assert result.exit_code == 0
+        assert not any(ch in result.stdout for ch in "\x1b\x07\x9b")
+    assert json.loads(CliRunner().invoke(main, ["info", str(path), "--json"]).stdout)["data"]["source"].startswith("\x1b]0")
+    assert "\\x1b]0;pwned\\x07" in CliRunner().invoke(main, ["info", str(path)]).stdout
+
+
+def test_a_vocabulary_with_a_control_character_is_refused(small_checkpoint, tmp_path):
+    def change(ckpt):
+        ckpt.meta["vocab"] = sorted(ckpt.meta["vocab"][:-1] + ["\x1b"])
+
+    refused(resealed(small_checkpoint, tmp_path / "esc.npz", change), "control character")

@@ -201,3 +201,10 @@ def test_a_file_with_a_utf16_or_utf32_byte_order_mark_is_read_as_such(tmp_path, 
     path.write_bytes(bom + "Brontë\nZoë\n".encode(encoding))  # the plain codecs write their own mark
     names = read_names(path)
     assert names.names == ["Brontë", "Zoë"]
+
+
+@pytest.mark.parametrize("control", ["\x1b[2J", "\x07", "\t", "\x85", "\x7f"])
+def test_a_control_character_in_a_name_is_refused_by_its_line(tmp_path, control):
+    result, out = train(tmp_path, f"Rex\nAn{control}na\n".encode(), *TINY)
+    assert result.exit_code == 1 and "line 2 holds U+" in result.stderr and "not a character of a name" in result.stderr
+    assert not out.exists()
