@@ -592,7 +592,7 @@ def _fmt_num(value: float | None, spec: str) -> str:
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line: name, nll, logprob, novel.")
 @latest_option
 def score(names, ckpt_path, encoding, as_json, latest) -> None:
-    """How likely the model finds each name: NAMES, or one per line on stdin.
+    """How likely the model finds each name: NAMES, or one per line on stdin (no NAMES, or `-`).
 
     Prints, tab-separated: the name, its NLL per character in nats (the end token
     included, as eval counts), its total log-probability, and `novel` or `known`
@@ -611,7 +611,7 @@ def score(names, ckpt_path, encoding, as_json, latest) -> None:
 
     path, _ = resolve_checkpoint(ckpt_path)
     ckpt = checkpoint.load(path)
-    if names:
+    if names and names != ("-",):  # `-` alone means standard input, as for train and eval
         files = [arg for arg in names if os.path.isfile(arg)]
         if files:
             click.echo(f"note: {files[0]} is a file, scored here as a name; to score the names in it, "

@@ -658,3 +658,10 @@ def test_a_run_interrupted_before_its_first_evaluation_says_its_names_are_held_o
                                   "--eval-every", "100000", "-o", str(tmp_path / "i.npz")])
     assert result.exit_code == 130
     assert "not evaluated yet (142 names held out)" in result.stderr and "none held out" not in result.stderr
+
+
+def test_score_dash_reads_names_from_stdin_as_train_and_eval_do(runner, small_checkpoint):
+    piped = runner.invoke(main, ["score", "-", "-c", str(small_checkpoint)], input="Rex\nAnna\n")
+    plain = runner.invoke(main, ["score", "-c", str(small_checkpoint)], input="Rex\nAnna\n")
+    assert piped.exit_code == plain.exit_code == 0
+    assert piped.stdout == plain.stdout and [line.split("\t")[0] for line in lines_of(piped)] == ["Rex", "Anna"]
