@@ -359,8 +359,13 @@ class _progress_bar:
             return None
         from tqdm import tqdm
 
-        self.bar = tqdm(total=self.total, initial=self.initial, file=sys.stderr, unit="step", dynamic_ncols=True,
-                        leave=False, desc=self.label)
+        import shutil
+
+        size = shutil.get_terminal_size(fallback=(0, 0))
+        # A terminal that reports 0 columns or rows (CI logs, some IDEs) would get no bar at all from tqdm.
+        sized = {"dynamic_ncols": True} if size.columns > 0 and size.lines > 0 else {"ncols": 100, "nrows": 24}
+        self.bar = tqdm(total=self.total, initial=self.initial, file=sys.stderr, unit="step", leave=False,
+                        desc=self.label, **sized)
         return self.update
 
     def update(self, p) -> None:

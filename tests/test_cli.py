@@ -665,3 +665,10 @@ def test_score_dash_reads_names_from_stdin_as_train_and_eval_do(runner, small_ch
     plain = runner.invoke(main, ["score", "-c", str(small_checkpoint)], input="Rex\nAnna\n")
     assert piped.exit_code == plain.exit_code == 0
     assert piped.stdout == plain.stdout and [line.split("\t")[0] for line in lines_of(piped)] == ["Rex", "Anna"]
+
+
+def test_a_terminal_that_reports_no_size_still_gets_a_progress_bar(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
+    args = [sys.executable, "-m", "dinogen", "train", str(BUNDLED_NAMES), "--hidden", "16", "--embed-dim", "8",
+            "--steps", "2000", "-o", str(tmp_path / "bar.npz")]
+    assert b"/2000 [" in run_in_terminal(args, env)  # a fresh pseudo-terminal is 0 by 0, as in many CI logs
