@@ -301,7 +301,12 @@ def _train_stage(trainer, out: str, quiet: bool, stop: "_StopSignals", refit: bo
     try:
         with stop:  # the final save too: a second Ctrl-C during it aborts as during training
             label = f"{trainer.cfg.cell} {trainer.cfg.hidden}, dropout {trainer.cfg.dropout:g}"
-            bar = _progress_bar(trainer.cfg.steps, not quiet and sys.stderr.isatty(), trainer.step, label)
+            if quiet:
+                bar = contextlib.nullcontext()
+            elif sys.stderr.isatty():
+                bar = _progress_bar(trainer.cfg.steps, True, trainer.step, label)
+            else:
+                bar = _progress_lines(trainer.cfg.steps, label)
             with bar as on_progress:
                 summary = trainer.run(on_progress, on_evaluate=save, should_stop=stop.requested)
             save(trainer)
@@ -344,6 +349,32 @@ class _StopSignals:
 
         for sig, handler in self._previous.items():
             signal.signal(sig, handler)
+
+
+class _progress_lines:
+    """On a stderr that is not a terminal (a pipe, a log file): one line of progress
+    every EVERY_SECONDS instead of a bar, as pip and many trainers do."""
+
+    EVERY_SECONDS = 30.0
+
+    def __init__(self, total: int, label: str) -> None:
+        import time
+
+        self.total, self.label, self.clock, self.last = total, label, time.monotonic, time.monotonic()
+
+    def __enter__(self):
+        return self.update
+
+    def __exit__(self, *exc) -> None:
+        return None
+
+    def update(self, p) -> None:
+        now = self.clock()
+        if now - self.last >= self.EVERY_SECONDS:
+            self.last = now
+            val = "-" if p.val_loss is None else f"{p.val_loss:.3f}"
+            click.echo(f"{self.label}: step {p.step:,} of {p.steps:,}, smooth loss {p.smooth_loss:.3f}, val {val}, "
+                       f"{p.chars_per_sec:,.0f} chars/s", err=True)
 
 
 class _progress_bar:

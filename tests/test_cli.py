@@ -672,3 +672,14 @@ def test_a_terminal_that_reports_no_size_still_gets_a_progress_bar(tmp_path):
     args = [sys.executable, "-m", "dinogen", "train", str(BUNDLED_NAMES), "--hidden", "16", "--embed-dim", "8",
             "--steps", "2000", "-o", str(tmp_path / "bar.npz")]
     assert b"/2000 [" in run_in_terminal(args, env)  # a fresh pseudo-terminal is 0 by 0, as in many CI logs
+
+
+def test_training_into_a_pipe_prints_a_progress_line_every_so_often_and_none_when_quiet(runner, tmp_path,
+                                                                                        monkeypatch):
+    from dinogen import cli
+
+    monkeypatch.setattr(cli._progress_lines, "EVERY_SECONDS", 0.0)  # a line at every step, for the test
+    args = ["train", str(BUNDLED_NAMES), "--steps", "5", "--hidden", "8", "-o", str(tmp_path / "p.npz")]
+    lines = [line for line in runner.invoke(main, args).stderr.splitlines() if ": step " in line]
+    assert len(lines) == 5 and lines[-1].startswith("lstm 8, dropout 0.65: step 5 of 5, smooth loss")
+    assert ": step " not in runner.invoke(main, [*args, "-q"]).stderr
