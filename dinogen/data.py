@@ -100,10 +100,6 @@ def _parse(raw: bytes, source: str, encoding: str, lowercase: bool, max_length: 
             f"{source}{where} is not valid {codec if codec != text_codec(encoding) else encoding} text; "
             "convert the file to UTF-8 or name its encoding with --encoding."
         ) from None
-    not_text = NOT_TEXT.search(text)  # codecs such as unicode_escape or utf-7 can produce them
-    if not_text:
-        raise DinogenError(f"{source} line {_line_at(text[: not_text.start()])} holds "
-                           f"U+{ord(not_text.group()):04X}, which is not a character of a name; {_TEXT_FILE}.")
     return _clean_lines(LINE_BREAK.split(text), source, lowercase, max_length)
 
 
@@ -142,6 +138,10 @@ def _clean_lines(lines: list[str], source: str, lowercase: bool, max_length: int
         name = clean_name(line, lowercase)
         if not name:
             continue
+        not_text = NOT_TEXT.search(name)  # inside the name: whitespace around it is stripped first
+        if not_text:
+            raise DinogenError(f"{source} line {line_number} holds U+{ord(not_text.group()):04X}, which is not a "
+                               f"character of a name; {_TEXT_FILE}.")
         if len(name) > max_length:
             skipped_long += 1
             continue

@@ -12,7 +12,7 @@ from dinogen.errors import DinogenError
 
 
 names_strategy = st.lists(
-    st.text(alphabet=st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=12), min_size=1, max_size=8
+    st.text(alphabet=st.characters(blacklist_categories=("Cs", "Cc")), min_size=1, max_size=12), min_size=1, max_size=8
 )
 
 
