@@ -23,7 +23,7 @@ import click
 from dinogen import __version__
 from dinogen.config import CELL_NAMES, PRESETS, RULES, TrainConfig, config_from
 from dinogen.recipe import REFIT_BELOW
-from dinogen.errors import DinogenError
+from dinogen.errors import DinogenError, plural
 
 EXIT_CODES = (
     "Exit codes: 0 success; 1 runtime error (a bad file or checkpoint, names skipped or not found); "
@@ -41,6 +41,25 @@ class FiniteRange(click.FloatRange):
         return number
 
 
+class WholeRange(click.IntRange):
+    """An integer range that says "whole number" (Click says "integer range") and, when the
+    value came from an environment variable, names the variable."""
+
+    name = "whole number"
+
+    def convert(self, value, param, ctx):
+        try:
+            return super().convert(value, param, ctx)
+        except click.BadParameter as exc:
+            source = ctx.get_parameter_source(param.name) if ctx is not None and param is not None else None
+            if source is click.core.ParameterSource.ENVIRONMENT and param.envvar:
+                bounds = [f"at least {self.min}"] if self.min is not None else []
+                bounds += [f"at most {self.max}"] if self.max is not None else []
+                raise click.UsageError(f"{param.envvar}={value!r} is not a whole number {' and '.join(bounds)}; "
+                                       f"set it to one, or unset it.", ctx) from None
+            raise exc
+
+
 def setting_options(*names: str):
     """Options of `train` for these TrainConfig settings, built from config.RULES: the
     type, range or choices, the help, and the default stated from TrainConfig (or how
@@ -56,7 +75,7 @@ def setting_options(*names: str):
             kind = click.Choice(list(rule.choices))
         else:
             bounds = dict(min=rule.low, max=rule.high, min_open=rule.low_open, max_open=rule.high_open)
-            kind = click.IntRange(**bounds) if rule.kind is int else FiniteRange(**bounds)
+            kind = WholeRange(**bounds) if rule.kind is int else FiniteRange(**bounds)
         stated = f"(default: {rule.chosen})" if default is None else f"(default {default:g})" if isinstance(
             default, float) else f"(default {default})"
         return click.option(flag, type=kind, default=None, help=f"{rule.help} {stated}")
@@ -158,7 +177,7 @@ def _silence_stdout() -> None:
     epilog=EXIT_CODES,
 )
 @click.version_option(__version__, "--version", prog_name="dinogen")
-@click.option("--threads", type=click.IntRange(min=1), envvar="DINOGEN_THREADS", default=None,
+@click.option("--threads", type=WholeRange(min=1), envvar="DINOGEN_THREADS", default=None,
               help="BLAS threads [default: 1, or $DINOGEN_THREADS]; one is fastest for models this small.")
 def main(threads: int | None) -> None:
     """Train a character-level RNN on a list of names and sample new ones.
@@ -202,7 +221,7 @@ def set_blas_threads(threads: int | None) -> None:
               help="Continue the run saved in this checkpoint exactly (--steps and --max-seconds count the whole run).")
 @click.option("--encoding", default="utf-8", show_default=True, callback=_known_encoding,
               help="Text encoding of DATA.")
-@click.option("--max-name-length", type=click.IntRange(min=1), default=64, show_default=True,
+@click.option("--max-name-length", type=WholeRange(min=1), default=64, show_default=True,
               help="Skip (and count) names longer than this.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar and no summary on stderr.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object on stdout.")
@@ -512,26 +531,26 @@ def latest_option(command):
 
 
 @main.command(epilog=EXIT_CODES)
-@click.option("--n", "-n", "count", type=click.IntRange(min=1), default=10, show_default=True, help="Names to sample.")
+@click.option("--n", "-n", "count", type=WholeRange(min=1), default=10, show_default=True, help="Names to sample.")
 @checkpoint_option("sample from")
-@click.option("--seed", type=click.IntRange(min=0), default=None,
+@click.option("--seed", type=WholeRange(min=0), default=None,
               help="Seed; the same seed and checkpoint give the same names.")
 @click.option("--temperature", "-t", type=FiniteRange(min=0, min_open=True), default=1.0, show_default=True,
               help="Below 1 is safer and more typical, above 1 more adventurous.")
-@click.option("--top-k", type=click.IntRange(min=1), default=None,
+@click.option("--top-k", type=WholeRange(min=1), default=None,
               help="Draw each character only among the K likeliest.")
 @click.option("--top-p", type=FiniteRange(0, 1, min_open=True), default=None,
               help="Nucleus: draw only among the likeliest characters that together hold probability P.")
 @click.option("--prefix", default="", help="Names start with this; the model continues it with at least one character.")
 @click.option("--suffix", default="", help="Names end with this.")
 @click.option("--contains", default="", help="Names hold this somewhere.")
-@click.option("--min-len", type=click.IntRange(min=1), default=1, show_default=True,
+@click.option("--min-len", type=WholeRange(min=1), default=1, show_default=True,
               help="Shortest name, in characters.")
-@click.option("--max-len", type=click.IntRange(1, 1000), default=100, show_default=True,
+@click.option("--max-len", type=WholeRange(1, 1000), default=100, show_default=True,
               help="Longest name, in characters.")
 @click.option("--novel", is_flag=True, help="Only names that are not in the training data.")
 @click.option("--unique", is_flag=True, help="No name twice.")
-@click.option("--max-attempts", type=click.IntRange(min=1), default=None,
+@click.option("--max-attempts", type=WholeRange(min=1), default=None,
               help="Candidates to draw in all before giving up [default: no total; give up after "
                    "100,000 in a row without a name that passes].")
 @click.option("--json", "as_json", is_flag=True,
@@ -755,14 +774,15 @@ def evaluate(file, ckpt_path, encoding, as_json, latest) -> None:
     else:
         _emit(
             f"{result['nll']:.4f} nats/char  {result['bits_per_char']:.4f} bits/char  "
-            f"perplexity {result['perplexity']:.3f}  ({result['names']} names, {result['predictions']} predictions)"
+            f"perplexity {result['perplexity']:.3f}  ({plural(result['names'], 'name')}, "
+            f"{plural(result['predictions'], 'prediction')})"
         )
 
 
 @main.command(epilog=EXIT_CODES)
 @click.option("--cell", type=click.Choice(CELL_NAMES), multiple=True, help="Cells to check; repeatable (default: all).")
-@click.option("--layers", type=click.IntRange(1, 3), multiple=True, help="Layer counts to check; repeatable (default: 1 and 2).")
-@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed of the random model and batch.")
+@click.option("--layers", type=WholeRange(1, 3), multiple=True, help="Layer counts to check; repeatable (default: 1 and 2).")
+@click.option("--seed", type=WholeRange(min=0), default=0, show_default=True, help="Seed of the random model and batch.")
 def gradcheck(cell, layers, seed) -> None:
     """Check every analytic gradient against centered finite differences.
 

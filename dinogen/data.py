@@ -116,7 +116,10 @@ def _codec_of_bom(raw: bytes) -> str:
 def text_codec(encoding: str) -> str:
     """The canonical name of a codec Python knows ("utf-8", "utf-16", "iso8859-1", ...)."""
     try:
-        return codecs.lookup(encoding).name
+        info = codecs.lookup(encoding)
+        if not getattr(info, "_is_text_encoding", True):  # rot13, base64 and the like: codecs, but not of text
+            raise LookupError(encoding)
+        return info.name
     except LookupError:
         raise DinogenError(_not_a_text_encoding(encoding)) from None
 

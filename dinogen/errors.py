@@ -14,6 +14,11 @@ class DinogenError(Exception):
     """
 
 
+def plural(count: int, noun: str, nouns: str | None = None) -> str:
+    """"1 name", "2 names", "1,424 names": a count and its noun, agreeing."""
+    return f"{count:,} {noun if count == 1 else nouns or noun + 's'}"
+
+
 def shown(text: str) -> str:
     """text with every control character written out (ESC as \\x1b), for a terminal."""
     return CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)

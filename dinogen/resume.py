@@ -54,11 +54,19 @@ def _resumed_config(saved_values: dict, changes: dict) -> tuple[TrainConfig, lis
         if key in given and given[key] != getattr(saved, key):
             flag = "--" + key.replace("_", "-")
             raise DinogenError(
-                f"{flag} {given[key]} contradicts the checkpoint, which was trained with {getattr(saved, key)}; "
+                f"{_as_flag(flag, given[key])} contradicts the checkpoint, which was trained with "
+                f"{_as_flag(flag, getattr(saved, key))}; "
                 f"drop {flag} to resume, or train a new model without --resume."
             )
     changed = [(k, getattr(saved, k), v) for k, v in given.items() if getattr(saved, k) != v]
     return replace(saved, **given), changed
+
+
+def _as_flag(flag: str, value) -> str:
+    """A setting as the flag that gives it: "--lowercase" or "no --lowercase", "--hidden 256"."""
+    if isinstance(value, bool):
+        return flag if value else f"no {flag}"
+    return f"{flag} {value}"
 
 
 def _check_resumable(ckpt: Checkpoint, cfg: TrainConfig) -> None:

@@ -32,7 +32,7 @@ import numpy as np
 
 from dinogen import model
 from dinogen.data import BOUNDARY, Vocab
-from dinogen.errors import DinogenError
+from dinogen.errors import DinogenError, plural
 from dinogen.scoring import Scored
 
 DEFAULT_MAX_LEN = 100  # longest name sampled, in characters; longer drafts are dropped
@@ -160,7 +160,7 @@ def generate(
         if found == n:
             return
     raise DinogenError(
-        f"only {found} of {n} names{_describe(spec)} turned up in {tried:,} attempt{'s' * (tried != 1)}; "
+        f"only {found:,} of {plural(n, 'name')}{_describe(spec)} turned up in {plural(tried, 'attempt')}; "
         "loosen the constraints or allow more with --max-attempts."
     )
 
@@ -175,10 +175,12 @@ def _describe(spec: SampleSpec) -> str:
     parts = [f"starting with {spec.prefix!r}"] if spec.prefix else []
     parts += [f"ending with {spec.suffix!r}"] if spec.suffix else []
     parts += [f"containing {spec.contains!r}"] if spec.contains else []
-    if (spec.min_len, spec.max_len) != (1, DEFAULT_MAX_LEN):
+    if spec.min_len == spec.max_len:
+        parts.append(f"of exactly {plural(spec.min_len, 'character')}")
+    elif (spec.min_len, spec.max_len) != (1, DEFAULT_MAX_LEN):
         parts.append(f"of {spec.min_len} to {spec.max_len} characters")
     parts += ["not in the training data"] if spec.novel else []
-    parts += ["all different"] if spec.unique else []
+    parts += ["each different from the others"] if spec.unique else []
     return " " + ", ".join(parts) if parts else ""
 
 

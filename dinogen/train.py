@@ -19,7 +19,7 @@ from dinogen.baselines import ngram_nll, uniform_nll
 from dinogen.checkpoint import Checkpoint
 from dinogen.config import TrainConfig
 from dinogen.data import BatchSchedule, NameList, Vocab, clean_name, encode_names, make_batch, split_indices
-from dinogen.errors import DinogenError
+from dinogen.errors import DinogenError, plural
 from dinogen.optim import OPTIMIZERS, clip_elementwise, clip_global_norm, global_norm
 from dinogen.run_state import RunState
 from dinogen.schedule import budget_spent, cosine_lr
@@ -71,7 +71,8 @@ class Trainer:
         if cfg.lowercase:  # read_names folds already; names a library caller passes as written are folded here
             names = replace(names, names=[clean_name(name, lowercase=True) for name in names.names])
         if not names.names:
-            skipped = f" ({names.skipped_long} longer than the maximum name length were skipped)" if names.skipped_long else ""
+            skipped = (f" ({plural(names.skipped_long, 'name was', 'names were')} skipped for being longer than the "
+                       "maximum name length)" if names.skipped_long else "")
             raise DinogenError(f"{names.source} holds no names{skipped}; give a file with one name per line.")
         self.names = names
         self.data_sha256 = data_fingerprint(names.names)  # stored in every checkpoint; the names never change
@@ -146,7 +147,8 @@ class Trainer:
         clip = clip_global_norm if cfg.clip_mode == "norm" else clip_elementwise
         norm = clip(grads, cfg.clip) if cfg.clip > 0 else global_norm(grads)
         if not (math.isfinite(loss) and math.isfinite(norm)):
-            raise Diverged(f"training diverged at step {self.state.step + 1} (loss {loss}); lower --lr or keep --clip on.")
+            raise Diverged(f"training diverged at step {self.state.step + 1} (loss {loss}); lower --lr"
+                           + (", or keep --clip on." if cfg.clip == 0 else "."))
         self.optimizer.step(self.params, grads)
         self.state.step += 1
         self.state.predictions += batch.n_predictions
@@ -173,7 +175,7 @@ class Trainer:
         val = self.loss_on(self.val_probe)
         if val is not None and not math.isfinite(val):
             raise Diverged(f"training diverged at step {self.state.step} (validation loss {val}); "
-                           "lower --lr or --weight-decay, or keep --clip on.")
+                           + self.remedy())
         self.state.train_history.append((self.state.step, self.state.smooth_loss))
         if val is not None:
             self.state.val_history.append((self.state.step, val))
@@ -185,11 +187,15 @@ class Trainer:
                 self.state.stale_evals += 1
         return val
 
+    def remedy(self) -> str:
+        """What to change after a divergence: clipping only when it is off."""
+        return "lower --lr or --weight-decay" + (", or keep --clip on." if self.cfg.clip == 0 else ".")
+
     def check_finite(self) -> None:
         """Raise Diverged when a weight is NaN or infinite."""
         if not all(np.isfinite(p).all() for p in self.params.values()):
             raise Diverged(f"training diverged at step {self.state.step} (the weights are no longer finite); "
-                           "lower --lr or --weight-decay, or keep --clip on.")
+                           + self.remedy())
 
     @property
     def out_of_patience(self) -> bool:

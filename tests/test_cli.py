@@ -683,3 +683,24 @@ def test_training_into_a_pipe_prints_a_progress_line_every_so_often_and_none_whe
     lines = [line for line in runner.invoke(main, args).stderr.splitlines() if ": step " in line]
     assert len(lines) == 5 and lines[-1].startswith("lstm 8, dropout 0.65: step 5 of 5, smooth loss")
     assert ": step " not in runner.invoke(main, [*args, "-q"]).stderr
+
+
+def test_counts_agree_with_their_nouns_and_a_resume_names_a_flag_as_given(runner, tmp_path, small_checkpoint):
+    one = tmp_path / "one.txt"
+    one.write_text("Rex\n")
+    evaluated = runner.invoke(main, ["eval", str(one), "-c", str(small_checkpoint)])
+    assert evaluated.exit_code == 0 and "(1 name, 4 predictions)" in evaluated.stdout
+    out = tmp_path / "r.npz"
+    assert runner.invoke(main, ["train", str(BUNDLED_NAMES), "--steps", "3", "--hidden", "8", "-q", "-o", str(out)]
+                         ).exit_code == 0
+    result = runner.invoke(main, ["train", str(BUNDLED_NAMES), "--resume", str(out), "--lowercase", "-o", str(out)])
+    assert result.exit_code == 1
+    assert "--lowercase contradicts the checkpoint, which was trained with no --lowercase" in result.stderr
+
+
+def test_a_bad_whole_number_says_so_and_names_the_variable_it_came_from(runner, monkeypatch):
+    result = runner.invoke(main, ["train", "--steps", "nan"])
+    assert result.exit_code == 2 and "'nan' is not a valid whole number" in result.stderr
+    monkeypatch.setenv("DINOGEN_THREADS", "abc")
+    result = runner.invoke(main, ["sample", "--n", "1"])
+    assert result.exit_code == 2 and "DINOGEN_THREADS='abc' is not a whole number at least 1" in result.stderr

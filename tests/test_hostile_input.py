@@ -36,14 +36,15 @@ def train(tmp_path, content: bytes | None, *flags, name="names.txt"):
         (b"Rex\n\xff\xfeBad\n", [], 1, "line 2 is not valid utf-8"),
         (b"Rex\nAnna\x00\n", [], 1, "NUL byte"),
         (b"Bront\xeb\nZo\xe9\n", ["--encoding", "no-such-codec"], 2, "not a text encoding"),
-        (b"Rex\n", ["--encoding", "base64"], 1, "not a text encoding"),
+        (b"Rex\n", ["--encoding", "base64"], 2, "not a text encoding"),
+        (b"Rex\n", ["--encoding", "rot13"], 2, "not a text encoding"),
         (b"Ann\xffa\n", ["--encoding", "punycode"], 1, "not valid punycode"),
-        (b"Bartholomew\nMaximilian\n", ["--max-name-length", "5"], 1, "2 longer than the maximum name length"),
+        (b"Bartholomew\nMaximilian\n", ["--max-name-length", "5"], 1, "2 names were skipped for being longer than the maximum name length"),
         (b"Abc\rDef\rG\xffh\r", [], 1, "line 3 is not valid utf-8"),
         (b"Abc\n\\ud800d\n", ["--encoding", "unicode_escape"], 1, "line 2 holds U+D800, which is not a character"),
         (b"Abc\nD\\x00ef\n", ["--encoding", "unicode_escape"], 1, "line 2 holds U+0000"),
     ],
-    ids=["missing", "empty", "blank-lines", "binary", "not-utf8", "nul", "bad-encoding", "binary-codec", "punycode",
+    ids=["missing", "empty", "blank-lines", "binary", "not-utf8", "nul", "bad-encoding", "binary-codec", "text-to-text-codec", "punycode",
          "all-too-long", "cr-line-number", "decoded-surrogate", "decoded-nul"],
 )
 def test_unreadable_data_is_one_clear_error(tmp_path, content, flags, code, message):

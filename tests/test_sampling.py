@@ -173,7 +173,7 @@ def test_impossible_constraints_end_with_the_names_found_and_a_clear_error(small
     spec = SampleSpec(top_k=1, unique=True, max_attempts=drawn_in(4))
     chunks = sampling.generate(ckpt.inference_params(), ckpt.model_config, ckpt.vocab, 3, spec, seed=0)
     assert next(chunks).names == [greedy_name(small_trainer)]
-    with pytest.raises(DinogenError, match=f"only 1 of 3 names all different turned up in {drawn_in(4)} attempts"):
+    with pytest.raises(DinogenError, match=f"only 1 of 3 names each different from the others turned up in {drawn_in(4)} attempts"):
         next(chunks)
 
 
@@ -284,13 +284,13 @@ def test_constraint_strings_are_written_as_the_model_writes_names():
 
 def test_hopeless_constraints_give_up_early_however_many_names_are_asked_for(small_trainer, monkeypatch):
     monkeypatch.setattr(sampling, "DROUGHT", drawn_in(4))
-    with pytest.raises(DinogenError, match=f"only 0 of 1000000 names ending with 'qqq' turned up in {drawn_in(4)} "):
+    with pytest.raises(DinogenError, match=f"only 0 of 1,000,000 names ending with 'qqq' turned up in {drawn_in(4)} "):
         names(small_trainer, 10**6, suffix="qqq")
 
 
 def test_names_that_never_end_within_max_len_are_dropped_not_cut(small_trainer):
     shorter = len(greedy_name(small_trainer)) - 1
-    with pytest.raises(DinogenError, match=f"only 0 of 1 names of 1 to {shorter} characters turned up in 1 attempt;"):
+    with pytest.raises(DinogenError, match=f"only 0 of 1 name of 1 to {shorter} characters turned up in 1 attempt;"):
         names(small_trainer, 1, top_k=1, max_len=shorter, max_attempts=1)
 
 
