@@ -10,8 +10,9 @@ from dinogen.model import count_params
 CURVE_WIDTH = 40  # characters of a loss curve in `info`
 
 
-def checkpoint_rows(ckpt: Checkpoint) -> list[tuple[str, str]]:
-    """What a checkpoint holds, as (label, value) rows of plain text."""
+def checkpoint_rows(ckpt: Checkpoint, full: bool = False) -> list[tuple[str, str]]:
+    """What a checkpoint holds, as (label, value) rows of plain text; long values are cut
+    short for a terminal, and kept whole with full (for a pipe or a file)."""
     meta, cfg = ckpt.meta, ckpt.model_config
     train = meta.get("train") or {}
     data = meta.get("data") or {}
@@ -24,11 +25,11 @@ def checkpoint_rows(ckpt: Checkpoint) -> list[tuple[str, str]]:
                  + (f", embedding {cfg.embed_dim}" if cfg.embed_dim else "")
                  + (f", dropout {cfg.dropout:g}" if cfg.dropout else "")),
         ("parameters", f"{count_params(ckpt.inference_params()):,}"),
-        ("vocabulary", f"{len(ckpt.vocab.chars)} characters and the end token: {_clip(chars, 60)}"),
+        ("vocabulary", f"{len(ckpt.vocab.chars)} characters and the end token: {chars if full else _clip(chars, 60)}"),
         ("case", "folded to lower case" if ckpt.lowercase else "kept"),
         ("data", f"{data.get('source', '?')}: {_count(data.get('names'))} names "
                  f"({_count(data.get('val_names'))} held out for validation)"),
-        ("data sha256", str(data.get("sha256", "-"))[:16] + "…"),
+        ("data sha256", str(data.get("sha256", "-")) if full else str(data.get("sha256", "-"))[:16] + "…"),
         ("training names", "stored (for --novel and score)" if ckpt.data is not None else "not stored"),
         ("training", f"{_count(meta.get('step'))} steps in {_seconds(meta.get('seconds'))}, "
                      f"{train.get('optimizer', '?')} lr {train.get('lr', '?')}, batch {train.get('batch_size', '?')}, "

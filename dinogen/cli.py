@@ -153,16 +153,20 @@ def _emit(text: str) -> None:
         sys.stdout.flush()
 
 
-def _console(stderr: bool = False):
+def _console(stderr: bool = False, pipe_width: int | None = None):
     """A rich Console that styles only on a terminal, and never with NO_COLOR set.
 
     rich itself drops colours under NO_COLOR but keeps bold and italic; without
-    a colour system it writes no escape codes at all.
+    a colour system it writes no escape codes at all. pipe_width: the width of the
+    output when it is not a terminal (rich's default is 80 columns).
     """
     from rich.console import Console
 
     plain = os.environ.get("NO_COLOR", "") != ""
-    return Console(stderr=stderr, color_system=None if plain else "auto")
+    console = Console(stderr=stderr, color_system=None if plain else "auto")
+    if pipe_width and not console.is_terminal:
+        console = Console(stderr=stderr, color_system=None if plain else "auto", width=pipe_width)
+    return console
 
 
 def _silence_stdout() -> None:
@@ -190,6 +194,8 @@ def main(threads: int | None) -> None:
     """
     set_blas_threads(threads)
 
+
+INFO_PIPE_WIDTH = 400  # columns of `info` on a pipe: long enough that a value stays on one line
 
 BLAS_THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
@@ -734,10 +740,11 @@ def info(ckpt_arg, ckpt_path, as_json) -> None:
     table = Table(title=Text(str(path)), show_header=False)  # Text: paths and names are never read as markup
     table.add_column(style="bold")
     table.add_column()
-    for label, value in checkpoint_rows(ckpt):
-        table.add_row(label, Text(value))
+    console = _console(pipe_width=INFO_PIPE_WIDTH)
+    for label, value in checkpoint_rows(ckpt, full=not console.is_terminal):  # a pipe gets every character
+        table.add_row(label, Text(value, overflow="fold"))
     with _results():
-        _console().print(table)
+        console.print(table)
 
 
 @main.command("eval", epilog=EXIT_CODES)

@@ -704,3 +704,12 @@ def test_a_bad_whole_number_says_so_and_names_the_variable_it_came_from(runner, 
     monkeypatch.setenv("DINOGEN_THREADS", "abc")
     result = runner.invoke(main, ["sample", "--n", "1"])
     assert result.exit_code == 2 and "DINOGEN_THREADS='abc' is not a whole number at least 1" in result.stderr
+
+
+def test_info_on_a_pipe_keeps_every_character_of_the_vocabulary_and_the_digest(runner, small_checkpoint):
+    ckpt = checkpoint.load(small_checkpoint)
+    result = runner.invoke(main, ["info", str(small_checkpoint)])  # CliRunner's stdout is not a terminal
+    assert result.exit_code == 0
+    lines = result.stdout.splitlines()
+    assert any("".join(ckpt.vocab.chars) in line for line in lines)
+    assert any(ckpt.meta["data"]["sha256"] in line for line in lines)
