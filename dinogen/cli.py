@@ -195,6 +195,8 @@ def main(threads: int | None) -> None:
     set_blas_threads(threads)
 
 
+# File and folder names complete in the shell; dinogen checks the file itself, with a sentence for each problem.
+A_PATH = click.Path(allow_dash=True)
 INFO_PIPE_WIDTH = 400  # columns of `info` on a pipe: long enough that a value stays on one line
 
 BLAS_THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
@@ -215,15 +217,16 @@ def set_blas_threads(threads: int | None) -> None:
 
 
 @main.command(epilog=EXIT_CODES)
-@click.argument("data", required=False)
-@click.option("--out", "-o", default="dinogen.npz", show_default=True, metavar="PATH", help="Checkpoint to write.")
+@click.argument("data", required=False, type=A_PATH)
+@click.option("--out", "-o", default="dinogen.npz", show_default=True, metavar="PATH", type=A_PATH,
+              help="Checkpoint to write.")
 @setting_options("steps", "max_seconds", "batch_size", "hidden", "layers", "cell", "embed_dim", "dropout", "lr",
                  "schedule", "weight_decay", "optimizer", "clip", "seed", "val_fraction", "eval_every", "patience")
 @click.option("--preset", type=click.Choice(list(PRESETS)), default=None,
               help="course: the classic notebook's settings; best: the default, then a second run on every name "
                    "for the epochs that did best. Flags override.")
 @setting_options("lowercase")
-@click.option("--resume", "resume_path", default=None, metavar="PATH",
+@click.option("--resume", "resume_path", default=None, metavar="PATH", type=A_PATH,
               help="Continue the run saved in this checkpoint exactly (--steps and --max-seconds count the whole run).")
 @click.option("--encoding", default="utf-8", show_default=True, callback=_known_encoding,
               help="Text encoding of DATA.")
@@ -525,7 +528,7 @@ def _chosen_line(s: dict) -> str:
 
 def checkpoint_option(verb: str):
     return click.option(
-        "--checkpoint", "-c", "ckpt_path", default=None, metavar="PATH",
+        "--checkpoint", "-c", "ckpt_path", default=None, metavar="PATH", type=A_PATH,
         help=f"Checkpoint to {verb} [default: ./dinogen.npz, else the bundled model].",
     )
 
@@ -706,7 +709,7 @@ def _score_fields(record: dict) -> list[str]:
 
 
 @main.command(epilog=EXIT_CODES)
-@click.argument("ckpt_arg", metavar="[CHECKPOINT]", required=False)
+@click.argument("ckpt_arg", metavar="[CHECKPOINT]", required=False, type=A_PATH)
 @checkpoint_option("describe; the same as CHECKPOINT, as the other commands take it")
 @click.option("--json", "as_json", is_flag=True, help="Print the metadata as one JSON object.")
 def info(ckpt_arg, ckpt_path, as_json) -> None:
@@ -748,7 +751,7 @@ def info(ckpt_arg, ckpt_path, as_json) -> None:
 
 
 @main.command("eval", epilog=EXIT_CODES)
-@click.argument("file")
+@click.argument("file", type=A_PATH)
 @checkpoint_option("evaluate")
 @click.option("--encoding", default="utf-8", show_default=True, callback=_known_encoding,
               help="Text encoding of FILE.")
