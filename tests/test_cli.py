@@ -723,3 +723,11 @@ def test_every_file_argument_and_option_completes_file_names_in_the_shell(comman
     param = next(p for p in main.commands[command].params if p.name == name)
     ctx = click.Context(main.commands[command])
     assert [item.type for item in param.shell_complete(ctx, "na")] == ["file"]
+
+
+def test_eval_dash_reads_names_from_stdin(runner, small_checkpoint, tmp_path):
+    (tmp_path / "two.txt").write_text("Rex\nAnna\n")
+    from_stdin = runner.invoke(main, ["eval", "-", "-c", str(small_checkpoint), "--json"], input="Rex\nAnna\n")
+    from_file = runner.invoke(main, ["eval", str(tmp_path / "two.txt"), "-c", str(small_checkpoint), "--json"])
+    assert from_stdin.exit_code == from_file.exit_code == 0
+    assert json.loads(from_stdin.stdout)["nll"] == json.loads(from_file.stdout)["nll"]
