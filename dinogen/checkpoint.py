@@ -26,6 +26,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import stat
 import zipfile
 from dataclasses import dataclass, field
@@ -34,7 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from dinogen.data import Dataset, Vocab
-from dinogen.errors import CONTROL, DinogenError
+from dinogen.errors import CONTROL, DinogenError, shown
 from dinogen.files import ZIP_MAGIC, read_bytes
 from dinogen.metadata_checks import meta_problem, model_problem
 from dinogen.config import ModelConfig
@@ -214,11 +215,29 @@ def load(path: str | Path) -> Checkpoint:
     raw = read_bytes(path, "checkpoint", "train one with `dinogen train`, or give the path of another")
     _verify_digest(path, raw)
     try:
+        _check_members(path, raw)
         with np.load(io.BytesIO(raw), allow_pickle=False) as npz:
             arrays = {key: npz[key] for key in npz.files}
+    except DinogenError:
+        raise
     except Exception as exc:  # sealed yet unreadable: ValueError, zipfile and zlib errors, ...
         raise DinogenError(f"{path} is not a readable dinogen checkpoint ({_short(exc)}); {RETRAIN}.") from None
     return _check(path, arrays)
+
+
+MEMBER = re.compile(r"(meta|(param|best)/[\w.]+|optim/(t|[mv]/[\w.]+)|data/(codes|offsets))\.npy")
+
+
+def _check_members(path: Path, raw: bytes) -> None:
+    """Before anything is decompressed: every member of the zip is one the format defines,
+    stored as dinogen writes it (uncompressed), so no member can hold more than the file
+    does; a crafted member that would expand to gigabytes is refused unread."""
+    with zipfile.ZipFile(io.BytesIO(raw)) as archive:
+        for member in archive.infolist():
+            if not MEMBER.fullmatch(member.filename):
+                raise _invalid(path, f"it holds {shown(member.filename)!r}, which the format does not define")
+            if member.compress_type != zipfile.ZIP_STORED or member.file_size > len(raw):
+                raise _invalid(path, f"its member {member.filename} is compressed, which dinogen never writes")
 
 
 def _verify_digest(path: Path, raw: bytes) -> None:
