@@ -29,16 +29,17 @@ import os
 import re
 import stat
 import zipfile
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from dinogen.config import ModelConfig
 from dinogen.data import Dataset, Vocab
 from dinogen.errors import CONTROL, DinogenError, shown
 from dinogen.files import ZIP_MAGIC, read_bytes
 from dinogen.metadata_checks import meta_problem, model_problem
-from dinogen.config import ModelConfig
 from dinogen.model import param_shapes
 
 RETRAIN = "retrain or pass another file"  # what to do about a file that is not a checkpoint we can use
@@ -217,12 +218,35 @@ def load(path: str | Path) -> Checkpoint:
     try:
         _check_members(path, raw)
         with np.load(io.BytesIO(raw), allow_pickle=False) as npz:
-            arrays = {key: npz[key] for key in npz.files}
+            arrays = _ReadOnUse(npz)  # a member is read when the checks ask for it, and only then
+            ckpt = _check(path, arrays)
     except DinogenError:
         raise
     except Exception as exc:  # sealed yet unreadable: ValueError, zipfile and zlib errors, ...
         raise DinogenError(f"{path} is not a readable dinogen checkpoint ({_short(exc)}); {RETRAIN}.") from None
-    return _check(path, arrays)
+    unused = sorted(set(arrays) - arrays.read)
+    if unused:
+        raise _invalid(path, f"it holds {shown(unused[0])!r}, which its metadata does not call for")
+    return ckpt
+
+
+class _ReadOnUse(Mapping):
+    """The arrays of an open .npz, each read on first use; `read` names those used."""
+
+    def __init__(self, npz) -> None:
+        self.npz, self.read, self.cache = npz, set(), {}
+
+    def __getitem__(self, key: str) -> np.ndarray:
+        if key not in self.cache:
+            self.cache[key] = self.npz[key]
+            self.read.add(key)
+        return self.cache[key]
+
+    def __iter__(self):
+        return iter(self.npz.files)
+
+    def __len__(self) -> int:
+        return len(self.npz.files)
 
 
 MEMBER = re.compile(r"(meta|(param|best)/[\w.]+|optim/(t|[mv]/[\w.]+)|data/(codes|offsets))\.npy")
@@ -307,7 +331,7 @@ def _optimizer_state(path, arrays, params) -> dict[str, np.ndarray]:
     """The optim/ arrays, checked: Adam's step count t and a first (m/<name>) and second
     (v/<name>) moment per parameter, each of its parameter's shape and dtype. Empty
     when absent (SGD keeps no state; slim files keep none)."""
-    optim = {k[len("optim/"):]: v for k, v in arrays.items() if k.startswith("optim/")}
+    optim = {k[len("optim/"):]: arrays[k] for k in arrays if k.startswith("optim/")}  # read only these
     adam = ["t"] + [f"{moment}/{name}" for moment in ("m", "v") for name in params]
     if not any(key in optim for key in adam):
         return optim

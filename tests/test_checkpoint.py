@@ -277,3 +277,9 @@ def test_a_member_the_format_does_not_define_or_a_compressed_one_is_refused_unre
     path = sealed_with_extra_member(small_checkpoint, tmp_path / "extra.npz", name, b"\0" * (1 << 20), compress)
     with pytest.raises(DinogenError, match="the format does not define|is compressed, which dinogen never writes"):
         checkpoint.load(path)
+
+
+def test_a_member_the_metadata_does_not_call_for_is_refused_without_being_read(small_checkpoint, tmp_path):
+    path = sealed_with_extra_member(small_checkpoint, tmp_path / "extra.npz", "param/bomb.npy", b"\0" * 4096, False)
+    with pytest.raises(DinogenError, match="it holds 'param/bomb', which its metadata does not call for"):
+        checkpoint.load(path)
