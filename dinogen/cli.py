@@ -654,8 +654,10 @@ def _fmt_num(value: float | None, spec: str) -> str:
 @click.option("--encoding", default="utf-8", show_default=True, callback=_known_encoding,
               help="Text encoding of standard input.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line: name, nll, logprob, novel.")
+@click.option("--max-name-length", type=WholeRange(min=1), default=1000, show_default=True,
+              help="Skip (and report) names longer than this, read from standard input.")
 @latest_option
-def score(names, ckpt_path, encoding, as_json, latest) -> None:
+def score(names, ckpt_path, encoding, as_json, latest, max_name_length) -> None:
     """How likely the model finds each name: NAMES, or one per line on stdin (no NAMES, or `-`).
 
     Prints, tab-separated: the name, its NLL per character in nats (the end token
@@ -669,8 +671,8 @@ def score(names, ckpt_path, encoding, as_json, latest) -> None:
       dinogen sample --n 100 | dinogen score | sort -t$'\\t' -k2 -g | head -n 5
       dinogen score --json < names.txt
     """
-    from dinogen import checkpoint, scoring
-    from dinogen.data import clean_name, read_names
+    from dinogen import checkpoint
+    from dinogen.data import StreamedLine, clean_name, stream_names
     from dinogen.resources import resolve_checkpoint
 
     path, _ = resolve_checkpoint(ckpt_path)
@@ -680,25 +682,68 @@ def score(names, ckpt_path, encoding, as_json, latest) -> None:
         if files:
             click.echo(f"note: {files[0]} is a file, scored here as a name; to score the names in it, "
                        f"use `dinogen score < {files[0]}` or `dinogen eval {files[0]}`.", err=True)
-        names = [name for name in (clean_name(arg, ckpt.lowercase) for arg in names) if name]
+        lines = [StreamedLine(0, name) for name in (clean_name(arg, ckpt.lowercase) for arg in names) if name]
     else:
-        if sys.stdin is not None and sys.stdin.isatty():
+        if sys.stdin is None:
+            raise click.ClickException("standard input is closed, so there are no names to score; give them as arguments.")
+        if sys.stdin.isatty():
             click.echo("reading names from standard input, one per line (Ctrl-D to end)", err=True)
-        names = read_names("-", lowercase=ckpt.lowercase, encoding=encoding, max_length=10**9).names
+        lines = stream_names(_text_stdin(encoding), lowercase=ckpt.lowercase, max_length=max_name_length)
     training_names = ckpt.training_names()
-    scores = scoring.score_names(ckpt.inference_params(latest), ckpt.model_config, ckpt.vocab, names,
-                                 None if training_names is None else set(training_names))
+    known = None if training_names is None else set(training_names)
+    counts = {"names": 0, "skipped": 0}
+    for chunk in _chunks(lines, SCORE_CHUNK):  # scored and written as they arrive: a filter in a pipe
+        _score_chunk(ckpt, latest, known, chunk, as_json, counts)
+    if counts["skipped"]:
+        raise click.ClickException(
+            f"{counts['skipped']} of {plural(counts['names'], 'name')} were skipped; the lines above say why."
+        )
+
+
+SCORE_CHUNK = 256  # names scored together from a stream; results are written after each chunk
+
+
+def _chunks(items, size: int):
+    """Lists of up to `size` items of an iterable, as soon as each is full (or the items end)."""
+    chunk = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def _text_stdin(encoding: str):
+    """Standard input as text in `encoding`, read as it comes (a UTF-8 byte-order mark dropped)."""
+    import io
+
+    from dinogen.data import text_codec
+
+    codec = text_codec(encoding)
+    return io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8-sig" if codec == "utf-8" else codec,
+                            errors="strict", newline=None)
+
+
+def _score_chunk(ckpt, latest: bool, known, chunk, as_json: bool, counts: dict) -> None:
+    """Score one chunk of StreamedLines, report the refused ones on stderr, write the results."""
+    from dinogen import scoring
+
+    for line in chunk:
+        if line.name is None:
+            click.echo(f"skipped line {line.line}: it {line.problem}", err=True)
+    names = [line.name for line in chunk if line.name is not None]
+    scores = scoring.score_names(ckpt.inference_params(latest), ckpt.model_config, ckpt.vocab, names, known)
     for skipped in scores.skipped:
         click.echo(f"skipped {skipped.name!r}: the model never saw the character {skipped.char!r}", err=True)
+    counts["names"] += len(chunk)
+    counts["skipped"] += len(chunk) - len(names) + len(scores.skipped)
     records = scores.scored.records()
     if as_json:
         _write_lines([json.dumps(r, ensure_ascii=False) for r in records])
     else:
         _write_lines(["\t".join(_score_fields(r)) for r in records])
-    if scores.skipped:
-        raise click.ClickException(
-            f"{len(scores.skipped)} of {len(names)} names were skipped for characters the model never saw."
-        )
 
 
 def _score_fields(record: dict) -> list[str]:
@@ -756,8 +801,10 @@ def info(ckpt_arg, ckpt_path, as_json) -> None:
 @click.option("--encoding", default="utf-8", show_default=True, callback=_known_encoding,
               help="Text encoding of FILE.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of text.")
+@click.option("--max-name-length", type=WholeRange(min=1), default=1000, show_default=True,
+              help="Skip (and count) names longer than this.")
 @latest_option
-def evaluate(file, ckpt_path, encoding, as_json, latest) -> None:
+def evaluate(file, ckpt_path, encoding, as_json, latest, max_name_length) -> None:
     """Mean negative log-likelihood per character of the names in FILE.
 
     Each name is read from the start token and must also predict its end, so a
@@ -774,7 +821,10 @@ def evaluate(file, ckpt_path, encoding, as_json, latest) -> None:
 
     path, _ = resolve_checkpoint(ckpt_path)
     ckpt = checkpoint.load(path)
-    names = read_names(file, lowercase=ckpt.lowercase, encoding=encoding, max_length=10**9)
+    names = read_names(file, lowercase=ckpt.lowercase, encoding=encoding, max_length=max_name_length)
+    if names.skipped_long:
+        click.echo(f"warning: skipped {plural(names.skipped_long, 'name')} longer than {max_name_length:,} "
+                   "characters (--max-name-length).", err=True)
     if not names.names:
         raise DinogenError(f"{names.source} holds no names to evaluate.")
     data = encode_names(names.names, ckpt.vocab, names.line_numbers, names.source)

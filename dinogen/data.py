@@ -103,6 +103,44 @@ def _parse(raw: bytes, source: str, encoding: str, lowercase: bool, max_length: 
     return _clean_lines(LINE_BREAK.split(text), source, lowercase, max_length)
 
 
+@dataclass
+class StreamedLine:
+    """One line of a stream of names: its number, and its name or why it has none."""
+
+    line: int  # 1-based
+    name: str | None  # the cleaned name; None when refused
+    problem: str | None = None  # why it was refused: "is longer than 64 characters", "holds U+001B, ..."
+
+
+def stream_names(stream: TextIO, *, lowercase: bool = False, max_length: int = MAX_NAME_LENGTH
+                 ) -> Iterator[StreamedLine]:
+    """The names of a text stream, line by line as they arrive, in memory bounded by
+    max_length: a longer line is read past in pieces and refused by its number, never
+    held whole. Blank lines are skipped; a name with a control character is refused."""
+    limit = max_length + 2  # the name, a character of whitespace and the line break
+    line_number = 0
+    while True:
+        piece = stream.readline(limit)
+        if not piece:
+            return
+        line_number += 1
+        if len(piece) == limit and not piece.endswith("\n"):  # longer than a name can be: skip to its end
+            while piece and not piece.endswith("\n"):
+                piece = stream.readline(limit)
+            yield StreamedLine(line_number, None, f"is longer than {max_length:,} characters")
+            continue
+        name = clean_name(piece, lowercase)
+        if not name:
+            continue
+        not_text = NOT_TEXT.search(name)
+        if not_text:
+            yield StreamedLine(line_number, None, f"holds U+{ord(not_text.group()):04X}, which is not a character of a name")
+        elif len(name) > max_length:
+            yield StreamedLine(line_number, None, f"is longer than {max_length:,} characters")
+        else:
+            yield StreamedLine(line_number, name)
+
+
 def _codec_of_bom(raw: bytes) -> str:
     """utf-32 or utf-16 for a file that starts with their byte-order mark (whose codecs read
     the mark), else utf-8: a file saved as "Unicode" by an editor reads as it was written."""

@@ -142,3 +142,15 @@ def test_batches_group_names_of_similar_length():
     schedule = BatchSchedule(np.arange(2000), lengths, batch_size=32, seed=0)
     spread = np.mean([np.ptp(lengths[schedule[k]]) for k in range(schedule.per_epoch)])
     assert spread < 3
+
+
+def test_a_stream_yields_names_as_they_come_and_refuses_long_or_control_lines_by_number():
+    import io
+
+    from dinogen.data import stream_names
+
+    stream = io.StringIO("Rex\n\n" + "x" * 50 + "\nAn\x1bna\r\n  Zoë  \n")
+    got = [(line.line, line.name, line.problem) for line in stream_names(stream, max_length=10)]
+    assert got[0] == (1, "Rex", None) and got[-1] == (5, "Zoë", None)
+    assert got[1] == (3, None, "is longer than 10 characters")
+    assert got[2][0] == 4 and got[2][1] is None and "U+001B" in got[2][2]

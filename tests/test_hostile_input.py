@@ -209,3 +209,28 @@ def test_a_control_character_in_a_name_is_refused_by_its_line(tmp_path, control)
     result, out = train(tmp_path, f"Rex\nAn{control}na\n".encode(), *TINY)
     assert result.exit_code == 1 and "line 2 holds U+" in result.stderr and "not a character of a name" in result.stderr
     assert not out.exists()
+
+
+def test_score_is_a_filter_in_a_pipe_that_never_ends():
+    import subprocess
+    import sys
+
+    result = subprocess.run(f"yes abc | {sys.executable} -m dinogen score | head -n 3", shell=True,
+                            capture_output=True, text=True, timeout=60)
+    assert result.stdout.count("abc\t") == 3 and "Traceback" not in result.stderr
+
+
+def test_a_megabyte_line_on_stdin_is_skipped_by_its_number_and_the_rest_is_scored(small_checkpoint):
+    lines = "Rex\n" + "A" * 1_000_000 + "\nAnna\n"
+    result = CliRunner().invoke(main, ["score", "-c", str(small_checkpoint)], input=lines)
+    assert result.exit_code == 1
+    assert [line.split("\t")[0] for line in result.stdout.splitlines()] == ["Rex", "Anna"]
+    assert "skipped line 2: it is longer than 1,000 characters" in result.stderr
+
+
+def test_eval_skips_names_longer_than_its_limit(small_checkpoint, tmp_path):
+    path = tmp_path / "long.txt"
+    path.write_text("Rex\n" + "A" * 5000 + "\n")
+    result = CliRunner().invoke(main, ["eval", str(path), "-c", str(small_checkpoint)])
+    assert result.exit_code == 0 and "(1 name, 4 predictions)" in result.stdout
+    assert "skipped 1 name longer than 1,000 characters" in result.stderr
