@@ -66,13 +66,35 @@ def read_names(
     if source == "-":
         if sys.stdin is None:  # started with stdin closed (<&-)
             raise DinogenError("standard input is closed, so there are no names to read; give them another way.")
-        return _parse(sys.stdin.buffer.read(), "<stdin>", encoding, lowercase, max_length)
+        return _parse(_read_text_bytes(sys.stdin.buffer, "<stdin>", encoding), "<stdin>", encoding, lowercase,
+                      max_length)
     if not isinstance(source, (str, Path)):
         lines = list(source)
         return _clean_lines(lines, getattr(source, "name", "<stream>"), lowercase, max_length)
     path = Path(source)
+    if path.exists() and (path.is_char_device() or path.is_block_device()):
+        raise DinogenError(f"{path} is a device, not a file of names; {_TEXT_FILE}.")
+    if path.is_fifo():  # `train <(cmd)`: a pipe that may never end, read like standard input
+        with open(path, "rb") as pipe:
+            return _parse(_read_text_bytes(pipe, str(path), encoding), str(path), encoding, lowercase, max_length)
     raw = read_bytes(path, "names file", "give the path of a text file with one name per line")
     return _parse(raw, str(path), encoding, lowercase, max_length)
+
+
+READ_BLOCK = 1 << 20  # bytes read from a pipe at a time
+
+
+def _read_text_bytes(stream, source: str, encoding: str) -> bytes:
+    """All of a pipe, a block at a time, refusing binary data at its first NUL byte (in
+    encodings where NUL is no part of text) instead of after reading it all: `yes | tr` or
+    /dev/zero would otherwise fill the memory before the check."""
+    wide = text_codec(encoding).startswith(("utf-16", "utf-32"))
+    blocks = []
+    while block := stream.read(READ_BLOCK):
+        if not wide and b"\x00" in block:
+            raise DinogenError(f"{source} holds a NUL byte, so it looks like a binary file; {_TEXT_FILE}.")
+        blocks.append(block)
+    return b"".join(blocks)
 
 
 def _parse(raw: bytes, source: str, encoding: str, lowercase: bool, max_length: int) -> NameList:

@@ -234,3 +234,15 @@ def test_eval_skips_names_longer_than_its_limit(small_checkpoint, tmp_path):
     result = CliRunner().invoke(main, ["eval", str(path), "-c", str(small_checkpoint)])
     assert result.exit_code == 0 and "(1 name, 4 predictions)" in result.stdout
     assert "skipped 1 name longer than 1,000 characters" in result.stderr
+
+
+def test_a_device_or_an_endless_binary_pipe_is_refused_at_once(tmp_path):
+    import subprocess
+    import sys
+
+    device = CliRunner().invoke(main, ["train", "/dev/zero", "-o", str(tmp_path / "z.npz")])
+    assert device.exit_code == 1 and "is a device, not a file of names" in device.stderr
+    with open("/dev/zero", "rb") as zeros:
+        piped = subprocess.run([sys.executable, "-m", "dinogen", "train", "-", "-o", str(tmp_path / "z.npz")],
+                               stdin=zeros, capture_output=True, text=True, timeout=60)
+    assert piped.returncode == 1 and "holds a NUL byte" in piped.stderr and "Traceback" not in piped.stderr
