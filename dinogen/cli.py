@@ -116,9 +116,8 @@ class DinogenGroup(click.Group):
         except KeyboardInterrupt:  # Ctrl-C outside training (which saves first): what was printed stays, quietly
             ctx.exit(130)
         except MemoryError:
-            raise click.ClickException(
-                "not enough memory for this model or batch; try a smaller --hidden, --layers or --batch-size."
-            ) from None
+            remedy = OUT_OF_MEMORY.get(ctx.invoked_subcommand, "free some memory and try again")
+            raise click.ClickException(f"not enough memory for this {remedy}.") from None
         except OSError as exc:  # not expected: the library reports its file errors, _results the writes
             where = f" ({exc.filename})" if exc.filename else ""
             raise click.ClickException(f"{exc.strerror or exc}{where}.") from None
@@ -197,6 +196,13 @@ def main(threads: int | None) -> None:
 
 # File and folder names complete in the shell; dinogen checks the file itself, with a sentence for each problem.
 A_PATH = click.Path(allow_dash=True)
+OUT_OF_MEMORY = {  # command -> what to ask for less of when memory runs out
+    "train": "model or batch; try a smaller --hidden, --layers or --batch-size",
+    "sample": "request; try a smaller --n or --max-len",
+    "score": "input; try a smaller --max-name-length",
+    "eval": "file; try a smaller --max-name-length",
+    "gradcheck": "check; try fewer --cell or --layers",
+}
 INFO_PIPE_WIDTH = 400  # columns of `info` on a pipe: long enough that a value stays on one line
 
 BLAS_THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")

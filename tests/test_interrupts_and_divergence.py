@@ -142,3 +142,16 @@ def test_ctrl_c_while_sampling_ends_quietly_with_130_and_the_names_printed_so_fa
     assert process.returncode == 130
     assert first.strip() and stderr == ""
     assert all(line for line in rest.splitlines()[:-1])  # whole lines; only the last may be cut by the signal
+
+
+@pytest.mark.parametrize("command, flag", [(["score", "Rex"], "--max-name-length"), (["sample", "--n", "2"], "--n")])
+def test_running_out_of_memory_names_options_of_the_command_that_ran(monkeypatch, command, flag):
+    from dinogen import checkpoint as checkpoints
+
+    def no_memory(*args, **kwargs):
+        raise MemoryError
+
+    monkeypatch.setattr(checkpoints, "load", no_memory)
+    result = CliRunner().invoke(main, command)
+    assert result.exit_code == 1 and "not enough memory" in result.stderr and flag in result.stderr
+    assert "--hidden" not in result.stderr
