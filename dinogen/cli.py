@@ -602,7 +602,8 @@ def sample(count, ckpt_path, seed, as_json, report, verbose, latest, **steering)
         raise click.UsageError(str(exc)) from None
     training_names = ckpt.training_names() if spec.novel or as_json or report else None
     params, cfg = ckpt.inference_params(latest), ckpt.model_config
-    chunks = sampling.generate(params, cfg, ckpt.vocab, count, spec, seed, training_names)
+    chunks = sampling.generate(params, cfg, ckpt.vocab, count, spec, seed, training_names,
+                               on_search=_SearchNotes(count, spec.max_attempts))
     drawn: list[str] = []
     try:
         for chunk in chunks:
@@ -615,6 +616,31 @@ def sample(count, ckpt_path, seed, as_json, report, verbose, latest, **steering)
         raise
     if report:
         _print_batch_report(drawn, training_names)
+
+
+class _SearchNotes:
+    """While sampling finds nothing, a line on stderr every EVERY_SECONDS: how far the
+    search has gone and where it will give up, so a hard request is not silence."""
+
+    EVERY_SECONDS = 5.0
+
+    def __init__(self, wanted: int, max_attempts: int | None) -> None:
+        import time
+
+        self.wanted, self.max_attempts, self.clock = wanted, max_attempts, time.monotonic
+        self.last = self.clock()
+
+    def __call__(self, found: int, tried: int, drought: int) -> None:
+        from dinogen.sampling import DROUGHT
+
+        now = self.clock()
+        if drought == 0 or now - self.last < self.EVERY_SECONDS:
+            return
+        self.last = now
+        limit = (f"gives up at {self.max_attempts:,} in all" if self.max_attempts is not None
+                 else f"gives up after {DROUGHT:,} in a row without a name")
+        click.echo(f"still searching: {found:,} of {plural(self.wanted, 'name')} found in {plural(tried, 'candidate')}, "
+                   f"{drought:,} since the last one that passed ({limit})", err=True)
 
 
 def _write_chunk(chunk, as_json: bool) -> None:

@@ -26,7 +26,7 @@ from __future__ import annotations
 import math
 import unicodedata
 from dataclasses import dataclass, replace
-from typing import Iterator
+from typing import Callable, Iterator
 
 import numpy as np
 
@@ -119,8 +119,12 @@ def generate(
     spec: SampleSpec | None = None,
     seed: int | None = None,
     training_names: list[str] | set[str] | None = None,
+    on_search: Callable[[int, int, int], None] | None = None,
 ) -> Iterator[Scored]:
     """Yield n names meeting spec, in chunks, as they are drawn.
+
+    on_search(found, tried, drought), when given, is called after every block
+    drawn, so a caller can say how the search goes while nothing turns up.
 
     It gives up after spec.max_attempts candidates in all, or without that,
     after DROUGHT candidates in a row of which none passed. Neither rule depends
@@ -154,6 +158,8 @@ def generate(
         block += 1
         chunk = _accept(drafts, vocab, spec, known, seen, n - found)
         drought = 0 if chunk.names else drought + len(drafts.lengths)
+        if on_search is not None:
+            on_search(found + len(chunk.names), tried, drought)
         if chunk.names:
             found += len(chunk.names)
             yield chunk

@@ -731,3 +731,12 @@ def test_eval_dash_reads_names_from_stdin(runner, small_checkpoint, tmp_path):
     from_file = runner.invoke(main, ["eval", str(tmp_path / "two.txt"), "-c", str(small_checkpoint), "--json"])
     assert from_stdin.exit_code == from_file.exit_code == 0
     assert json.loads(from_stdin.stdout)["nll"] == json.loads(from_file.stdout)["nll"]
+
+
+def test_a_search_that_finds_nothing_says_how_it_goes_on_stderr(runner, small_checkpoint, monkeypatch):
+    from dinogen import cli
+
+    monkeypatch.setattr(cli._SearchNotes, "EVERY_SECONDS", 0.0)
+    result = runner.invoke(main, ["sample", "-c", str(small_checkpoint), "--suffix", "qqq", "--max-attempts", "300"])
+    assert result.exit_code == 1 and result.stdout == ""
+    assert "still searching: 0 of 10 names found in" in result.stderr and "gives up at 300 in all" in result.stderr
