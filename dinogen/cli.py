@@ -688,8 +688,11 @@ def _fmt_num(value: float | None, spec: str) -> str:
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line: name, nll, logprob, novel.")
 @click.option("--max-name-length", type=WholeRange(min=1), default=1000, show_default=True,
               help="Skip (and report) names longer than this, read from standard input.")
+@click.option("--explain", is_flag=True,
+              help="For each position of each name: the model's probability for it, its surprise in bits and the "
+                   "likeliest alternatives (a heat strip on a colour terminal).")
 @latest_option
-def score(names, ckpt_path, encoding, as_json, latest, max_name_length) -> None:
+def score(names, ckpt_path, encoding, as_json, latest, max_name_length, explain) -> None:
     """How likely the model finds each name: NAMES, or one per line on stdin (no NAMES, or `-`).
 
     Prints, tab-separated: the name, its NLL per character in nats (the end token
@@ -725,7 +728,10 @@ def score(names, ckpt_path, encoding, as_json, latest, max_name_length) -> None:
     known = None if training_names is None else set(training_names)
     counts = {"names": 0, "skipped": 0}
     for chunk in _chunks(lines, SCORE_CHUNK):  # scored and written as they arrive: a filter in a pipe
-        _score_chunk(ckpt, latest, known, chunk, as_json, counts)
+        if explain:
+            _explain_chunk(ckpt, latest, chunk, as_json, counts)
+        else:
+            _score_chunk(ckpt, latest, known, chunk, as_json, counts)
     if counts["skipped"]:
         raise click.ClickException(
             f"{counts['skipped']} of {plural(counts['names'], 'name')} were skipped; the lines above say why."
@@ -776,6 +782,55 @@ def _score_chunk(ckpt, latest: bool, known, chunk, as_json: bool, counts: dict) 
         _write_lines([json.dumps(r, ensure_ascii=False) for r in records])
     else:
         _write_lines(["\t".join(_score_fields(r)) for r in records])
+
+
+def _explain_chunk(ckpt, latest: bool, chunk, as_json: bool, counts: dict) -> None:
+    """score --explain: each name of a chunk of StreamedLines, position by position."""
+    from dinogen.explain import explain
+
+    console = _console()
+    colour = console.is_terminal and console.color_system is not None and not as_json
+    for line in chunk:
+        counts["names"] += 1
+        unknown = None if line.name is None else ckpt.vocab.unknown(line.name)
+        if line.name is None or unknown is not None:
+            counts["skipped"] += 1
+            why = f"it {line.problem}" if line.name is None else f"the model never saw the character {unknown!r}"
+            click.echo(f"skipped {line.name or f'line {line.line}'!r}: {why}", err=True)
+            continue
+        found = explain(ckpt.inference_params(latest), ckpt.model_config, ckpt.vocab, line.name)
+        if as_json:
+            _emit(json.dumps(found.record(), ensure_ascii=False))
+            continue
+        if colour:
+            with _results():
+                console.print(_heat_strip(found), highlight=False)
+        _emit("\n".join(_explanation_lines(found)))
+
+
+def _explanation_lines(found) -> list[str]:
+    """The plain, aligned table of score --explain."""
+    def shown_char(char: str) -> str:
+        return "<end>" if char == "" else char
+
+    lines = [f"{found.name}  logprob {found.logprob:.4f}  nll {found.nll:.4f}",
+             "  pos  char   prob   bits   likeliest here"]
+    for i, p in enumerate(found.positions, start=1):
+        top = "  ".join(f"{shown_char(c)} {q:.3f}" for c, q in p.top)
+        lines.append(f"  {i:>3}  {shown_char(p.char):<5}  {p.prob:.3f}  {p.bits:5.2f}  {top}")
+    return lines
+
+
+def _heat_strip(found):
+    """The name with each character (and the end) on a colour from red (unlikely) to green (likely)."""
+    from rich.text import Text
+
+    strip = Text()
+    for p in found.positions:
+        level = min(1.0, max(0.0, p.prob / 0.5))  # 0.5 or more counts as fully expected
+        red, green = int(255 * (1 - level)), int(200 * level)
+        strip.append("⏎" if p.char == "" else p.char, style=f"bold black on rgb({red},{green},0)")
+    return strip
 
 
 def _score_fields(record: dict) -> list[str]:

@@ -740,3 +740,17 @@ def test_a_search_that_finds_nothing_says_how_it_goes_on_stderr(runner, small_ch
     result = runner.invoke(main, ["sample", "-c", str(small_checkpoint), "--suffix", "qqq", "--max-attempts", "300"])
     assert result.exit_code == 1 and result.stdout == ""
     assert "still searching: 0 of 10 names found in" in result.stderr and "gives up at 300 in all" in result.stderr
+
+
+def test_score_explain_is_a_plain_table_on_a_pipe_json_per_name_and_shaded_on_a_terminal(runner, small_checkpoint):
+    plain = runner.invoke(main, ["score", "--explain", "-c", str(small_checkpoint), "Rex"])
+    assert plain.exit_code == 0 and "\x1b" not in plain.stdout
+    assert plain.stdout.splitlines()[0].startswith("Rex  logprob ") and "<end>" in plain.stdout
+    record = json.loads(runner.invoke(main, ["score", "--explain", "--json", "-c", str(small_checkpoint), "Rex"]).stdout)
+    assert [p["char"] for p in record["positions"]] == ["R", "e", "x", ""]
+    scored = json.loads(runner.invoke(main, ["score", "--json", "-c", str(small_checkpoint), "Rex"]).stdout)
+    assert record["logprob"] == scored["logprob"]
+    env = {k: v for k, v in os.environ.items() if k not in ("NO_COLOR", "FORCE_COLOR", "TERM")}
+    args = [sys.executable, "-m", "dinogen", "score", "--explain", "-c", str(small_checkpoint), "Rex"]
+    assert b"\x1b[" in run_in_terminal(args, dict(env, TERM="xterm-256color"))
+    assert b"\x1b" not in run_in_terminal(args, dict(env, TERM="xterm-256color", NO_COLOR="1"))

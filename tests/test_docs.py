@@ -63,6 +63,8 @@ def same_result(quoted: str, got: str) -> bool:
         a, b = json.loads(quoted), json.loads(got)
         return a.keys() == b.keys() and all(
             math.isclose(a[k], b[k], rel_tol=1e-5) if isinstance(a[k], float) else a[k] == b[k] for k in a)
+    if "\t" not in quoted:  # an aligned table (score --explain): the same words and figures
+        return quoted.split() == got.split()
     a, b = quoted.split("\t"), got.split("\t")
     return len(a) == len(b) and all(
         math.isclose(float(x), float(y), rel_tol=1e-4) if x[:1] in "-0123456789" else x == y for x, y in zip(a, b))

@@ -1,9 +1,11 @@
 """Scoring names: per-name likelihoods that agree with eval and with sampling."""
 
+import math
+
 import numpy as np
 import pytest
 
-from dinogen import model, sampling, scoring
+from dinogen import checkpoint, model, sampling, scoring
 from dinogen.data import encode_names
 
 NAMES = ["Tyrannosaurus", "Rex", "Stegosaurus", "Aa", "Brachiosaurus"]
@@ -74,3 +76,17 @@ def test_nll_is_per_prediction_and_logprob_is_the_total():
 def test_scoring_no_names_gives_an_empty_result(small_trainer):
     scores = scoring.score_names(*model_of(small_trainer), [])
     assert scores.scored.names == [] and len(scores.scored.logprob) == 0 and scores.skipped == []
+
+
+def test_an_explanation_adds_up_to_the_score_of_the_name_position_by_position(small_checkpoint):
+    from dinogen.explain import END, explain
+
+    ckpt = checkpoint.load(small_checkpoint)
+    params, cfg, vocab = ckpt.inference_params(), ckpt.model_config, ckpt.vocab
+    found = explain(params, cfg, vocab, "Stegosaurus")
+    scored = scoring.score_names(params, cfg, vocab, ["Stegosaurus"]).scored
+    assert [p.char for p in found.positions] == list("Stegosaurus") + [END]
+    assert found.logprob == scored.logprob[0]  # the same forward pass, added in the same order
+    for p in found.positions:
+        assert p.prob == pytest.approx(math.exp(-p.nats)) and p.bits == pytest.approx(p.nats / math.log(2))
+        assert len(p.top) == 3 and p.top[0][1] >= p.top[1][1] >= p.top[2][1] and p.top[0][1] >= p.prob - 1e-7
