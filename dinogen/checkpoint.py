@@ -242,6 +242,9 @@ class _ReadOnUse(Mapping):
             self.read.add(key)
         return self.cache[key]
 
+    def __contains__(self, key) -> bool:  # without reading the member (Mapping's would read it)
+        return key in self.npz.files
+
     def __iter__(self):
         return iter(self.npz.files)
 
@@ -331,8 +334,8 @@ def _optimizer_state(path, arrays, params) -> dict[str, np.ndarray]:
     """The optim/ arrays, checked: Adam's step count t and a first (m/<name>) and second
     (v/<name>) moment per parameter, each of its parameter's shape and dtype. Empty
     when absent (SGD keeps no state; slim files keep none)."""
-    optim = {k[len("optim/"):]: arrays[k] for k in arrays if k.startswith("optim/")}  # read only these
     adam = ["t"] + [f"{moment}/{name}" for moment in ("m", "v") for name in params]
+    optim = {key: arrays[f"optim/{key}"] for key in adam if f"optim/{key}" in arrays}  # read only these
     if not any(key in optim for key in adam):
         return optim
     missing = [key for key in adam if key not in optim]

@@ -195,7 +195,7 @@ def main(threads: int | None) -> None:
 
 
 # File and folder names complete in the shell; dinogen checks the file itself, with a sentence for each problem.
-A_PATH = click.Path(allow_dash=True)
+A_PATH = click.Path(allow_dash=True, readable=False)  # readability: dinogen's own sentence, exit 1
 OUT_OF_MEMORY = {  # command -> what to ask for less of when memory runs out
     "train": "model or batch; try a smaller --hidden, --layers or --batch-size",
     "sample": "request; try a smaller --n or --max-len",
@@ -337,7 +337,7 @@ def _train_stage(trainer, out: str, quiet: bool, stop: "_StopSignals", refit: bo
             label = f"{trainer.cfg.cell} {trainer.cfg.hidden}, dropout {trainer.cfg.dropout:g}"
             if quiet:
                 bar = contextlib.nullcontext()
-            elif sys.stderr.isatty():
+            elif sys.stderr is not None and sys.stderr.isatty():
                 bar = _progress_bar(trainer.cfg.steps, True, trainer.step, label)
             else:
                 bar = _progress_lines(trainer.cfg.steps, label)
@@ -426,7 +426,10 @@ class _progress_bar:
 
         import shutil
 
-        size = shutil.get_terminal_size(fallback=(0, 0))
+        try:
+            size = os.get_terminal_size(sys.stderr.fileno())  # the bar's own terminal, not stdout's
+        except (OSError, ValueError):
+            size = shutil.get_terminal_size(fallback=(0, 0))
         # A terminal that reports 0 columns or rows (CI logs, some IDEs) would get no bar at all from tqdm.
         sized = {"dynamic_ncols": True} if size.columns > 0 and size.lines > 0 else {"ncols": 100, "nrows": 24}
         self.bar = tqdm(total=self.total, initial=self.initial, file=sys.stderr, unit="step", leave=False,
@@ -734,7 +737,8 @@ def score(names, ckpt_path, encoding, as_json, latest, max_name_length, explain)
             _score_chunk(ckpt, latest, known, chunk, as_json, counts)
     if counts["skipped"]:
         raise click.ClickException(
-            f"{counts['skipped']} of {plural(counts['names'], 'name')} were skipped; the lines above say why."
+            f"{counts['skipped']} of {plural(counts['names'], 'name')} {'was' if counts['names'] == 1 else 'were'} "
+            "skipped; the lines above say why."
         )
 
 
@@ -754,14 +758,20 @@ def _chunks(items, size: int):
 
 
 def _text_stdin(encoding: str):
-    """Standard input as text in `encoding`, read as it comes (a UTF-8 byte-order mark dropped)."""
+    """Standard input as text in `encoding`, read as it comes. Its first bytes decide, as for a
+    file: a zip is refused, and a UTF-16/32 byte-order mark chooses that encoding."""
     import io
 
-    from dinogen.data import text_codec
+    from dinogen.data import _codec_of_bom, _refuse_zip, text_codec
 
+    buffer = sys.stdin.buffer if isinstance(sys.stdin.buffer, io.BufferedReader) else io.BufferedReader(
+        sys.stdin.buffer)
+    start = buffer.peek(4)[:4]
+    _refuse_zip(start, "<stdin>")
     codec = text_codec(encoding)
-    return io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8-sig" if codec == "utf-8" else codec,
-                            errors="strict", newline=None)
+    codec = _codec_of_bom(start) if codec == "utf-8" else codec
+    return io.TextIOWrapper(buffer, encoding="utf-8-sig" if codec == "utf-8" else codec, errors="strict",
+                            newline=None)
 
 
 def _score_chunk(ckpt, latest: bool, known, chunk, as_json: bool, counts: dict) -> None:

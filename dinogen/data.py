@@ -88,13 +88,22 @@ def _read_text_bytes(stream, source: str, encoding: str) -> bytes:
     """All of a pipe, a block at a time, refusing binary data at its first NUL byte (in
     encodings where NUL is no part of text) instead of after reading it all: `yes | tr` or
     /dev/zero would otherwise fill the memory before the check."""
-    wide = text_codec(encoding).startswith(("utf-16", "utf-32"))
+    codec = text_codec(encoding)
     blocks = []
     while block := stream.read(READ_BLOCK):
-        if not wide and b"\x00" in block:
+        if not blocks:  # the first block says what the stream is: a zip, or text with a byte-order mark
+            _refuse_zip(block, source)
+            codec = _codec_of_bom(block) if codec == "utf-8" else codec
+        if not codec.startswith(("utf-16", "utf-32")) and b"\x00" in block:
             raise DinogenError(f"{source} holds a NUL byte, so it looks like a binary file; {_TEXT_FILE}.")
         blocks.append(block)
     return b"".join(blocks)
+
+
+def _refuse_zip(start: bytes, source: str) -> None:
+    if start.startswith(ZIP_MAGIC):  # a zip archive: most likely a checkpoint given where names belong
+        raise DinogenError(f"{source} is a zip archive (a dinogen checkpoint?), not a text file of names; "
+                           "continue a checkpoint with --resume, or sample from it with -c.")
 
 
 def _parse(raw: bytes, source: str, encoding: str, lowercase: bool, max_length: int) -> NameList:
@@ -104,9 +113,7 @@ def _parse(raw: bytes, source: str, encoding: str, lowercase: bool, max_length: 
     line numbers of errors alike.
     """
     codec = _codec_of_bom(raw) if text_codec(encoding) == "utf-8" else text_codec(encoding)
-    if raw.startswith(ZIP_MAGIC):  # a zip archive: most likely a checkpoint given where names belong
-        raise DinogenError(f"{source} is a zip archive (a dinogen checkpoint?), not a text file of names; "
-                           "continue a checkpoint with --resume, or sample from it with -c.")
+    _refuse_zip(raw, source)
     if b"\x00" in raw and not codec.startswith(("utf-16", "utf-32")):  # NUL bytes are part of UTF-16/32 text
         line = _line_at(raw[: raw.index(b"\x00")].decode(codec, errors="replace"))
         raise DinogenError(f"{source} line {line} holds a NUL byte, so it looks like a binary file; {_TEXT_FILE}.")
@@ -134,21 +141,22 @@ class StreamedLine:
     problem: str | None = None  # why it was refused: "is longer than 64 characters", "holds U+001B, ..."
 
 
-def stream_names(stream: TextIO, *, lowercase: bool = False, max_length: int = MAX_NAME_LENGTH
-                 ) -> Iterator[StreamedLine]:
+def stream_names(stream: TextIO, *, lowercase: bool = False, max_length: int = MAX_NAME_LENGTH,
+                 source: str = "<stdin>") -> Iterator[StreamedLine]:
     """The names of a text stream, line by line as they arrive, in memory bounded by
     max_length: a longer line is read past in pieces and refused by its number, never
-    held whole. Blank lines are skipped; a name with a control character is refused."""
-    limit = max_length + 2  # the name, a character of whitespace and the line break
+    held whole. Blank lines are skipped; a name with a control character is refused; a
+    NUL or bytes that do not decode end the stream with DinogenError, naming the line."""
+    limit = 2 * max_length + 64  # the name, whitespace around it and the line break
     line_number = 0
     while True:
-        piece = stream.readline(limit)
+        piece = _read_line(stream, limit, source, line_number + 1)
         if not piece:
             return
         line_number += 1
         if len(piece) == limit and not piece.endswith("\n"):  # longer than a name can be: skip to its end
             while piece and not piece.endswith("\n"):
-                piece = stream.readline(limit)
+                piece = _read_line(stream, 1 << 16, source, line_number)
             yield StreamedLine(line_number, None, f"is longer than {max_length:,} characters")
             continue
         name = clean_name(piece, lowercase)
@@ -161,6 +169,19 @@ def stream_names(stream: TextIO, *, lowercase: bool = False, max_length: int = M
             yield StreamedLine(line_number, None, f"is longer than {max_length:,} characters")
         else:
             yield StreamedLine(line_number, name)
+
+
+def _read_line(stream: TextIO, limit: int, source: str, line: int) -> str:
+    """At most limit characters of the stream's next line; DinogenError for bytes that do not
+    decode or a NUL (binary data), naming the line."""
+    try:
+        piece = stream.readline(limit)
+    except UnicodeDecodeError as exc:
+        raise DinogenError(f"{source} line {line} (or the lines just after it) is not valid {exc.encoding} text; "
+                           "convert it to UTF-8 or name its encoding with --encoding.") from None
+    if "\x00" in piece:
+        raise DinogenError(f"{source} line {line} holds a NUL byte, so it looks like binary data; {_TEXT_FILE}.")
+    return piece
 
 
 def _codec_of_bom(raw: bytes) -> str:

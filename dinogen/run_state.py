@@ -18,6 +18,7 @@ RULES: dict[str, Rule] = {  # the metadata fields of a RunState that are numbers
     "elapsed": Rule("the elapsed time", float, low=0),
     "smooth_loss": Rule("the smoothed loss", float),
     "smooth_ema": Rule("the smoothed loss's running sum", float),
+    "smooth_norm": Rule("the smoothed loss's normaliser", float, low=0, high=1),
     "clock_led": Rule("whether the clock led", bool),
 }
 
@@ -30,6 +31,7 @@ class RunState:
     predictions: int = 0  # real predictions trained on
     smooth_loss: float = 0.0  # the recent training loss: smooth_ema, corrected for its start at 0
     smooth_ema: float | None = 0.0  # moving average of the training loss started at 0 (None: not recorded)
+    smooth_norm: float | None = 0.0  # the same average of 1s: what smooth_ema is divided by (None: not recorded)
     stale_evals: int = 0  # evaluations since the last new best
     train_history: list[tuple[int, float]] = field(default_factory=list)  # (step, smoothed loss) at each evaluation
     val_history: list[tuple[int, float]] = field(default_factory=list)  # (step, validation loss)
@@ -45,6 +47,7 @@ class RunState:
             "predictions": self.predictions,
             "smooth_loss": self.smooth_loss,
             "smooth_ema": self.smooth_ema,
+            "smooth_norm": self.smooth_norm,
             "stale_evals": self.stale_evals,
             "history": {"train": self.train_history, "val": self.val_history},
             "best": {"step": self.best_val[0], "val_loss": self.best_val[1]} if self.best_val else None,
@@ -62,6 +65,7 @@ class RunState:
             predictions=meta.get("predictions", 0),
             smooth_loss=meta["smooth_loss"],
             smooth_ema=meta.get("smooth_ema"),
+            smooth_norm=meta.get("smooth_norm"),
             stale_evals=meta.get("stale_evals", 0),
             train_history=[tuple(x) for x in meta["history"]["train"]],
             val_history=[tuple(x) for x in meta["history"]["val"]],

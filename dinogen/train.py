@@ -152,8 +152,10 @@ class Trainer:
         self.optimizer.step(self.params, grads)
         self.state.step += 1
         self.state.predictions += batch.n_predictions
-        self.state.smooth_ema = self.smooth_beta * self.state.smooth_ema + (1 - self.smooth_beta) * loss
-        self.state.smooth_loss = self.state.smooth_ema / (1 - self.smooth_beta ** self.state.step)  # as Adam corrects
+        beta, state = self.smooth_beta, self.state
+        state.smooth_ema = beta * state.smooth_ema + (1 - beta) * loss
+        state.smooth_norm = beta * state.smooth_norm + (1 - beta)  # 1 - beta^steps while beta stays the same
+        state.smooth_loss = state.smooth_ema / state.smooth_norm  # corrected for the start at 0, as Adam corrects
         return loss
 
     def loss_on(self, idx: np.ndarray, params: dict[str, np.ndarray] | None = None) -> float | None:
@@ -302,8 +304,10 @@ class Trainer:
         except (KeyError, ValueError):
             raise DinogenError("the checkpoint's optimizer state is missing or damaged, so it cannot be resumed exactly.") from None
         self.state = RunState.from_meta(meta)
+        if self.state.smooth_norm is None:  # recorded before the normaliser was
+            self.state.smooth_norm = 1 - self.smooth_beta ** self.state.step
         if self.state.smooth_ema is None:  # recorded before the correction: take its value as the corrected one
-            self.state.smooth_ema = self.state.smooth_loss * (1 - self.smooth_beta ** self.state.step)
+            self.state.smooth_ema = self.state.smooth_loss * self.state.smooth_norm
         if ckpt.best is not None and self.state.best_val is not None:
             self.best = {k: v.copy() for k, v in ckpt.best.items()}
         else:

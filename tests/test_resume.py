@@ -152,3 +152,11 @@ def test_a_finished_first_run_of_preset_best_resumes_into_its_refit(tmp_path):
     first = trained(TrainConfig(hidden=8, steps=6, refit=True))
     continued, _ = resume(NAMES, reloaded(first, tmp_path), {})
     assert continued.refits and continued.run()["steps"] == 6  # stops at once; the CLI then refits
+
+
+def test_the_smoothed_loss_stays_honest_across_a_resume_that_changes_the_steps(tmp_path):
+    half = trained(TrainConfig(hidden=8, steps=200, batch_size=16, eval_every=50))
+    continued, _ = resume(NAMES, reloaded(half, tmp_path), {"steps": 2000})
+    losses = []
+    continued.run(on_progress=lambda p: losses.append(p.loss), should_stop=lambda: continued.step >= 250)
+    assert abs(continued.smooth_loss - np.mean(losses[-20:])) < 0.15  # not inflated by the new smoothing window
