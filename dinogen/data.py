@@ -77,8 +77,95 @@ def read_names(
     if path.is_fifo():  # `train <(cmd)`: a pipe that may never end, read like standard input
         with open(path, "rb") as pipe:
             return _parse(_read_text_bytes(pipe, str(path), encoding), str(path), encoding, lowercase, max_length)
+    if _splits_on_line_bytes(text_codec(encoding)) and path.is_file():
+        return _read_lines_of_file(path, encoding, lowercase, max_length)
     raw = read_bytes(path, "names file", "give the path of a text file with one name per line")
     return _parse(raw, str(path), encoding, lowercase, max_length)
+
+
+def _splits_on_line_bytes(codec: str) -> bool:
+    """Whether a file in codec can be cut into lines at its LF and CR bytes and each line
+    decoded alone: UTF-8, Latin-1 and the other ASCII-compatible, stateless codecs."""
+    stateful = codec.startswith(("utf-7", "utf_7", "iso2022", "hz", "unicode", "raw-unicode", "punycode", "idna"))
+    try:
+        return not stateful and "\n\r a".encode(codec) == b"\n\r a"
+    except (UnicodeError, LookupError):
+        return False
+
+
+LINE_BREAK_BYTES = re.compile(b"\r\n|\r|\n")
+
+
+def _read_lines_of_file(path: Path, encoding: str, lowercase: bool, max_length: int) -> NameList:
+    """A names file read a block at a time and cut into lines as it comes: memory holds the
+    names, never a line longer than a name can be, and each error names its exact line."""
+    codec, source = text_codec(encoding), str(path)
+    names, line_numbers, skipped_long = [], [], 0
+    limit = 4 * max_length + 64  # bytes: the longest name in UTF-8, whitespace and a line break
+    try:
+        with open(path, "rb") as file:
+            start = file.read(len(ZIP_MAGIC) + 4)
+            _refuse_zip(start, source)
+            if codec == "utf-8" and _codec_of_bom(start) != "utf-8":  # UTF-16/32 after all: whole, by its mark
+                return _parse(start + file.read(), source, encoding, lowercase, max_length)
+            for number, raw in _byte_lines(start, file, limit):
+                if raw is None:
+                    skipped_long += 1
+                    continue
+                name = _name_of_line(raw, number, source, encoding, codec, lowercase)
+                if not name:
+                    continue
+                if len(name) > max_length:
+                    skipped_long += 1
+                    continue
+                names.append(name)
+                line_numbers.append(number)
+    except PermissionError:
+        raise DinogenError(f"names file {path} cannot be read (permission denied); check its permissions.") from None
+    except OSError as exc:
+        raise DinogenError(f"names file {path} cannot be read ({exc.strerror}); {_TEXT_FILE}.") from None
+    return NameList(names, line_numbers, source, skipped_long)
+
+
+def _byte_lines(start: bytes, file, limit: int) -> Iterator[tuple[int, bytes | None]]:
+    """(line number, the line's bytes without its break) for each line of start + file, cut
+    at LF, CRLF or a lone CR; None for a line longer than limit bytes, which is never held."""
+    pending, number, too_long = start, 0, False
+    while True:
+        block = file.read(READ_BLOCK)
+        pending += block
+        ends = list(LINE_BREAK_BYTES.finditer(pending))
+        if block and ends and ends[-1].group() == b"\r" and ends[-1].end() == len(pending):
+            ends.pop()  # a CR at the end of the block: its LF may open the next one
+        cut = 0
+        for match in ends:
+            number += 1
+            yield number, None if too_long else pending[cut:match.start()]
+            too_long, cut = False, match.end()
+        pending = pending[cut:]
+        if len(pending) > limit:  # no break within a name's length: skip the rest of this line
+            too_long, pending = True, b""
+        if not block:
+            if pending or too_long:
+                yield number + 1, None if too_long else pending
+            return
+
+
+def _name_of_line(raw: bytes, number: int, source: str, encoding: str, codec: str, lowercase: bool) -> str:
+    """The cleaned name a line's bytes hold (may be empty); DinogenError naming the line otherwise."""
+    if b"\x00" in raw:
+        raise DinogenError(f"{source} line {number} holds a NUL byte, so it looks like a binary file; {_TEXT_FILE}.")
+    try:
+        text = raw.decode("utf-8-sig" if codec == "utf-8" and number == 1 else codec)
+    except UnicodeDecodeError:
+        raise DinogenError(f"{source} line {number} is not valid {encoding} text; convert the file to UTF-8 or "
+                           "name its encoding with --encoding.") from None
+    name = clean_name(text, lowercase)
+    not_text = NOT_TEXT.search(name)
+    if not_text:
+        raise DinogenError(f"{source} line {number} holds U+{ord(not_text.group()):04X}, which is not a "
+                           f"character of a name; {_TEXT_FILE}.")
+    return name
 
 
 READ_BLOCK = 1 << 20  # bytes read from a pipe at a time

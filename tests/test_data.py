@@ -154,3 +154,28 @@ def test_a_stream_yields_names_as_they_come_and_refuses_long_or_control_lines_by
     assert got[0] == (1, "Rex", None) and got[-1] == (5, "Zoë", None)
     assert got[1] == (3, None, "is longer than 10 characters")
     assert got[2][0] == 4 and got[2][1] is None and "U+001B" in got[2][2]
+
+
+@pytest.mark.parametrize("block", [1, 2, 3, 7, 64])
+def test_a_file_read_block_by_block_gives_the_names_and_lines_the_whole_file_gives(tmp_path, monkeypatch, block):
+    from dinogen import data
+
+    content = "Zoë\r\nAnna\rBert\n\n  Carla  \r\r\nDieter" + "x" * 300 + "\nEmil\r"
+    path = tmp_path / "names.txt"
+    path.write_bytes(content.encode("utf-8"))
+    whole = data._parse(content.encode("utf-8"), str(path), "utf-8", False, 64)
+    monkeypatch.setattr(data, "READ_BLOCK", block)
+    streamed = data.read_names(path)
+    assert (streamed.names, streamed.line_numbers, streamed.skipped_long) == (
+        whole.names, whole.line_numbers, whole.skipped_long)
+    assert streamed.names == ["Zoë", "Anna", "Bert", "Carla", "Emil"] and streamed.skipped_long == 1
+
+
+def test_a_line_far_longer_than_a_name_is_skipped_without_being_held(tmp_path, monkeypatch):
+    from dinogen import data
+
+    path = tmp_path / "long.txt"
+    path.write_bytes(b"Rex\n" + b"A" * 5_000_000 + b"\nAnna\n")
+    monkeypatch.setattr(data, "READ_BLOCK", 1 << 16)
+    names = data.read_names(path)
+    assert (names.names, names.line_numbers, names.skipped_long) == (["Rex", "Anna"], [1, 3], 1)
