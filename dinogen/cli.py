@@ -710,7 +710,7 @@ def score(names, ckpt_path, encoding, as_json, latest, max_name_length, explain)
       dinogen score --json < names.txt
     """
     from dinogen import checkpoint
-    from dinogen.data import StreamedLine, clean_name, stream_names
+    from dinogen.data import StreamedLine, clean_name, open_text_stream, stream_names
     from dinogen.resources import resolve_checkpoint
 
     path, _ = resolve_checkpoint(ckpt_path)
@@ -726,7 +726,8 @@ def score(names, ckpt_path, encoding, as_json, latest, max_name_length, explain)
             raise click.ClickException("standard input is closed, so there are no names to score; give them as arguments.")
         if sys.stdin.isatty():
             click.echo("reading names from standard input, one per line (Ctrl-D to end)", err=True)
-        lines = stream_names(_text_stdin(encoding), lowercase=ckpt.lowercase, max_length=max_name_length)
+        lines = stream_names(open_text_stream(sys.stdin.buffer, encoding), lowercase=ckpt.lowercase,
+                             max_length=max_name_length)
     training_names = ckpt.training_names()
     known = None if training_names is None else set(training_names)
     counts = {"names": 0, "skipped": 0}
@@ -755,23 +756,6 @@ def _chunks(items, size: int):
             chunk = []
     if chunk:
         yield chunk
-
-
-def _text_stdin(encoding: str):
-    """Standard input as text in `encoding`, read as it comes. Its first bytes decide, as for a
-    file: a zip is refused, and a UTF-16/32 byte-order mark chooses that encoding."""
-    import io
-
-    from dinogen.data import _codec_of_bom, _refuse_zip, text_codec
-
-    buffer = sys.stdin.buffer if isinstance(sys.stdin.buffer, io.BufferedReader) else io.BufferedReader(
-        sys.stdin.buffer)
-    start = buffer.peek(4)[:4]
-    _refuse_zip(start, "<stdin>")
-    codec = text_codec(encoding)
-    codec = _codec_of_bom(start) if codec == "utf-8" else codec
-    return io.TextIOWrapper(buffer, encoding="utf-8-sig" if codec == "utf-8" else codec, errors="strict",
-                            newline=None)
 
 
 def _score_chunk(ckpt, latest: bool, known, chunk, as_json: bool, counts: dict) -> None:

@@ -12,6 +12,7 @@ batches are cut from them per step, so a million names cost a few megabytes.
 from __future__ import annotations
 
 import codecs
+import io
 import re
 import sys
 import unicodedata
@@ -161,11 +162,16 @@ def _name_of_line(raw: bytes, number: int, source: str, encoding: str, codec: st
         raise DinogenError(f"{source} line {number} is not valid {encoding} text; convert the file to UTF-8 or "
                            "name its encoding with --encoding.") from None
     name = clean_name(text, lowercase)
-    not_text = NOT_TEXT.search(name)
-    if not_text:
-        raise DinogenError(f"{source} line {number} holds U+{ord(not_text.group()):04X}, which is not a "
-                           f"character of a name; {_TEXT_FILE}.")
+    problem = _not_text(name)
+    if problem:
+        raise DinogenError(f"{source} line {number} {problem}; {_TEXT_FILE}.")
     return name
+
+
+def _not_text(name: str) -> str | None:
+    """What makes name no name ("holds U+001B, which is not a character of a name"), or None."""
+    found = NOT_TEXT.search(name)
+    return f"holds U+{ord(found.group()):04X}, which is not a character of a name" if found else None
 
 
 READ_BLOCK = 1 << 20  # bytes read from a pipe at a time
@@ -249,13 +255,25 @@ def stream_names(stream: TextIO, *, lowercase: bool = False, max_length: int = M
         name = clean_name(piece, lowercase)
         if not name:
             continue
-        not_text = NOT_TEXT.search(name)
-        if not_text:
-            yield StreamedLine(line_number, None, f"holds U+{ord(not_text.group()):04X}, which is not a character of a name")
+        problem = _not_text(name)
+        if problem:
+            yield StreamedLine(line_number, None, problem)
         elif len(name) > max_length:
             yield StreamedLine(line_number, None, f"is longer than {max_length:,} characters")
         else:
             yield StreamedLine(line_number, name)
+
+
+def open_text_stream(binary, encoding: str, source: str = "<stdin>") -> TextIO:
+    """A binary stream (standard input) as text, read as it comes. Its first bytes decide, as
+    for a file: a zip is refused, and a UTF-16/32 byte-order mark chooses that encoding."""
+    buffer = binary if isinstance(binary, io.BufferedReader) else io.BufferedReader(binary)
+    start = buffer.peek(4)[:4]
+    _refuse_zip(start, source)
+    codec = text_codec(encoding)
+    codec = _codec_of_bom(start) if codec == "utf-8" else codec
+    return io.TextIOWrapper(buffer, encoding="utf-8-sig" if codec == "utf-8" else codec, errors="strict",
+                            newline=None)
 
 
 def _read_line(stream: TextIO, limit: int, source: str, line: int) -> str:
@@ -309,10 +327,9 @@ def _clean_lines(lines: list[str], source: str, lowercase: bool, max_length: int
         name = clean_name(line, lowercase)
         if not name:
             continue
-        not_text = NOT_TEXT.search(name)  # inside the name: whitespace around it is stripped first
-        if not_text:
-            raise DinogenError(f"{source} line {line_number} holds U+{ord(not_text.group()):04X}, which is not a "
-                               f"character of a name; {_TEXT_FILE}.")
+        problem = _not_text(name)  # inside the name: whitespace around it is stripped first
+        if problem:
+            raise DinogenError(f"{source} line {line_number} {problem}; {_TEXT_FILE}.")
         if len(name) > max_length:
             skipped_long += 1
             continue

@@ -1,10 +1,16 @@
 """Shared fixtures: the bundled names, the course file when present, a small trained model."""
 
+import hashlib
+import io
+import zipfile
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
 from dinogen import checkpoint
+from dinogen.checkpoint import DIGEST_LEN, DIGEST_PREFIX
+from dinogen.cli import main
 from dinogen.data import NameList, read_names
 from dinogen.config import TrainConfig
 from dinogen.train import Trainer
@@ -12,6 +18,33 @@ from dinogen.train import Trainer
 ROOT = Path(__file__).resolve().parent.parent
 BUNDLED_NAMES = ROOT / "data" / "dinos.txt"
 COURSE_FILE = ROOT.parent / "shared" / "data" / "dinos.txt"
+
+
+TINY = ["--steps", "3", "--hidden", "8", "-q"]  # train flags for a run that takes a moment
+
+
+def train(tmp_path, content: bytes | None, *flags, name="names.txt"):
+    """Run `dinogen train` on a file holding content (None: no file at all)."""
+    path = tmp_path / name
+    if content is not None:
+        path.write_bytes(content)
+    out = tmp_path / "out.npz"
+    result = CliRunner().invoke(main, ["train", str(path), "-o", str(out), *flags])
+    return result, out
+
+
+def with_member(src: Path, dst: Path, name: str, data: bytes, compress: bool) -> Path:
+    """A copy of a good checkpoint with one more zip member, sealed again as dinogen seals."""
+    raw = src.read_bytes()
+    buffer = io.BytesIO(raw[: -(len(DIGEST_PREFIX) + DIGEST_LEN) - 2])  # the archive without its comment
+    with zipfile.ZipFile(io.BytesIO(raw)) as source, zipfile.ZipFile(buffer, "w") as archive:
+        for member in source.infolist():
+            archive.writestr(member, source.read(member))
+        archive.writestr(name, data, compress_type=zipfile.ZIP_DEFLATED if compress else zipfile.ZIP_STORED)
+        archive.comment = DIGEST_PREFIX + b"0" * DIGEST_LEN
+    body = buffer.getvalue()[:-DIGEST_LEN]
+    dst.write_bytes(body + hashlib.sha256(body).hexdigest().encode("ascii"))
+    return dst
 
 
 def trained(names, **settings):

@@ -13,6 +13,8 @@ import pytest
 from dinogen import checkpoint, model
 from dinogen.errors import DinogenError
 
+from conftest import with_member
+
 
 def test_round_trip_gives_identical_predictions(small_trainer, small_checkpoint):
     loaded = checkpoint.load(small_checkpoint)
@@ -252,34 +254,15 @@ def test_a_saved_checkpoint_has_ordinary_file_permissions(small_trainer, tmp_pat
     assert path.stat().st_mode & 0o777 == 0o644
 
 
-def sealed_with_extra_member(src, dst, name, data, compress):
-    """A copy of a good checkpoint with one more zip member, sealed again the normal way."""
-    import io
-    import zipfile
-
-    from dinogen.checkpoint import DIGEST_LEN, DIGEST_PREFIX
-    raw = src.read_bytes()
-    buffer = io.BytesIO(raw[: -(len(DIGEST_PREFIX) + DIGEST_LEN) - 2])  # the archive without its comment
-    with zipfile.ZipFile(io.BytesIO(raw)) as source, zipfile.ZipFile(buffer, "w") as archive:
-        for member in source.infolist():
-            archive.writestr(member, source.read(member))
-        archive.writestr(name, data, compress_type=zipfile.ZIP_DEFLATED if compress else zipfile.ZIP_STORED)
-        archive.comment = DIGEST_PREFIX + b"0" * DIGEST_LEN
-    body = buffer.getvalue()[:-DIGEST_LEN]
-    import hashlib
-    dst.write_bytes(body + hashlib.sha256(body).hexdigest().encode("ascii"))
-    return dst
-
-
 @pytest.mark.parametrize("name, compress", [("param/extra.npy", True), ("notes.txt", False), ("../../evil.npy", False)])
 def test_a_member_the_format_does_not_define_or_a_compressed_one_is_refused_unread(small_checkpoint, tmp_path,
                                                                                   name, compress):
-    path = sealed_with_extra_member(small_checkpoint, tmp_path / "extra.npz", name, b"\0" * (1 << 20), compress)
+    path = with_member(small_checkpoint, tmp_path / "extra.npz", name, b"\0" * (1 << 20), compress)
     with pytest.raises(DinogenError, match="the format does not define|is compressed, which dinogen never writes"):
         checkpoint.load(path)
 
 
 def test_a_member_the_metadata_does_not_call_for_is_refused_without_being_read(small_checkpoint, tmp_path):
-    path = sealed_with_extra_member(small_checkpoint, tmp_path / "extra.npz", "param/bomb.npy", b"\0" * 4096, False)
+    path = with_member(small_checkpoint, tmp_path / "extra.npz", "param/bomb.npy", b"\0" * 4096, False)
     with pytest.raises(DinogenError, match="it holds 'param/bomb', which its metadata does not call for"):
         checkpoint.load(path)

@@ -11,20 +11,7 @@ from dinogen import checkpoint
 from dinogen.cli import main
 from dinogen.data import read_names
 
-from conftest import BUNDLED_NAMES
-
-TINY = ["--steps", "3", "--hidden", "8", "-q"]
-
-
-def train(tmp_path, content: bytes | None, *flags, name="names.txt"):
-    """Run `dinogen train` on a file holding content (None: no file at all)."""
-    path = tmp_path / name
-    if content is not None:
-        path.write_bytes(content)
-    out = tmp_path / "out.npz"
-    result = CliRunner().invoke(main, ["train", str(path), "-o", str(out), *flags])
-    return result, out
-
+from conftest import BUNDLED_NAMES, TINY, train
 
 @pytest.mark.parametrize(
     "content, flags, code, message",

@@ -18,12 +18,10 @@ import pytest
 from click.testing import CliRunner
 
 from dinogen import checkpoint
-from dinogen.checkpoint import DIGEST_LEN, DIGEST_PREFIX
 from dinogen.cli import main
 
-from conftest import BUNDLED_NAMES
+from conftest import BUNDLED_NAMES, TINY, with_member
 
-TINY = ["--steps", "3", "--hidden", "8", "-q"]
 NAMES = b"Anna\nBert\nCarla\nDieter\nEmil\n"
 
 
@@ -41,19 +39,6 @@ def resealed(src: Path, dst: Path, change) -> Path:
     ckpt = checkpoint.load(src)
     change(ckpt)
     checkpoint.save(dst, ckpt)
-    return dst
-
-
-def with_member(src: Path, dst: Path, name: str, data: bytes, compress: bool) -> Path:
-    raw = src.read_bytes()
-    buffer = io.BytesIO(raw[: -(len(DIGEST_PREFIX) + DIGEST_LEN) - 2])
-    with zipfile.ZipFile(io.BytesIO(raw)) as source, zipfile.ZipFile(buffer, "w") as archive:
-        for member in source.infolist():
-            archive.writestr(member, source.read(member))
-        archive.writestr(name, data, compress_type=zipfile.ZIP_DEFLATED if compress else zipfile.ZIP_STORED)
-        archive.comment = DIGEST_PREFIX + b"0" * DIGEST_LEN
-    body = buffer.getvalue()[:-DIGEST_LEN]
-    dst.write_bytes(body + hashlib.sha256(body).hexdigest().encode("ascii"))
     return dst
 
 

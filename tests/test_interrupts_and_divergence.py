@@ -19,20 +19,7 @@ from dinogen.config import TrainConfig
 from dinogen.train import Diverged, Trainer
 from dinogen.workspace import FRESH
 
-from conftest import BUNDLED_NAMES
-
-TINY = ["--steps", "3", "--hidden", "8", "-q"]
-
-
-def train(tmp_path, content: bytes | None, *flags, name="names.txt"):
-    """Run `dinogen train` on a file holding content (None: no file at all)."""
-    path = tmp_path / name
-    if content is not None:
-        path.write_bytes(content)
-    out = tmp_path / "out.npz"
-    result = CliRunner().invoke(main, ["train", str(path), "-o", str(out), *flags])
-    return result, out
-
+from conftest import BUNDLED_NAMES, TINY, train
 
 def test_a_diverging_run_stops_with_a_message_and_writes_no_nan(tmp_path, monkeypatch):
     real_forward = model.forward
