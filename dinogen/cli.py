@@ -227,7 +227,8 @@ def set_blas_threads(threads: int | None) -> None:
 @click.option("--out", "-o", default="dinogen.npz", show_default=True, metavar="PATH", type=A_PATH,
               help="Checkpoint to write.")
 @setting_options("steps", "max_seconds", "batch_size", "hidden", "layers", "cell", "embed_dim", "dropout", "lr",
-                 "schedule", "weight_decay", "optimizer", "clip", "seed", "val_fraction", "eval_every", "patience")
+                 "schedule", "weight_decay", "optimizer", "clip", "seed", "val_fraction", "eval_every", "patience",
+                 "workers")
 @click.option("--preset", type=click.Choice(list(PRESETS)), default=None,
               help="course: the classic notebook's settings; best: the default, then a second run on every name "
                    "for the epochs that did best. Flags override.")
@@ -324,6 +325,7 @@ def _train_stage(trainer, out: str, quiet: bool, stop: "_StopSignals", refit: bo
     returns the summary. A diverging run and a second Ctrl-C are one sentence each.
     refit: a first run saved `out` before this one."""
     from dinogen import checkpoint
+    from dinogen.parallel import WorkerFailed
     from dinogen.train import Diverged
 
     saved_at: list[int] = []  # steps at which this run wrote `out`
@@ -331,6 +333,11 @@ def _train_stage(trainer, out: str, quiet: bool, stop: "_StopSignals", refit: bo
     def save(t) -> None:
         checkpoint.save(out, t.checkpoint())
         saved_at.append(t.step)
+
+    def last_good() -> str:
+        """Where the last good state is, after a failure that left this run's state unusable."""
+        return (f"{out} keeps the last good state, from step {saved_at[-1]}" if saved_at
+                else f"{out} keeps the first run, before the refit" if refit else "no checkpoint was written")
 
     try:
         with stop:  # the final save too: a second Ctrl-C during it aborts as during training
@@ -345,9 +352,13 @@ def _train_stage(trainer, out: str, quiet: bool, stop: "_StopSignals", refit: bo
                 summary = trainer.run(on_progress, on_evaluate=save, should_stop=stop.requested)
             save(trainer)
     except Diverged as exc:
-        note = (f"{out} keeps the last good state, from step {saved_at[-1]}" if saved_at
-                else f"{out} keeps the first run, before the refit" if refit else "no checkpoint was written")
-        raise click.ClickException(f"{exc} {note}.") from None
+        raise click.ClickException(f"{exc} {last_good()}.") from None
+    except WorkerFailed as exc:
+        if exc.consistent:  # it failed before the update: the state after the last whole step is intact
+            save(trainer)
+            raise click.ClickException(f"{exc}; saved {out} at step {trainer.step}: continue with "
+                                       f"--resume {out} -o {out}.") from None
+        raise click.ClickException(f"{exc}; {last_good()}.") from None
     except KeyboardInterrupt:
         click.echo(f"aborted at once; {out} holds the last complete checkpoint, if any.", err=True)
         sys.exit(130)

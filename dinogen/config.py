@@ -125,6 +125,9 @@ RULES: dict[str, Rule] = {
     "clip_mode": Rule("the clip mode", str, choices=("norm", "value")),
     "loss_per": Rule("the loss", str, choices=("char", "name")),
     "seed": Rule("the seed", int, low=0, high=2**63 - 1, help="Seed for weights, split and batch order."),
+    "workers": Rule("workers", int, low=1, optional=True,
+                    help="Processes that share each training step (results depend on it; see docs/performance.md).",
+                    chosen="one per core, at most 8, 1 for small batches and models"),
     "val_fraction": Rule("the validation fraction", float, 0, 1, high_open=True,
                          help="Share of names held out for validation."),
     "eval_every": Rule("eval every", int, low=1, optional=True, help="Steps between validation losses.",
@@ -184,6 +187,8 @@ class TrainConfig:
     clip_mode: str = "norm"  # norm: global L2 norm | value: each entry (as the course does)
     loss_per: str = "char"  # char: mean over characters | name: sum over each name (the course)
     seed: int = 1337  # seeds the initial weights, the split, the batch order and dropout
+    workers: int | None = None  # processes sharing each step (1: this one alone); None: one per core, at most 8,
+    #                             fewer for small batches and models (recipe.workers_for)
     val_fraction: float = 0.1  # share of names held out for validation, never trained on
     eval_every: int | None = None  # steps between validation evaluations; None: about twice an epoch
     patience: int | None = None  # stop after this many evaluations without a new best; 0 = never;

@@ -24,10 +24,27 @@ class SGD:
 
     def step(self, params: dict[str, np.ndarray], grads: dict[str, np.ndarray]) -> None:
         """Update params in place from grads, a dict parallel to it."""
+        coeffs = self.advance()
         for name, p in params.items():
-            if self.weight_decay and decays(name):
-                p *= 1.0 - self.lr * self.weight_decay
-            p -= self.lr * grads[name]
+            self.update(name, p, grads[name], (), coeffs)
+
+    def advance(self) -> tuple[float, ...]:
+        """Count one more update; what update() needs for it: (lr,)."""
+        return (self.lr,)
+
+    def update(self, name: str, p: np.ndarray, g: np.ndarray, state: tuple, coeffs: tuple[float, ...]) -> None:
+        """Update p (a parameter or a slice of one, named name) in place from g, its gradient."""
+        (lr,) = coeffs
+        if self.weight_decay and decays(name):
+            p *= 1.0 - lr * self.weight_decay
+        p -= lr * g
+
+    def part(self, name: str, lo: int, hi: int) -> tuple:
+        """The state update() takes for entries lo:hi of parameter name, flattened: none."""
+        return ()
+
+    def move_state(self, place) -> None:
+        """Put every state array where place(array) returns a copy of it: nothing to move."""
 
     def state_dict(self) -> dict[str, np.ndarray]:
         return {}
@@ -58,26 +75,48 @@ class Adam:
 
     def step(self, params: dict[str, np.ndarray], grads: dict[str, np.ndarray]) -> None:
         """Update params in place from grads, a dict parallel to it, and the moments."""
+        coeffs = self.advance()
+        for name, p in params.items():
+            self.update(name, p, grads[name], (self.m[name], self.v[name], self._scratch[name]), coeffs)
+
+    def advance(self) -> tuple[float, ...]:
+        """Count one more update; what update() needs for it: (lr, step size, eps)."""
         self.t += 1
         b1, b2 = self.beta1, self.beta2
         step_size = self.lr * np.sqrt(1 - b2**self.t) / (1 - b1**self.t)
         eps_hat = self.eps * np.sqrt(1 - b2**self.t)  # eps on the bias-corrected scale
-        for name, p in params.items():
-            g, m, v, s = grads[name], self.m[name], self.v[name], self._scratch[name]
-            np.multiply(g, 1 - b1, out=s)
-            m *= b1
-            m += s  # m = b1 m + (1 - b1) g
-            np.multiply(g, g, out=s)
-            s *= 1 - b2
-            v *= b2
-            v += s  # v = b2 v + (1 - b2) g^2
-            if self.weight_decay and decays(name):
-                p *= 1.0 - self.lr * self.weight_decay
-            np.sqrt(v, out=s)
-            s += eps_hat
-            np.divide(m, s, out=s)
-            s *= step_size
-            p -= s  # p -= step_size m / (sqrt(v) + eps_hat)
+        return self.lr, step_size, eps_hat  # NumPy float64 scalars: the moments' arithmetic rounds as it always has
+
+    def update(self, name: str, p: np.ndarray, g: np.ndarray, state: tuple, coeffs: tuple[float, ...]) -> None:
+        """Update p (a parameter or a slice of one, named name) in place from g, its gradient,
+        and its moments; state is (m, v, scratch), arrays shaped like p."""
+        lr, step_size, eps_hat = coeffs
+        m, v, s = state
+        b1, b2 = self.beta1, self.beta2
+        np.multiply(g, 1 - b1, out=s)
+        m *= b1
+        m += s  # m = b1 m + (1 - b1) g
+        np.multiply(g, g, out=s)
+        s *= 1 - b2
+        v *= b2
+        v += s  # v = b2 v + (1 - b2) g^2
+        if self.weight_decay and decays(name):
+            p *= 1.0 - lr * self.weight_decay
+        np.sqrt(v, out=s)
+        s += eps_hat
+        np.divide(m, s, out=s)
+        s *= step_size
+        p -= s  # p -= step_size m / (sqrt(v) + eps_hat)
+
+    def part(self, name: str, lo: int, hi: int) -> tuple:
+        """The state update() takes for entries lo:hi of parameter name, flattened: views of (m, v, scratch)."""
+        return tuple(d[name].reshape(-1)[lo:hi] for d in (self.m, self.v, self._scratch))
+
+    def move_state(self, place) -> None:
+        """Put every moment array where place(array) returns a copy of it (shared memory, say)."""
+        for moments in (self.m, self.v):
+            for name, array in moments.items():
+                moments[name] = place(array)
 
     def state_dict(self) -> dict[str, np.ndarray]:
         state = {"t": np.array(self.t, dtype=np.int64)}
@@ -95,12 +134,18 @@ class Adam:
 OPTIMIZERS = {"adam": Adam, "sgd": SGD}
 
 
+def sum_of_squares(arrays) -> float:
+    """The sum of the squares of every entry of arrays: inf or nan only when an entry is not finite."""
+    arrays = list(arrays)
+    total = sum(float(np.vdot(g, g)) for g in arrays)  # float32 sums of squares: fast
+    if not np.isfinite(total):  # overflow of the squares past 3e38, or a non-finite entry: again in float64
+        total = sum(float(np.vdot(g64, g64)) for g64 in (g.astype(np.float64) for g in arrays))
+    return total
+
+
 def global_norm(grads: dict[str, np.ndarray]) -> float:
     """The joint L2 norm of all gradients: inf or nan only when an entry is not finite."""
-    total = sum(float(np.vdot(g, g)) for g in grads.values())  # float32 sums of squares: fast
-    if not np.isfinite(total):  # overflow of the squares past 3e38, or a non-finite entry: again in float64
-        total = sum(float(np.vdot(g64, g64)) for g64 in (g.astype(np.float64) for g in grads.values()))
-    return float(np.sqrt(total))
+    return float(np.sqrt(sum_of_squares(grads.values())))
 
 
 def clip_global_norm(grads: dict[str, np.ndarray], max_norm: float) -> float:

@@ -12,6 +12,7 @@ never changed; only the ones left unset (None) are chosen here.
 from __future__ import annotations
 
 import math
+import os
 
 SMALL_LIST = 1_500  # names: at or below this, the small-list settings hold
 LARGE_LIST = 30_000  # names: at or above this, the large-list settings hold
@@ -28,6 +29,10 @@ REFIT_BELOW = LARGE_LIST  # names: --preset best refits smaller lists; on larger
 #                          ten-minute run to add 10% to tens of thousands of names
 EVALS_PER_EPOCH = 2  # validation losses per pass over the training names ...
 EVAL_EVERY_RANGE = (100, 500)  # ... but never more often than every 100 steps nor rarer than every 500
+MAX_WORKERS = 8  # processes sharing a step at most, however many cores there are
+MIN_SHARE = 16  # names of a batch per process at least: smaller shares cost more in messages than they save
+MIN_SHARE_WORK = 2**17  # names x gates x hidden^2 per process at least: below it a step is too short to share
+GATES = {"rnn": 1, "gru": 3, "lstm": 4}  # gates of each cell (cells.CELLS), for the size of a step
 
 
 def size_share(n_names: int) -> float:
@@ -78,6 +83,21 @@ def refits(n_names: int) -> bool:
     return n_names < REFIT_BELOW
 
 
+def cores() -> int:
+    """The cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def workers_for(batch_size: int, cell: str, hidden: int, available: int) -> int:
+    """Processes to share each step: one per core, at most MAX_WORKERS, each with MIN_SHARE
+    names or more and MIN_SHARE_WORK of a step's work or more (one for small models)."""
+    work = batch_size * GATES[cell] * hidden**2
+    return max(1, min(available, MAX_WORKERS, batch_size // MIN_SHARE, work // MIN_SHARE_WORK))
+
+
 def choose(n_names: int, n_train: int, given: dict) -> dict:
     """The size-dependent settings that `given` leaves as None, chosen for a list of
     n_names names of which n_train are trained on. The length (steps) and the patience
@@ -91,4 +111,6 @@ def choose(n_names: int, n_train: int, given: dict) -> dict:
     if given.get("patience") is None:  # nothing to be patient about with given steps or no validation names
         watch = given.get("steps") is None and given.get("val_fraction", 0.1) > 0
         chosen["patience"] = patience_for(steps, eval_every) if watch else 0
+    if given.get("workers") is None:
+        chosen["workers"] = workers_for(batch_size, given["cell"], given["hidden"], cores())
     return {k: v for k, v in chosen.items() if given.get(k) is None}

@@ -48,7 +48,7 @@ def resume(names: NameList, ckpt: Checkpoint, changes: dict) -> tuple[Trainer, l
 def _resumed_config(saved_values: dict, changes: dict) -> tuple[TrainConfig, list[tuple[str, object, object]]]:
     """The saved settings with the changes applied, and the (name, old, new) that changed."""
     known = {f.name for f in fields(TrainConfig)}
-    saved = TrainConfig(**{k: v for k, v in saved_values.items() if k in known})
+    saved = TrainConfig(**{"workers": 1, **{k: v for k, v in saved_values.items() if k in known}})  # 1: before --workers
     given = {k: v for k, v in changes.items() if v is not None}
     for key in FIXED_ON_RESUME:
         if key in given and given[key] != getattr(saved, key):

@@ -6,6 +6,7 @@ the callback into a progress bar.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import math
 import time
@@ -21,6 +22,7 @@ from dinogen.config import TrainConfig
 from dinogen.data import BatchSchedule, NameList, Vocab, clean_name, encode_names, make_batch, split_indices
 from dinogen.errors import DinogenError, plural
 from dinogen.optim import OPTIMIZERS, clip_elementwise, clip_global_norm, global_norm
+from dinogen.parallel import SharedSteps
 from dinogen.run_state import RunState
 from dinogen.schedule import budget_spent, cosine_lr
 from dinogen.workspace import Workspace
@@ -92,6 +94,7 @@ class Trainer:
         self.state = RunState(smooth_loss=math.log(self.vocab.size))  # counters, histories, the best's record
         self.smooth_beta = 1.0 - 1.0 / smooth_window(cfg.steps)  # decay of the smoothed loss's moving average
         self.best: dict[str, np.ndarray] | None = None  # the parameters of state.best_val
+        self.shared: SharedSteps | None = None  # the worker processes, while run() runs with cfg.workers > 1
 
     @property
     def step(self) -> int:
@@ -136,27 +139,39 @@ class Trainer:
 
     def train_step(self) -> float:
         """One optimizer step on the next batch; returns its loss (nats per character)."""
-        cfg = self.cfg
-        self.optimizer.lr = self.learning_rate()
-        batch = make_batch(self.data, self.schedule[self.state.step])
-        dropout_rng = np.random.default_rng([cfg.seed, self.state.step, 1]) if cfg.dropout else None
-        nll, cache = model.forward(self.params, self.model_cfg, batch, dropout_rng, self.workspace)
-        per = len(nll) if cfg.loss_per == "char" else batch.x.shape[1]  # predictions, or names
-        grads = model.backward(np.full_like(nll, 1.0 / per), cache)
-        loss = float(nll.mean())
-        clip = clip_global_norm if cfg.clip_mode == "norm" else clip_elementwise
-        norm = clip(grads, cfg.clip) if cfg.clip > 0 else global_norm(grads)
-        if not (math.isfinite(loss) and math.isfinite(norm)):
-            raise Diverged(f"training diverged at step {self.state.step + 1} (loss {loss}); lower --lr"
-                           + (", or keep --clip on." if cfg.clip == 0 else "."))
-        self.optimizer.step(self.params, grads)
+        cfg, step = self.cfg, self.state.step
+        lr = self.learning_rate()
+        if self.shared is not None:
+            loss, norm, predictions = self.shared.gradients(step)
+            self.check_step(loss, norm)
+            factor = cfg.clip / norm if cfg.clip_mode == "norm" and 0 < cfg.clip < norm else 0.0
+            self.shared.update(step, lr, factor)
+        else:
+            self.optimizer.lr = lr
+            batch = make_batch(self.data, self.schedule[step])
+            dropout_rng = np.random.default_rng([cfg.seed, step, 1]) if cfg.dropout else None
+            nll, cache = model.forward(self.params, self.model_cfg, batch, dropout_rng, self.workspace)
+            per = len(nll) if cfg.loss_per == "char" else batch.x.shape[1]  # predictions, or names
+            grads = model.backward(np.full_like(nll, 1.0 / per), cache)
+            loss = float(nll.mean())
+            clip = clip_global_norm if cfg.clip_mode == "norm" else clip_elementwise
+            norm = clip(grads, cfg.clip) if cfg.clip > 0 else global_norm(grads)
+            self.check_step(loss, norm)
+            self.optimizer.step(self.params, grads)
+            predictions = batch.n_predictions
         self.state.step += 1
-        self.state.predictions += batch.n_predictions
+        self.state.predictions += predictions
         beta, state = self.smooth_beta, self.state
         state.smooth_ema = beta * state.smooth_ema + (1 - beta) * loss
         state.smooth_norm = beta * state.smooth_norm + (1 - beta)  # 1 - beta^steps while beta stays the same
         state.smooth_loss = state.smooth_ema / state.smooth_norm  # corrected for the start at 0, as Adam corrects
         return loss
+
+    def check_step(self, loss: float, norm: float) -> None:
+        """Raise Diverged, before anything is updated, when the loss or the gradient's norm is not finite."""
+        if not (math.isfinite(loss) and math.isfinite(norm)):
+            raise Diverged(f"training diverged at step {self.state.step + 1} (loss {loss}); lower --lr"
+                           + (", or keep --clip on." if self.cfg.clip == 0 else "."))
 
     def loss_on(self, idx: np.ndarray, params: dict[str, np.ndarray] | None = None) -> float | None:
         """Mean NLL per character over the names idx, or None when there are none."""
@@ -229,32 +244,50 @@ class Trainer:
         parameters and the patience count, and resuming would then differ from an
         uninterrupted run. The clock of --max-seconds continues a resumed run's.
         """
-        cfg = self.cfg
         started, first_step = time.perf_counter(), self.state.step
         clock_zero = started - self.state.elapsed  # the run's time 0, earlier sessions included
-        val = self.state.val_history[-1][1] if self.state.val_history else None
         self.stop_reason = None
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # divergence is checked, not warned
-            while (reason := self.why_stop()) is None:
-                if should_stop is not None and should_stop():
-                    reason = "interrupted"
-                    break
-                t0 = time.perf_counter()
-                loss = self.train_step()
-                self.state.seconds += time.perf_counter() - t0
-                self.state.elapsed = time.perf_counter() - clock_zero
-                evaluated = self.state.step % cfg.eval_every == 0 and self.why_stop() is None
-                if evaluated:  # not at the last step: the evaluation after the loop covers it
-                    val = self.evaluate()
-                    if on_evaluate is not None:
-                        on_evaluate(self)
-                    self.state.elapsed = time.perf_counter() - clock_zero
-                if on_progress is not None:
-                    on_progress(Progress(self.state.step, cfg.steps, loss, self.state.smooth_loss, val, self.chars_per_sec))
+            with self.workers_running():
+                reason = self.train_until(on_progress, on_evaluate, should_stop, clock_zero)
             self.stop_reason = reason
             if reason != "interrupted" and (not self.state.val_history or self.state.val_history[-1][0] != self.state.step):
                 self.evaluate()
             return self.summary(time.perf_counter() - started, self.state.step - first_step)
+
+    @contextlib.contextmanager
+    def workers_running(self):
+        """cfg.workers - 1 worker processes sharing every step, while the block runs (none for 1)."""
+        if self.cfg.workers == 1:
+            yield
+            return
+        with SharedSteps(self, self.cfg.workers) as self.shared:
+            try:
+                yield
+            finally:
+                self.shared = None
+
+    def train_until(self, on_progress, on_evaluate, should_stop, clock_zero: float) -> str:
+        """The loop of run(): steps, evaluations and callbacks until a reason to stop, which it returns."""
+        cfg = self.cfg
+        val = self.state.val_history[-1][1] if self.state.val_history else None
+        while (reason := self.why_stop()) is None:
+            if should_stop is not None and should_stop():
+                reason = "interrupted"
+                break
+            t0 = time.perf_counter()
+            loss = self.train_step()
+            self.state.seconds += time.perf_counter() - t0
+            self.state.elapsed = time.perf_counter() - clock_zero
+            evaluated = self.state.step % cfg.eval_every == 0 and self.why_stop() is None
+            if evaluated:  # not at the last step: the evaluation after the loop covers it
+                val = self.evaluate()
+                if on_evaluate is not None:
+                    on_evaluate(self)
+                self.state.elapsed = time.perf_counter() - clock_zero
+            if on_progress is not None:
+                on_progress(Progress(self.state.step, cfg.steps, loss, self.state.smooth_loss, val, self.chars_per_sec))
+        return reason
 
     @property
     def chars_per_sec(self) -> float:
