@@ -521,7 +521,8 @@ def _model_line(cfg) -> str:
     return (f"{cfg.cell} {cfg.hidden}" + (f" x {cfg.layers} layers" if cfg.layers > 1 else "")
             + (f", embedding {cfg.embed_dim}" if cfg.embed_dim else "")
             + f", dropout {cfg.dropout:g}, weight decay {cfg.weight_decay:g}, batch {cfg.batch_size}, "
-            f"{cfg.optimizer} lr {cfg.lr:g} ({cfg.schedule})")
+            f"{cfg.optimizer} lr {cfg.lr:g} ({cfg.schedule})"
+            + (f", {cfg.workers} processes (--workers)" if cfg.workers > 1 else ""))
 
 
 CHOSEN_WORDS = {  # settings the data decides when no flag gives them: how the summary names them

@@ -64,6 +64,8 @@ DONE, FAILED = b"d", b"f"  # a worker's answer; FAILED is followed by a length (
 ALIGN = 16  # slices start at multiples of 16 floats (64 bytes), so no two processes write one cache line
 SPIN_SECONDS = 0.005  # a process waiting for the other side polls this long before it sleeps
 REAP_SECONDS = 5.0  # how long a worker may take to exit after its pipe closes, before it is killed
+PARENT_ENDS: set[int] = set()  # the pipe ends every running SharedSteps holds; a new worker closes them all, so a
+#                                worker sees its pipe close when its own parent closes it, whatever forked since
 
 
 class WorkerFailed(DinogenError):
@@ -154,10 +156,12 @@ class SharedSteps:
     def __exit__(self, *exc) -> None:
         for _, to_child, _ in self.children:
             os.close(to_child)  # the worker reads the end of its pipe and exits
+            PARENT_ENDS.discard(to_child)
         deadline = time.monotonic() + REAP_SECONDS
         for pid, _, from_child in self.children:
             _reap(pid, deadline)
             os.close(from_child)
+            PARENT_ENDS.discard(from_child)
         self.children = []
         t = self.trainer
         for name in t.params:
@@ -173,9 +177,8 @@ class SharedSteps:
             try:
                 signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the parent decides
                 signal.signal(signal.SIGTERM, signal.SIG_IGN)  # the worker ends when its pipe closes
-                for _, to_other, from_other in self.children:
-                    os.close(to_other)
-                    os.close(from_other)
+                for fd in PARENT_ENDS:
+                    os.close(fd)
                 os.close(to_child_w)
                 os.close(from_child_r)
                 os.set_blocking(to_child_r, False)
@@ -186,6 +189,7 @@ class SharedSteps:
         os.close(from_child_w)
         os.set_blocking(from_child_r, False)
         self.children.append((pid, to_child_w, from_child_r))
+        PARENT_ENDS.update((to_child_w, from_child_r))
 
     def _serve(self, k: int, commands: int, answers: int) -> int:
         """A worker's life: run each phase it is told to, answer, until its pipe closes."""

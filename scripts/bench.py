@@ -7,9 +7,12 @@ write the same as JSON.
     python scripts/bench.py --quick                    # hidden 128, batch 64 only
 
 Training throughput is real (unpadded) predictions per second, L + 1 per name of
-L characters. Each implementation runs in its own worker process (BLAS threads
-are fixed when NumPy loads); the parent alternates dinogen and peer repetitions
-of the same configuration and reports medians and the ratio dinogen / peer.
+L characters. Each implementation runs in its own benchmark process (BLAS threads
+are fixed when NumPy loads): dinogen with `--workers N` (N processes, one BLAS
+thread each) beside PyTorch with N threads, for N = 1, 2 and the core count when
+larger. The parent alternates every process's repetitions of the same
+configuration and reports medians, the ratio dinogen / peer, and dinogen's
+N workers against its 1 worker.
 PyTorch is skipped with a note when it is not installed.
 """
 
@@ -42,7 +45,7 @@ class Plan:
 
     hiddens: tuple[int, ...]
     batches: tuple[int, ...]
-    threads: tuple[int, ...]
+    parallel: tuple[int, ...]  # dinogen's --workers, each against PyTorch with as many threads (and the core count)
     reps: int  # alternating repetitions per configuration
     rep_seconds: float  # training time per repetition
     course_hidden: int
@@ -58,7 +61,7 @@ class Plan:
 PLANS = {
     "full": Plan((64, 128, 256), (32, 64, 128), (1, 2), 3, 0.6, 50, (1, 100, 10_000), 128, 400, 1000, 1_000_000, 100, 7),
     "quick": Plan((128,), (64,), (1, 2), 3, 0.6, 50, (1, 100, 10_000), 128, 300, 1000, 1_000_000, 50, 5),
-    "tiny": Plan((8,), (4,), (1,), 1, 0.05, 8, (1, 10), 8, 5, 3, 2_000, 3, 1),
+    "tiny": Plan((8,), (4,), (1, 2), 1, 0.05, 8, (1, 10), 8, 5, 3, 2_000, 3, 1),
 }
 
 
@@ -86,15 +89,21 @@ def load_dataset(path: str):
 
 
 class DinogenRunner:
-    """dinogen's Trainer, one optimizer step at a time (batch cutting included)."""
+    """dinogen's Trainer, one optimizer step at a time (batch cutting included), its
+    worker processes running from the first repetition to close()."""
 
-    def __init__(self, names, cell: str, hidden: int, batch: int) -> None:
+    def __init__(self, names, cell: str, hidden: int, batch: int, workers: int) -> None:
         from dinogen.config import TrainConfig
         from dinogen.train import Trainer
 
         cfg = TrainConfig(cell=cell, hidden=hidden, batch_size=batch, embed_dim=0, dropout=0.0, steps=10**9,
-                          eval_every=10**9, seed=SEED)  # the peer's model: one-hot (row lookup) input, no dropout
+                          eval_every=10**9, seed=SEED, workers=workers)  # the peer's model: one-hot input, no dropout
         self.trainer = Trainer(names, cfg)
+        self.running = self.trainer.workers_running()
+        self.running.__enter__()
+
+    def close(self) -> None:
+        self.running.__exit__(None, None, None)
 
     def run(self, seconds: float) -> tuple[int, float]:
         trainer, p0 = self.trainer, self.trainer.state.predictions
@@ -121,6 +130,9 @@ class TorchRunner:
         self.optimizer = out["optimizer"]
         return out["predictions"], out["seconds"]
 
+    def close(self) -> None:
+        return None
+
 
 class CourseRunner:
     """scripts/course_rnn.py: one name per step, hidden `hidden`."""
@@ -135,12 +147,16 @@ class CourseRunner:
         out = self.course.train(self.names, self.vocab_size, hidden=self.hidden, seconds=seconds, seed=SEED)
         return out["predictions"], out["seconds"]
 
+    def close(self) -> None:
+        return None
 
-def train_worker(kind: str, data_path: str, threads: int) -> None:
+
+def train_worker(kind: str, data_path: str, threads: int, workers: int) -> None:
     """Serve training repetitions: one JSON request per stdin line, one JSON reply per stdout line.
 
     Request {"cell", "hidden", "batch", "seconds"}; reply {"predictions", "seconds"}.
-    Runners are built (and warmed up) on first use and continue across repetitions.
+    Runners are built (and warmed up) on first use and continue across repetitions;
+    dinogen's use `workers` processes.
     """
     if kind == "torch":
         import torch
@@ -153,7 +169,7 @@ def train_worker(kind: str, data_path: str, threads: int) -> None:
         key = (req["cell"], req["hidden"], req["batch"])
         if key not in runners:
             if kind == "dinogen":
-                runners[key] = DinogenRunner(names, *key)
+                runners[key] = DinogenRunner(names, *key, workers)
             elif kind == "torch":
                 runners[key] = TorchRunner(data, train_idx, vocab_size, *key)
             else:
@@ -161,6 +177,8 @@ def train_worker(kind: str, data_path: str, threads: int) -> None:
             runners[key].run(min(0.2, req["seconds"]))  # warm-up: caches, allocator, BLAS buffers
         predictions, seconds = runners[key].run(req["seconds"])
         print(json.dumps({"predictions": predictions, "seconds": seconds}), flush=True)
+    for runner in runners.values():
+        runner.close()
 
 
 def sample_worker(data_path: str, plan_name: str, model_path: str) -> None:
@@ -224,9 +242,9 @@ def memory_worker(data_path: str, steps: int, hidden: int) -> None:
 class Worker:
     """A long-lived train_worker child answering one repetition per request."""
 
-    def __init__(self, kind: str, data: str, threads: int, env: dict) -> None:
+    def __init__(self, kind: str, data: str, threads: int, env: dict, workers: int = 1) -> None:
         cmd = [sys.executable, __file__, "--worker", "train", "--kind", kind, "--data", data,
-               "--worker-threads", str(threads)]
+               "--worker-threads", str(threads), "--workers", str(workers)]
         self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
                                      env=set_threads_env(env, threads), cwd=str(SCRIPTS))
 
@@ -257,22 +275,30 @@ def alternate(workers: dict[str, Worker], cfg: tuple, plan: Plan) -> dict[str, f
 
 def bench_training(data: str, plan: Plan, with_torch: bool, rows: list, notes: list, log) -> None:
     env = child_env()
-    for threads in plan.threads:
-        workers = {"dinogen": Worker("dinogen", data, threads, env)}
+    counts = sorted({*plan.parallel, *([os.cpu_count()] if (os.cpu_count() or 1) > max(plan.parallel) else [])})
+    workers = {}
+    for n in counts:  # dinogen with n processes of one BLAS thread, PyTorch with n threads
+        workers[f"dinogen {n}"] = Worker("dinogen", data, 1, env, workers=n)
         if with_torch:
-            workers["torch"] = Worker("torch", data, threads, env)
-        try:
-            for cell in CELLS:
-                for hidden in plan.hiddens:
-                    for batch in plan.batches:
-                        med = alternate(workers, (cell, hidden, batch), plan)
-                        peer = med.get("torch")
-                        rows.append(row("train", f"{cell} H{hidden} B{batch}, {threads} thread{'s' * (threads > 1)}",
-                                        med["dinogen"], peer, "preds/s", "PyTorch" if peer else None))
+            workers[f"torch {n}"] = Worker("torch", data, n, env)
+    try:
+        for cell in CELLS:
+            for hidden in plan.hiddens:
+                for batch in plan.batches:
+                    med = alternate(workers, (cell, hidden, batch), plan)
+                    for n in counts:
+                        peer = med.get(f"torch {n}")
+                        rows.append(row("train", f"{cell} H{hidden} B{batch}, {n} worker{'s' * (n > 1)} / "
+                                        f"{n} thread{'s' * (n > 1)}", med[f"dinogen {n}"], peer, "preds/s",
+                                        "PyTorch" if peer else None))
                         log(rows[-1])
-        finally:
-            for worker in workers.values():
-                worker.close()
+                    for n in counts[1:]:
+                        rows.append(row("train", f"{cell} H{hidden} B{batch}, {n} workers against 1",
+                                        med[f"dinogen {n}"], med["dinogen 1"], "preds/s", "dinogen, 1 worker"))
+                        log(rows[-1])
+    finally:
+        for worker in workers.values():
+            worker.close()
     course = {"dinogen": Worker("dinogen", data, 1, env), "course": Worker("course", data, 1, env)}
     try:
         med = alternate(course, ("rnn", plan.course_hidden, plan.batches[len(plan.batches) // 2]), plan)
@@ -444,13 +470,14 @@ def main() -> None:
     parser.add_argument("--worker", choices=["train", "sample", "memory"], help=argparse.SUPPRESS)
     parser.add_argument("--kind", choices=["dinogen", "torch", "course"], help=argparse.SUPPRESS)
     parser.add_argument("--worker-threads", type=int, default=1, help=argparse.SUPPRESS)
+    parser.add_argument("--workers", type=int, default=1, help=argparse.SUPPRESS)
     parser.add_argument("--plan", default="full", help=argparse.SUPPRESS)
     parser.add_argument("--model", help=argparse.SUPPRESS)
     parser.add_argument("--steps", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--hidden", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker == "train":
-        return train_worker(args.kind, args.data, args.worker_threads)
+        return train_worker(args.kind, args.data, args.worker_threads, args.workers)
     if args.worker == "sample":
         return sample_worker(args.data, args.plan, args.model)
     if args.worker == "memory":

@@ -248,3 +248,15 @@ def test_a_worker_killed_from_outside_is_one_sentence_and_a_resumable_checkpoint
     assert "was killed by SIGKILL" in stderr and "--resume" in stderr
     assert checkpoint.load(out).meta["step"] > 0
     assert gone(workers)
+
+
+def test_a_worker_holds_no_pipe_of_another_run_so_each_run_ends_alone():
+    first = Trainer(NAMES, TrainConfig(**SMALL, steps=5, workers=2))
+    second = Trainer(NAMES, TrainConfig(**SMALL, steps=5, workers=2))
+    with first.workers_running(), second.workers_running():
+        (_, to_first, from_first), = first.shared.children
+        (second_worker, _, _), = second.shared.children
+        first_pipes = {f"pipe:[{os.fstat(fd).st_ino}]" for fd in (to_first, from_first)}
+        held = {os.readlink(link) for link in Path(f"/proc/{second_worker}/fd").iterdir()}
+        assert not first_pipes & held
+    assert children() == set()
