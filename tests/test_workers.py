@@ -256,6 +256,7 @@ def test_a_worker_holds_no_pipe_of_another_run_so_each_run_ends_alone():
     with first.workers_running(), second.workers_running():
         (_, to_first, from_first), = first.shared.children
         (second_worker, _, _), = second.shared.children
+        second.shared.gradients(0)  # the worker has answered, so it is past its start
         first_pipes = {f"pipe:[{os.fstat(fd).st_ino}]" for fd in (to_first, from_first)}
         held = {os.readlink(link) for link in Path(f"/proc/{second_worker}/fd").iterdir()}
         assert not first_pipes & held
