@@ -245,7 +245,8 @@ def test_a_worker_killed_from_outside_is_one_sentence_and_a_resumable_checkpoint
         os.kill(pid, signal.SIGKILL)
     _, stderr = process.communicate(timeout=60)
     assert process.returncode == 1 and "Traceback" not in stderr
-    assert "was killed by SIGKILL" in stderr and "--resume" in stderr
+    assert "was killed by SIGKILL" in stderr
+    assert "--resume" in stderr or "keeps the last good state" in stderr  # killed during an update: the last saved
     assert checkpoint.load(out).meta["step"] > 0
     assert gone(workers)
 
