@@ -32,7 +32,7 @@ import numpy as np
 from dinogen import model
 from dinogen.data import BOUNDARY, Vocab
 from dinogen.errors import DinogenError, plural
-from dinogen.sampling import SampleSpec, describe, read_prefix
+from dinogen.sampling import SampleSpec, check_novel, describe, read_prefix
 from dinogen.scoring import Scored
 
 DEFAULT_BEAM_WIDTH = 4096  # hypotheses kept per step; see docs/sampling.md for its effect, measured
@@ -140,11 +140,7 @@ def _check(n: int, spec: SampleSpec, beam_width: int, training_names) -> None:
     if spec.filtered:
         raise DinogenError("the likeliest names are ranked by the model's own probability, so a temperature, "
                            "top-k or top-p does not apply to them.")
-    if spec.novel and training_names is None:
-        raise DinogenError(
-            "this checkpoint does not store the names it was trained on (it predates them), so --novel "
-            "cannot tell new names from known ones; retrain it with this version of dinogen."
-        )
+    check_novel(spec, training_names)
 
 
 def _log_softmax(logits: np.ndarray) -> np.ndarray:

@@ -138,11 +138,7 @@ def generate(
     if n < 1:
         raise DinogenError("the number of names must be at least 1.")
     spec.check(vocab)
-    if spec.novel and training_names is None:
-        raise DinogenError(
-            "this checkpoint does not store the names it was trained on (it predates them), so --novel "
-            "cannot tell new names from known ones; retrain it with this version of dinogen."
-        )
+    check_novel(spec, training_names)
     known = None if training_names is None else set(training_names)
     seen: set[str] = set()
     root = np.random.SeedSequence(seed)
@@ -169,6 +165,15 @@ def generate(
         f"only {found:,} of {plural(n, 'name')}{describe(spec)} turned up in {plural(tried, 'attempt')}; "
         "loosen the constraints or allow more with --max-attempts."
     )
+
+
+def check_novel(spec: SampleSpec, training_names) -> None:
+    """Raise DinogenError when spec asks for novel names but the training names are unknown."""
+    if spec.novel and training_names is None:
+        raise DinogenError(
+            "this checkpoint does not store the names it was trained on (it predates them), so --novel "
+            "cannot tell new names from known ones; retrain it with this version of dinogen."
+        )
 
 
 def block_size(k: int) -> int:
