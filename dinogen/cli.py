@@ -198,11 +198,12 @@ def main(threads: int | None) -> None:
 A_PATH = click.Path(allow_dash=True, readable=False)  # readability: dinogen's own sentence, exit 1
 OUT_OF_MEMORY = {  # command -> what to ask for less of when memory runs out
     "train": "model or batch; try a smaller --hidden, --layers or --batch-size",
-    "sample": "request; try a smaller --n or --max-len",
+    "sample": "request; try a smaller --n, --max-len or --beam-width",
     "score": "input; try a smaller --max-name-length",
     "eval": "file; try a smaller --max-name-length",
     "gradcheck": "check; try fewer --cell or --layers",
 }
+MAX_BEAM_WIDTH = 65536  # widest --beam-width: about 2 GB for the bundled model (rows of state and gates)
 INFO_PIPE_WIDTH = 400  # columns of `info` on a pipe: long enough that a value stays on one line
 
 BLAS_THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
@@ -583,12 +584,17 @@ def latest_option(command):
 @click.option("--max-attempts", type=WholeRange(min=1), default=None,
               help="Candidates to draw in all before giving up [default: no total; give up after "
                    "100,000 in a row without a name that passes].")
+@click.option("--likeliest", type=WholeRange(min=1), default=None, metavar="N",
+              help="Instead of sampling, the N names the model finds likeliest, likeliest first (a beam search; "
+                   "the constraints apply).")
+@click.option("--beam-width", type=WholeRange(1, MAX_BEAM_WIDTH), default=None,
+              help="With --likeliest: hypotheses kept per step [default: 4096]; wider misses less and takes longer.")
 @click.option("--json", "as_json", is_flag=True,
               help="One JSON object per line: name, nll (per character), logprob (total), novel.")
 @click.option("--report", is_flag=True, help="After the names, a table about the batch on stderr.")
 @click.option("--verbose", "-v", is_flag=True, help="Say on stderr which checkpoint is used.")
 @latest_option
-def sample(count, ckpt_path, seed, as_json, report, verbose, latest, **steering) -> None:
+def sample(count, ckpt_path, seed, as_json, report, verbose, latest, likeliest, beam_width, **steering) -> None:
     """Sample new names, one per line on stdout, written as they are drawn.
 
     Constraints (--suffix, --contains, --min-len, --max-len, --novel, --unique)
@@ -597,12 +603,18 @@ def sample(count, ckpt_path, seed, as_json, report, verbose, latest, **steering)
     then --top-p reshape each draw; the logprob and nll of --json are the model's
     own, the numbers `dinogen score` gives.
 
+    --likeliest N searches instead for the N likeliest names meeting the
+    constraints, each once, likeliest first; a note on stderr says when the beam
+    cannot prove that none likelier was missed.
+
     \b
     Examples:
       dinogen sample --n 10 --seed 7
       dinogen sample --prefix Tyr --novel --unique --n 5 --json
       dinogen sample --n 1000 --suffix saurus --top-p 0.9 --report | sort | head
+      dinogen sample --likeliest 10 --prefix Tyr
     """
+    _check_likeliest_flags(click.get_current_context(), likeliest, beam_width)
     from dinogen import checkpoint, sampling
     from dinogen.resources import resolve_checkpoint
 
@@ -617,6 +629,9 @@ def sample(count, ckpt_path, seed, as_json, report, verbose, latest, **steering)
         raise click.UsageError(str(exc)) from None
     training_names = ckpt.training_names() if spec.novel or as_json or report else None
     params, cfg = ckpt.inference_params(latest), ckpt.model_config
+    if likeliest is not None:
+        _write_likeliest(params, cfg, ckpt.vocab, likeliest, spec, beam_width, training_names, as_json, report)
+        return
     chunks = sampling.generate(params, cfg, ckpt.vocab, count, spec, seed, training_names,
                                on_search=_SearchNotes(count, spec.max_attempts))
     drawn: list[str] = []
@@ -631,6 +646,41 @@ def sample(count, ckpt_path, seed, as_json, report, verbose, latest, **steering)
         raise
     if report:
         _print_batch_report(drawn, training_names)
+
+
+SAMPLING_ONLY = {"count": "--n", "seed": "--seed", "temperature": "--temperature", "top_k": "--top-k",
+                 "top_p": "--top-p", "max_attempts": "--max-attempts"}  # sample's parameters --likeliest has no use for
+
+
+def _check_likeliest_flags(ctx: click.Context, likeliest: int | None, beam_width: int | None) -> None:
+    """A usage error for --beam-width without --likeliest, or --likeliest with a flag that only sampling uses."""
+    if likeliest is None:
+        if beam_width is not None:
+            raise click.UsageError("--beam-width applies only with --likeliest.")
+        return
+    given = [flag for name, flag in SAMPLING_ONLY.items()
+             if ctx.get_parameter_source(name) is not click.core.ParameterSource.DEFAULT]
+    if given:
+        raise click.UsageError(f"{', '.join(given)} cannot go with --likeliest, which finds the N names the model "
+                               "itself finds likeliest, the same every time.")
+
+
+def _write_likeliest(params, cfg, vocab, n: int, spec, beam_width: int | None, training_names, as_json: bool,
+                     report: bool) -> None:
+    """The n likeliest names on stdout; a sentence on stderr when the beam cannot prove them the likeliest."""
+    from dinogen.likeliest import DEFAULT_BEAM_WIDTH, likeliest, shortfall
+
+    width = beam_width or DEFAULT_BEAM_WIDTH
+    found = likeliest(params, cfg, vocab, n, spec, width, training_names)
+    _write_chunk(found.scored, as_json)
+    if report and found.scored.names:
+        _print_batch_report(found.scored.names, training_names)
+    problem = shortfall(found, n, spec, width)
+    if problem is not None:
+        raise DinogenError(problem)
+    if not found.exact:
+        click.echo(f"note: the beam of width {width:,} dropped a candidate likelier than the last name, so "
+                   "likelier names may exist; a wider --beam-width finds them or rules them out.", err=True)
 
 
 class _SearchNotes:

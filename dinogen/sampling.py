@@ -138,15 +138,11 @@ def generate(
     if n < 1:
         raise DinogenError("the number of names must be at least 1.")
     spec.check(vocab)
-    if spec.novel and training_names is None:
-        raise DinogenError(
-            "this checkpoint does not store the names it was trained on (it predates them), so --novel "
-            "cannot tell new names from known ones; retrain it with this version of dinogen."
-        )
+    check_novel(spec, training_names)
     known = None if training_names is None else set(training_names)
     seen: set[str] = set()
     root = np.random.SeedSequence(seed)
-    prefix = _read_prefix(params, cfg, vocab.encode(spec.prefix))
+    prefix = read_prefix(params, cfg, vocab.encode(spec.prefix))
     budget = spec.max_attempts
     found = tried = drought = block = 0  # drought: candidates since the last block that gave a name
     while (tried < budget) if budget is not None else (drought < DROUGHT):
@@ -166,9 +162,18 @@ def generate(
         if found == n:
             return
     raise DinogenError(
-        f"only {found:,} of {plural(n, 'name')}{_describe(spec)} turned up in {plural(tried, 'attempt')}; "
+        f"only {found:,} of {plural(n, 'name')}{describe(spec)} turned up in {plural(tried, 'attempt')}; "
         "loosen the constraints or allow more with --max-attempts."
     )
+
+
+def check_novel(spec: SampleSpec, training_names) -> None:
+    """Raise DinogenError when spec asks for novel names but the training names are unknown."""
+    if spec.novel and training_names is None:
+        raise DinogenError(
+            "this checkpoint does not store the names it was trained on (it predates them), so --novel "
+            "cannot tell new names from known ones; retrain it with this version of dinogen."
+        )
 
 
 def block_size(k: int) -> int:
@@ -176,7 +181,7 @@ def block_size(k: int) -> int:
     return FIRST_BLOCKS[k] if k < len(FIRST_BLOCKS) else BLOCK
 
 
-def _describe(spec: SampleSpec) -> str:
+def describe(spec: SampleSpec) -> str:
     """The constraints in words, after a space; empty when there are none."""
     parts = [f"starting with {spec.prefix!r}"] if spec.prefix else []
     parts += [f"ending with {spec.suffix!r}"] if spec.suffix else []
@@ -214,7 +219,7 @@ def _accept(drafts: Drafts, vocab: Vocab, spec: SampleSpec, known: set | None, s
 
 
 @dataclass
-class _Prefix:
+class Prefix:
     """The model after reading the boundary token and the prefix, for one name."""
 
     states: list[tuple]  # per layer, the cell state arrays, each (1, H)
@@ -224,7 +229,7 @@ class _Prefix:
     table: np.ndarray  # (V, G*H) model.input_table, shared by every block drawn after the prefix
 
 
-def _read_prefix(params: dict[str, np.ndarray], cfg: model.ModelConfig, tokens: np.ndarray) -> _Prefix:
+def read_prefix(params: dict[str, np.ndarray], cfg: model.ModelConfig, tokens: np.ndarray) -> Prefix:
     """Feed the boundary token and then the prefix, one name, keeping the prefix's log-probability."""
     table = model.input_table(params, cfg)
     states = model.initial_states(cfg, 1, params["W_hy"].dtype)
@@ -235,7 +240,7 @@ def _read_prefix(params: dict[str, np.ndarray], cfg: model.ModelConfig, tokens: 
         top, _, log_norm = _softmax_parts(logits)
         logprob += float(_log_softmax_at(logits, x, top, log_norm)[0])
         logits, states = model.step(params, cfg, x, states, table)
-    return _Prefix(states, logits, logprob, len(tokens), table)
+    return Prefix(states, logits, logprob, len(tokens), table)
 
 
 def _softmax_parts(logits: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -257,7 +262,7 @@ def draw_block(
     n: int,
     rng: np.random.Generator,
     spec: SampleSpec,
-    prefix: _Prefix,
+    prefix: Prefix,
 ) -> Drafts:
     """Draw n candidates continuing the prefix, until each ends or spec.max_len is passed."""
     draws = spec.max_len - prefix.length + 1  # characters up to max_len, then the end token

@@ -70,7 +70,7 @@ def same_result(quoted: str, got: str) -> bool:
         math.isclose(float(x), float(y), rel_tol=1e-4) if x[:1] in "-0123456789" else x == y for x, y in zip(a, b))
 
 
-@pytest.mark.parametrize("page", [ROOT / "README.md", DOCS / "commands.md"], ids=lambda p: p.name)
+@pytest.mark.parametrize("page", [ROOT / "README.md", DOCS / "commands.md", DOCS / "sampling.md"], ids=lambda p: p.name)
 def test_quoted_sample_and_score_output_is_what_the_bundled_model_prints(page, tmp_path, monkeypatch):
     from click.testing import CliRunner
 
