@@ -4,7 +4,8 @@ W processes take part in every step: the trainer's own (process 0) and W - 1
 workers forked from it when a run starts, which live until the run ends. Each
 takes its share of the step's batch (every W-th name of the batch sorted by
 length, so the shares cost about the same), computes the gradient of that share,
-and then updates its own slice of the parameters. Shapes: P parameters in all.
+and then updates its own slice of the parameters. Validation losses are shared
+the same way. Shapes: P parameters in all.
 
 What the processes share lives in anonymous shared mappings made before the
 fork: inherited, nameless, and gone with the last process that maps them, so no
@@ -58,7 +59,7 @@ from dinogen.optim import sum_of_squares
 if TYPE_CHECKING:
     from dinogen.train import Trainer
 
-GRADIENTS, REDUCE, UPDATE = 1, 2, 3  # the phases of a step
+GRADIENTS, REDUCE, UPDATE, EVALUATE = 1, 2, 3, 4  # the phases of a step, and an evaluation
 MESSAGE = struct.Struct("<Bqdd")  # phase, step, learning rate, clip factor (0: none)
 DONE, FAILED = b"d", b"f"  # a worker's answer; FAILED is followed by a length (4 bytes) and a sentence
 ALIGN = 16  # slices start at multiples of 16 floats (64 bytes), so no two processes write one cache line
@@ -211,6 +212,8 @@ class SharedSteps:
             self._gradients(k, step)
         elif phase == REDUCE:
             self._reduce(k)
+        elif phase == EVALUATE:
+            self._evaluate(k)
         else:
             optimizer = self.trainer.optimizer
             optimizer.lr = lr
@@ -261,6 +264,18 @@ class SharedSteps:
                 g *= factor
             p = self.flat[seg.start : seg.start + size]
             t.optimizer.update(seg.name, p, g, t.optimizer.part(seg.name, seg.lo, seg.hi), coeffs)
+
+    def _evaluate(self, k: int) -> None:
+        """sums[k, 0] = the summed NLL of share k of the validation probe (dropout off)."""
+        t = self.trainer
+        share = share_of(t.val_probe, t.data.lengths, k, self.workers)
+        self.sums[k, 0] = model.total_nll(t.params, t.model_cfg, t.data, share)[0] if len(share) else 0.0
+
+    def validation_loss(self, step: int) -> float:
+        """The mean NLL per character of the trainer's validation probe, shared like a step."""
+        probe = self.trainer.val_probe
+        self._phase(EVALUATE, step)
+        return float(self.sums[:, 0].sum() / (int(self.trainer.data.lengths[probe].sum()) + len(probe)))
 
     def gradients(self, step: int) -> tuple[float, float, int]:
         """Phases 1 and 2 of `step`: the batch's mean loss, the norm of its gradient, and its predictions."""

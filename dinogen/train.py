@@ -189,7 +189,8 @@ class Trainer:
         evaluation holds them.
         """
         self.check_finite()
-        val = self.loss_on(self.val_probe)
+        shared = self.shared is not None and len(self.val_probe) > 0
+        val = self.shared.validation_loss(self.state.step) if shared else self.loss_on(self.val_probe)
         if val is not None and not math.isfinite(val):
             raise Diverged(f"training diverged at step {self.state.step} (validation loss {val}); "
                            + self.remedy())

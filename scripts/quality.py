@@ -8,7 +8,8 @@ any name with a character no other name has); the models learn from the other
   default (the recipe chooses the length, dropout and batch for the list, stops
   by itself and keeps its best on validation), or with `--preset best`.
 - The PyTorch peer (scripts/torch_peer.py with an embedding and dropout) gets
-  the wall-clock time dinogen took, and keeps the parameters that do best on a
+  the wall-clock time dinogen took, and as many threads as dinogen had worker
+  processes (`--workers`, one per core by default), and keeps the parameters that do best on a
   validation split (10% of the pool), evaluated as often as dinogen evaluates.
   Its settings are the strongest found for it: a GRU of 256 on the smaller
   lists, an LSTM of 512 on the large ones (`--torch-set` changes them).
@@ -130,11 +131,12 @@ def dinogen_run(pool: NameList, test: NameList, preset: str | None, seed: int, *
     params = trainer.best if trainer.best is not None else trainer.params
     total, count = model.total_nll(params, trainer.model_cfg, test_data, np.arange(len(test_data)))
     return {"nll": total / count, "steps": summary["steps"], "seconds": round(seconds, 1),
-            "stop_reason": summary["stop_reason"], "best_step": summary["best_step"],
+            "stop_reason": summary["stop_reason"], "best_step": summary["best_step"], "workers": trainer.cfg.workers,
             "chosen": {k: v for k, v in summary["chosen"].items() if v is not None}, **found}
 
 
-def torch_run(pool: NameList, test: NameList, budget: float, seed: int, settings: dict) -> dict | None:
+def torch_run(pool: NameList, test: NameList, budget: float, seed: int, settings: dict,
+              threads: int = 1) -> dict | None:
     """The PyTorch peer with an embedding and dropout. By default it stops early: it keeps
     the parameters that do best on a validation split (10% of the pool) within the
     budget. With settings val_fraction=0 and steps=S it trains, like dinogen's best
@@ -144,7 +146,7 @@ def torch_run(pool: NameList, test: NameList, budget: float, seed: int, settings
         import torch_peer
     except ImportError:
         return None
-    torch.set_num_threads(1)
+    torch.set_num_threads(threads)
     s = {**TORCH_SETTINGS, **settings}
     vocab = Vocab.from_names(pool.names)
     data = encode_names(pool.names, vocab)
@@ -240,9 +242,11 @@ def main() -> None:
             row.update({f"dinogen_{k}" if k != "nll" else "dinogen": v for k, v in (run or {}).items()})
             budget = args.peer_budget or (run["seconds"] if run else 600.0 if name in PEER_SETTINGS else 300.0)
             torch_settings = {**PEER_SETTINGS.get(name, {}), **json.loads(args.torch_settings)}
-            peer = None if args.no_torch else torch_run(pool, test, budget, seed, torch_settings)
+            threads = run["workers"] if run else 1
+            peer = None if args.no_torch else torch_run(pool, test, budget, seed, torch_settings, threads)
             if peer:
-                row.update({"torch": peer["nll"], "torch_budget_s": round(budget, 1), "torch_steps": peer["steps"],
+                row.update({"torch": peer["nll"], "torch_budget_s": round(budget, 1), "torch_threads": threads,
+                            "torch_steps": peer["steps"],
                             "torch_best_step": peer["best_step"], "torch_settings": {**TORCH_SETTINGS, **torch_settings}})
             rows.append(row)
             print(json.dumps(row), file=sys.stderr, flush=True)

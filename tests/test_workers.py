@@ -262,3 +262,11 @@ def test_a_worker_holds_no_pipe_of_another_run_so_each_run_ends_alone():
         held = {os.readlink(link) for link in Path(f"/proc/{second_worker}/fd").iterdir()}
         assert not first_pipes & held
     assert children() == set()
+
+
+def test_two_workers_give_the_validation_loss_of_one_up_to_rounding():
+    trainer = Trainer(NAMES, TrainConfig(**SMALL, steps=5, workers=2))
+    alone = trainer.loss_on(trainer.val_probe)
+    with trainer.workers_running():
+        shared = trainer.shared.validation_loss(0)
+    assert abs(shared - alone) < 1e-6 * alone
