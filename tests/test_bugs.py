@@ -3,8 +3,10 @@
 import dataclasses
 
 import pytest
+from click.testing import CliRunner
 
 from dinogen import bugs, cells, gradcheck, model, reference
+from dinogen.cli import main
 from dinogen.config import BUG_NAMES, CELL_NAMES
 
 INJECTIONS = [(name, cell) for name, bug in bugs.BUGS.items() for cell in bug.cells]
@@ -16,6 +18,10 @@ def small(cell: str, embed_dim: int = 0) -> model.ModelConfig:
 
 def failing_rows(cfg: model.ModelConfig, bug: bugs.Bug) -> set[str]:
     return {r.name for r in gradcheck.check_model(cfg, implementation=bug.implementation()) if not r.passed}
+
+
+def gradcheck_cli(*args: str):
+    return CliRunner().invoke(main, ["gradcheck", *args])
 
 
 @pytest.mark.parametrize("name, cell", INJECTIONS, ids=[f"{name}-{cell}" for name, cell in INJECTIONS])
@@ -69,3 +75,46 @@ def test_a_model_with_dropout_cannot_be_checked_on_a_path_without_it():
 
 def test_the_bug_names_the_command_line_offers_are_the_catalogue():
     assert BUG_NAMES == tuple(bugs.BUGS)
+
+
+def test_bug_list_names_every_bug_with_its_sentence_and_exits_0():
+    result = gradcheck_cli("--bug", "list")
+    assert result.exit_code == 0
+    for bug in bugs.BUGS.values():
+        assert bug.name in result.stdout and bug.sentence in result.stdout
+
+
+def test_a_bug_prints_its_sentence_fails_its_rows_and_exits_1():
+    result = gradcheck_cli("--bug", "dwhh-from-dh", "--layers", "1")
+    assert result.exit_code == 1
+    assert bugs.BUGS["dwhh-from-dh"].sentence in result.stdout
+    rows = [line.split() for line in result.stdout.splitlines() if line.startswith("│ rnn")]
+    assert {row[9] for row in rows if row[-2] == "FAIL"} == {"W_hh.0", "padding"}
+    assert "caught: 4 rows failed, exactly the ones dwhh-from-dh breaks" in result.stderr
+
+
+def test_the_padding_bug_on_the_command_line_fails_the_padding_rows_only():
+    result = gradcheck_cli("--bug", "padding-counted", "--cell", "lstm", "--layers", "1")
+    assert result.exit_code == 1
+    failed = [line.split()[9] for line in result.stdout.splitlines() if "FAIL" in line]
+    assert failed == ["padding", "padding"]  # plain and with an embedding
+
+
+def test_a_bug_the_check_does_not_catch_exits_3_and_says_so(monkeypatch):
+    harmless = dataclasses.replace(bugs.BUGS["dwhh-from-dh"], parts=reference.CORRECT)
+    monkeypatch.setitem(bugs.BUGS, "dwhh-from-dh", harmless)
+    result = gradcheck_cli("--bug", "dwhh-from-dh", "--layers", "1")
+    assert result.exit_code == 3
+    assert "did not catch dwhh-from-dh" in result.stderr and "W_hh.0 (rnn, 1 layer, embed 0)" in result.stderr
+
+
+def test_an_unknown_bug_is_a_usage_error_naming_the_bugs():
+    result = gradcheck_cli("--bug", "typo")
+    assert result.exit_code == 2
+    assert all(name in result.stderr for name in ["list", *BUG_NAMES])
+
+
+def test_a_bug_of_the_rnn_cell_asked_of_another_cell_is_a_usage_error():
+    result = gradcheck_cli("--bug", "tanh-from-preactivation", "--cell", "gru")
+    assert result.exit_code == 2
+    assert "--cell rnn" in result.stderr and result.stdout == ""
