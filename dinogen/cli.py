@@ -21,7 +21,7 @@ import sys
 import click
 
 from dinogen import __version__
-from dinogen.config import CELL_NAMES, PRESETS, RULES, TrainConfig, config_from
+from dinogen.config import BUG_NAMES, CELL_NAMES, PRESETS, RULES, TrainConfig, config_from
 from dinogen.recipe import REFIT_BELOW
 from dinogen.errors import DinogenError, plural
 
@@ -982,11 +982,21 @@ def evaluate(file, ckpt_path, encoding, as_json, latest, max_name_length) -> Non
         )
 
 
-@main.command(epilog=EXIT_CODES)
+class BugMissed(click.ClickException):
+    """A bug injected with `gradcheck --bug` that the check did not catch as predicted:
+    a fault of the demonstration, not the expected failure (exit 3, not 1)."""
+
+    exit_code = 3
+
+
+@main.command(epilog=EXIT_CODES + " With --bug: 1 when the bug is caught, 3 when the check misses it.")
 @click.option("--cell", type=click.Choice(CELL_NAMES), multiple=True, help="Cells to check; repeatable (default: all).")
 @click.option("--layers", type=WholeRange(1, 3), multiple=True, help="Layer counts to check; repeatable (default: 1 and 2).")
 @click.option("--seed", type=WholeRange(min=0), default=0, show_default=True, help="Seed of the random model and batch.")
-def gradcheck(cell, layers, seed) -> None:
+@click.option("--bug", type=click.Choice(["list", *BUG_NAMES]), default=None, metavar="NAME",
+              help="Inject the classic mistake NAME into the reference path and watch the check catch it; "
+                   "`--bug list` names them.")
+def gradcheck(cell, layers, seed, bug) -> None:
     """Check every analytic gradient against centered finite differences.
 
     A small float64 model and a padded batch of names of different lengths:
@@ -994,26 +1004,85 @@ def gradcheck(cell, layers, seed) -> None:
     and a "padding" row comparing the batch with its names one at a time.
     Exits 0 when every error is below the tolerance, else 1.
 
+    With --bug NAME the same check runs on the readable reference path with
+    that one mistake in it (no dropout), and the rows it breaks fail: exit 1.
+
     \b
     Examples:
       dinogen gradcheck
       dinogen gradcheck --cell rnn --layers 1
+      dinogen gradcheck --bug list
+      dinogen gradcheck --bug dwhh-from-dh --layers 1
     """
+    if bug == "list":
+        _list_bugs()
+    elif bug:
+        _check_with_bug(bug, cell, layers or (1, 2), seed)
+    else:
+        failed = _gradcheck_table("gradient check", cell or CELL_NAMES, layers or (1, 2), seed)
+        count = sum(len(rows) for _, rows in failed)
+        if count:
+            raise click.ClickException(f"{count} gradients disagree with finite differences.")
+
+
+def _gradcheck_table(title: str, cells, layers, seed: int, bug=None) -> list[tuple]:
+    """Check gradcheck.standard_configs(cells, layers), print the table of every row,
+    and return (config, the names of its rows that failed) for each config; with bug
+    (a bugs.Bug), the reference path with that mistake, no dropout."""
     from rich.table import Table
 
     from dinogen import gradcheck as gc
 
-    table = Table(title=f"gradient check (float64, tolerance {gc.TOLERANCE:g})")
+    implementation = bug.implementation() if bug else gc.FAST
+    configs = gc.standard_configs(cells, layers, gc.DROPOUT if implementation.dropout else 0.0)
+    table = Table(title=f"{title} (float64, tolerance {gc.TOLERANCE:g})")
     for column in ("cell", "layers", "embed", "dropout", "parameter", "shape", "rel. error", "result"):
         table.add_column(column)
-    failed = 0
-    for cfg in gc.standard_configs(cell or CELL_NAMES, layers or (1, 2)):
-        for r in gc.check_model(cfg, seed=seed):
-            failed += not r.passed
+    failed = []
+    for cfg in configs:
+        results = gc.check_model(cfg, seed=seed, implementation=implementation)
+        failed.append((cfg, {r.name for r in results if not r.passed}))
+        for r in results:
             verdict = "[green]pass[/]" if r.passed else "[bold red]FAIL[/]"
             table.add_row(cfg.cell, str(cfg.layers), str(cfg.embed_dim), f"{cfg.dropout:g}", r.name, str(r.shape),
                           f"{r.rel_error:.2e}", verdict)
     with _results():
         _console().print(table)
-    if failed:
-        raise click.ClickException(f"{failed} gradients disagree with finite differences.")
+    return failed
+
+
+def _list_bugs() -> None:
+    """Every bug of `gradcheck --bug`: its name, cells and rows, and its sentence."""
+    from dinogen.bugs import BUGS
+
+    for bug in BUGS.values():
+        _emit(f"{bug.name}  (cells: {', '.join(bug.cells)}; fails: {', '.join(bug.fails)})\n  {bug.sentence}")
+
+
+def _check_with_bug(name: str, cells: tuple[str, ...], layers: tuple[int, ...], seed: int) -> None:
+    """The check with bug `name` injected: exit 1 when exactly its rows fail, 3 otherwise."""
+    from dinogen.bugs import BUGS
+
+    bug = BUGS[name]
+    other_cells = [c for c in cells if c not in bug.cells]
+    if other_cells:
+        raise click.BadParameter(f"{name} is a mistake of the {' and '.join(bug.cells)} cell only, not "
+                                 f"{' or '.join(other_cells)}; leave --cell out or give --cell {bug.cells[0]}.",
+                                 param_hint="--bug")
+    _emit(f"bug {name}, injected into dinogen/reference.py: {bug.sentence}")
+    failed = _gradcheck_table(f"gradient check with bug {name}", cells or bug.cells, layers, seed, bug)
+
+    def where(cfg, row: str) -> str:
+        return f"{row} ({cfg.cell}, {plural(cfg.layers, 'layer')}, embed {cfg.embed_dim})"
+
+    missed = [where(cfg, row) for cfg, rows in failed for row in sorted(bug.expected_failures(cfg) - rows)]
+    extra = [where(cfg, row) for cfg, rows in failed for row in sorted(rows - bug.expected_failures(cfg))]
+    if missed or extra:
+        problems = [f"passed though the bug breaks them: {', '.join(missed)}"] if missed else []
+        problems += [f"failed though the bug leaves them alone: {', '.join(extra)}"] if extra else []
+        raise BugMissed(f"the check did not catch {name} as predicted: {'; '.join(problems)}. "
+                        "That is a fault in dinogen's demonstration; please report it.")
+    count = sum(len(rows) for _, rows in failed)
+    click.echo(f"caught: {plural(count, 'row')} failed, exactly the ones {name} breaks "
+               f"({', '.join(bug.fails)}).", err=True)
+    sys.exit(1)

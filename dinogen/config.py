@@ -19,6 +19,8 @@ from dinogen.errors import DinogenError
 CELL_NAMES = ("rnn", "gru", "lstm")  # the keys of cells.CELLS
 OPTIMIZER_NAMES = ("adam", "sgd")  # the keys of optim.OPTIMIZERS
 SCHEDULES = ("cosine", "constant")
+BUG_NAMES = ("softmax-axis", "target-axis", "dwhh-from-dh", "padding-counted", "no-accumulate",
+             "tanh-from-preactivation")  # the keys of bugs.BUGS, for `gradcheck --bug` without NumPy
 DEFAULT_MAX_SECONDS = 600.0  # when the steps are chosen for the list, a run never lasts longer than ten minutes
 
 

@@ -9,19 +9,26 @@ A finite difference proves the gradient of whatever loss the code computes, not
 that padding is left out of it. So one more row, "padding", compares the padded
 batch with its names one at a time, unpadded: the summed loss and the gradients
 of the summed loss must agree.
+
+What is checked is an Implementation: the loss alone (for the finite
+differences) and the loss with its analytic gradients. FAST, the default, is the
+path training uses; reference_implementation(parts) is the readable path of
+dinogen/reference.py, with the classic mistakes of dinogen/bugs.py swapped in.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
-from dinogen import model
-from dinogen.data import Dataset, make_batch
+from dinogen import model, reference
+from dinogen.data import Batch, Dataset, make_batch
 
 TOLERANCE = 1e-6  # relative error allowed; correct code scores about 1e-8 in float64 (6e-8 at worst seen)
 EPS = 1e-5  # finite-difference step
+DROPOUT = 0.3  # of the models checked with dropout
 
 
 @dataclass
@@ -33,6 +40,40 @@ class ParamCheck:
     @property
     def passed(self) -> bool:
         return self.rel_error < TOLERANCE
+
+
+Params = dict[str, np.ndarray]
+
+
+@dataclass(frozen=True)
+class Implementation:
+    """What a gradient check compares: both functions take (params, cfg, batch, rng),
+    rng holding the dropout masks or None, and compute the mean loss of the batch."""
+
+    loss: Callable[[Params, model.ModelConfig, Batch, np.random.Generator | None], float]
+    loss_and_grads: Callable[[Params, model.ModelConfig, Batch, np.random.Generator | None], tuple[float, Params]]
+    dropout: bool  # whether it implements dropout; a check of a model with dropout needs it
+
+
+def fast_loss(params: Params, cfg: model.ModelConfig, batch: Batch, rng: np.random.Generator | None) -> float:
+    nll, _ = model.forward(params, cfg, batch, rng)
+    return float(nll.mean())
+
+
+FAST = Implementation(fast_loss, model.loss_and_grads, dropout=True)  # what training runs
+
+
+def reference_implementation(parts: reference.Parts = reference.CORRECT) -> Implementation:
+    """The step-by-step path of dinogen/reference.py built from parts (it has no dropout)."""
+
+    def loss(params, cfg, batch, rng):
+        return float(reference.forward(params, cfg, batch, parts)[0])
+
+    def loss_and_grads(params, cfg, batch, rng):
+        value, cache = reference.forward(params, cfg, batch, parts)
+        return float(value), reference.backward(cache)
+
+    return Implementation(loss, loss_and_grads, dropout=False)
 
 
 def rel_error(analytic: np.ndarray, numeric: np.ndarray) -> float:
@@ -54,13 +95,14 @@ def random_names(vocab_size: int, lengths: list[int], rng: np.random.Generator) 
     return Dataset(codes, offsets)
 
 
-def padding_check(params: dict[str, np.ndarray], cfg: model.ModelConfig, data: Dataset) -> ParamCheck:
+def padding_check(params: Params, cfg: model.ModelConfig, data: Dataset,
+                  implementation: Implementation = FAST) -> ParamCheck:
     """The names of data in one padded batch against each alone: the largest relative
     difference of the summed loss and of each parameter's gradient of it (dropout off)."""
 
-    def summed(idx: np.ndarray) -> tuple[float, dict[str, np.ndarray]]:
+    def summed(idx: np.ndarray) -> tuple[float, Params]:
         batch = make_batch(data, idx)
-        mean, grads = model.loss_and_grads(params, cfg, batch)
+        mean, grads = implementation.loss_and_grads(params, cfg, batch, None)
         n = batch.n_predictions
         return mean * n, {name: g * n for name, g in grads.items()}
 
@@ -76,9 +118,12 @@ def check_model(
     *,
     seed: int = 0,
     lengths: tuple[int, ...] = (7, 2, 5, 1, 4),
+    implementation: Implementation = FAST,
 ) -> list[ParamCheck]:
     """Compare analytic and numeric gradients of every parameter of a float64 model,
     then the padded batch with its names alone (the last check, named "padding")."""
+    if cfg.dropout and not implementation.dropout:
+        raise ValueError("this implementation has no dropout; check a model with dropout 0")
     rng = np.random.default_rng(seed)
     params = model.init_params(cfg, rng, dtype=np.float64)
     # Larger output weights than at initialisation, so the loss surface is not flat.
@@ -94,10 +139,9 @@ def check_model(
         return np.random.default_rng(seed + 1) if cfg.dropout else None
 
     def loss() -> float:
-        nll, _ = model.forward(params, cfg, batch, masks())
-        return float(nll.mean())
+        return implementation.loss(params, cfg, batch, masks())
 
-    _, grads = model.loss_and_grads(params, cfg, batch, masks())
+    _, grads = implementation.loss_and_grads(params, cfg, batch, masks())
     results = []
     for name, p in params.items():
         numeric = np.zeros_like(p)
@@ -111,15 +155,15 @@ def check_model(
             flat[i] = saved
             nflat[i] = (plus - minus) / (2 * EPS)
         results.append(ParamCheck(name, p.shape, rel_error(grads[name], numeric)))
-    return results + [padding_check(params, cfg, data)]
+    return results + [padding_check(params, cfg, data, implementation)]
 
 
-def standard_configs(cells: tuple[str, ...], layers: tuple[int, ...]) -> list[model.ModelConfig]:
+def standard_configs(cells: tuple[str, ...], layers: tuple[int, ...], dropout: float = DROPOUT) -> list[model.ModelConfig]:
     """What `dinogen gradcheck` covers: each cell and layer count, plain and with
-    an embedding and dropout."""
+    an embedding and dropout (dropout 0: with an embedding only)."""
     configs = []
     for cell in cells:
         for n_layers in layers:
             configs.append(model.ModelConfig(vocab_size=7, cell=cell, hidden=5, layers=n_layers))
-            configs.append(model.ModelConfig(7, cell, 5, n_layers, embed_dim=4, dropout=0.3))
+            configs.append(model.ModelConfig(7, cell, 5, n_layers, embed_dim=4, dropout=dropout))
     return configs

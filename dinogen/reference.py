@@ -16,9 +16,17 @@ whole (T, B) block, outside the time loop, into reused buffers.
 Shapes: B names in the batch, D input width (V for a one-hot character, E for an
 embedding, H for the layer below), H hidden units, V vocabulary, T time steps.
 A state is a tuple: (h,) for the RNN and the GRU, (h, c) for the LSTM.
+
+The few pieces a learner most often gets wrong (the targets, the padding mask,
+the softmax, the += across time, a cell's step) are small functions gathered in
+Parts; forward takes them as an argument, CORRECT by default, and dinogen/bugs.py
+swaps one at a time for its classic mistake (`dinogen gradcheck --bug`).
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -28,6 +36,25 @@ from dinogen.config import ModelConfig
 
 def sigmoid(a: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-a))
+
+
+# ---- what every cell's step shares: pre-activations x W_xh + b and h_prev W_hh -----
+
+
+def affine_backward(dax, dah, x, h_prev, W_xh, W_hh):
+    """Back through a step's pre-activations x W_xh + b and h_prev W_hh.
+
+    dax: (B, G*H) the gradient reaching the input side, dah: (B, G*H) the previous
+    state's side (the same array for the RNN and the LSTM, whose pre-activation is
+    their sum; the GRU scales its candidate's share by r). Returns dx: (B, D),
+    dh_prev: (B, H), dW_xh, dW_hh and db.
+    """
+    dx = dax @ W_xh.T  # to the input
+    dh_prev = dah @ W_hh.T  # to the previous step
+    dW_xh = x.T @ dax
+    dW_hh = h_prev.T @ dah  # from h_{t-1}, the factor W_hh multiplied (not from dh)
+    db = dax.sum(axis=0)
+    return dx, dh_prev, dW_xh, dW_hh, db
 
 
 # ---- vanilla RNN ---------------------------------------------------------------
@@ -45,11 +72,7 @@ def rnn_step_backward(dstate, cache):
     (dh,) = dstate
     x, h_prev, W_xh, W_hh, h = cache
     da = dh * (1 - h**2)  # through tanh: its derivative from the output h, 1 - tanh^2
-    dx = da @ W_xh.T  # to the input
-    dh_prev = da @ W_hh.T  # to the previous step
-    dW_xh = x.T @ da
-    dW_hh = h_prev.T @ da  # from h_{t-1}, the factor W_hh multiplied (not from dh)
-    db = da.sum(axis=0)
+    dx, dh_prev, dW_xh, dW_hh, db = affine_backward(da, da, x, h_prev, W_xh, W_hh)
     return dx, (dh_prev,), dW_xh, dW_hh, db
 
 
@@ -85,11 +108,7 @@ def lstm_step_backward(dstate, cache):
                          df * f * (1 - f),
                          do * o * (1 - o),
                          dg * (1 - g**2)], axis=1)  # through tanh: 1 - g^2; (B, 4H)
-    dx = da @ W_xh.T
-    dh_prev = da @ W_hh.T
-    dW_xh = x.T @ da
-    dW_hh = h_prev.T @ da  # from h_{t-1}
-    db = da.sum(axis=0)
+    dx, dh_prev, dW_xh, dW_hh, db = affine_backward(da, da, x, h_prev, W_xh, W_hh)
     return dx, (dh_prev, dc_prev), dW_xh, dW_hh, db
 
 
@@ -116,7 +135,7 @@ def gru_step_backward(dstate, cache):
     H = h_prev.shape[1]
     dn = dh * (1 - z)  # h = (1 - z) n + z h_prev
     dz = dh * (h_prev - n)
-    dh_prev = dh * z  # the direct path to the previous step
+    dh_direct = dh * z  # the direct path to the previous step
     dan = dn * (1 - n**2)  # through tanh
     dr = dan * ah[:, 2 * H :]  # n = tanh(ax_n + r ah_n)
     dah_n = dan * r
@@ -124,12 +143,8 @@ def gru_step_backward(dstate, cache):
     daz = dz * z * (1 - z)
     dax = np.concatenate([dar, daz, dan], axis=1)  # the input side of each pre-activation, (B, 3H)
     dah = np.concatenate([dar, daz, dah_n], axis=1)  # the previous state's side, (B, 3H)
-    dx = dax @ W_xh.T
-    dh_prev = dh_prev + dah @ W_hh.T  # plus the path through the gates
-    dW_xh = x.T @ dax
-    dW_hh = h_prev.T @ dah  # from h_{t-1}
-    db = dax.sum(axis=0)
-    return dx, (dh_prev,), dW_xh, dW_hh, db
+    dx, dh_gates, dW_xh, dW_hh, db = affine_backward(dax, dah, x, h_prev, W_xh, W_hh)
+    return dx, (dh_direct + dh_gates,), dW_xh, dW_hh, db  # h_prev reaches h directly and through the gates
 
 
 STEPS = {  # cell -> (step_forward, step_backward, arrays in its state)
@@ -139,19 +154,63 @@ STEPS = {  # cell -> (step_forward, step_backward, arrays in its state)
 }
 
 
+# ---- the pieces of the whole model that dinogen.bugs can swap for a mistake ----
+
+
+def next_characters(x: np.ndarray) -> np.ndarray:
+    """(T, B) inputs -> (T, B) targets: each step predicts what the next step reads.
+
+    Where a name has ended, its input is the boundary token, so its last target is
+    the end of the name; the targets at padded positions are masked by real_predictions.
+    """
+    return np.roll(x, -1, axis=0)  # y[t] = x[t + 1]: shifted along axis 0, time
+
+
+def real_predictions(batch: Batch) -> np.ndarray:
+    """(T, B) bool: where a prediction is made, not padding."""
+    return batch.y != PAD
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """(B, V) logits -> (B, V) probabilities of the next character."""
+    shifted = logits - logits.max(axis=1, keepdims=True)  # stable: the largest logit becomes 0
+    return np.exp(shifted) / np.exp(shifted).sum(axis=1, keepdims=True)  # over axis 1, the vocabulary
+
+
+def add(total, value):
+    """A weight's gradient so far plus one time step's share of it."""
+    return total + value  # += across time: every step used the same weights
+
+
+@dataclass(frozen=True)
+class Parts:
+    """The pieces of forward and backward that a learner most often gets wrong, each
+    replaceable: dinogen.bugs swaps one for its classic mistake, the rest unchanged."""
+
+    steps: Mapping[str, tuple]  # cell -> (step_forward, step_backward, arrays in its state), as STEPS
+    targets: Callable[[np.ndarray], np.ndarray]  # as next_characters
+    real: Callable[[Batch], np.ndarray]  # as real_predictions
+    softmax: Callable[[np.ndarray], np.ndarray]  # as softmax
+    accumulate: Callable  # as add
+
+
+CORRECT = Parts(STEPS, next_characters, real_predictions, softmax, add)
+
+
 # ---- the whole model over a padded batch ---------------------------------------
 
 
-def forward(params: dict[str, np.ndarray], cfg: ModelConfig, batch: Batch):
+def forward(params: dict[str, np.ndarray], cfg: ModelConfig, batch: Batch, parts: Parts = CORRECT):
     """Mean negative log-likelihood per real prediction of a padded batch (no dropout).
 
     batch.x, batch.y: (T, B) time-major tokens; y is PAD where a name has ended, and
     those positions count nowhere. Returns the loss and the cache for backward.
     """
-    step_forward, _, n_state = STEPS[cfg.cell]
+    step_forward, _, n_state = parts.steps[cfg.cell]
     T, B = batch.x.shape
     V, H = cfg.vocab_size, cfg.hidden
-    real = batch.y != PAD  # (T, B) where a prediction is made
+    y = parts.targets(batch.x)  # (T, B) the character to predict at each step
+    real = parts.real(batch)  # (T, B) where a prediction is made
     N = real.sum()  # real predictions in the batch
     states = [tuple(np.zeros((B, H)) for _ in range(n_state)) for _ in range(cfg.layers)]
     caches, loss = [], 0.0
@@ -164,23 +223,20 @@ def forward(params: dict[str, np.ndarray], cfg: ModelConfig, batch: Batch):
             states[layer], cache = step_forward(inp, states[layer], W_xh, W_hh, b)
             step_caches.append(cache)
             inp = states[layer][0]  # this layer's h feeds the next
-        logits = inp @ params["W_hy"] + params["b_y"]  # (B, V)
-        logits = logits - logits.max(axis=1, keepdims=True)  # stable: the largest logit becomes 0
-        p = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)  # softmax over the vocabulary axis
-        target = np.where(real[t], batch.y[t], 0)  # any valid index where padded; masked next
-        loss += -(np.log(p[np.arange(B), target]) * real[t]).sum() / N  # padded positions add nothing
-        caches.append((one_hot, step_caches, inp, p, target))
-    return loss, (params, cfg, real, N, caches)
+        p = parts.softmax(inp @ params["W_hy"] + params["b_y"])  # (B, V)
+        loss += -(np.log(p[np.arange(B), y[t]]) * real[t]).sum() / N  # padded positions add nothing
+        caches.append((one_hot, step_caches, inp, p, y[t]))
+    return loss, (params, cfg, parts, real, N, caches)
 
 
 def backward(cache) -> dict[str, np.ndarray]:
     """Gradients of forward's loss w.r.t. every parameter, by backpropagation through time."""
-    params, cfg, real, N, caches = cache
-    _, step_backward, n_state = STEPS[cfg.cell]
+    params, cfg, parts, real, N, caches = cache
+    _, step_backward, n_state = parts.steps[cfg.cell]
     grads: dict[str, np.ndarray] = {}
 
     def accumulate(name, value):
-        grads[name] = grads.get(name, 0.0) + value  # += across time: every step used the same weights
+        grads[name] = parts.accumulate(grads.get(name, 0.0), value)
 
     B, H = real.shape[1], cfg.hidden
     dstates = [tuple(np.zeros((B, H)) for _ in range(n_state)) for _ in range(cfg.layers)]  # from step t + 1

@@ -37,12 +37,12 @@ def test_every_option_of_every_command_is_in_the_commands_page(command):
     assert [opt for opt in options if not re.search(rf"(?<![\w-]){opt}(?![\w-])", page)] == []
 
 
-def quoted_runs(page: Path) -> list[tuple[list[str], list[str]]]:
+def quoted_runs(page: Path, commands=("sample", "score")) -> list[tuple[list[str], list[str]]]:
     """The `$ dinogen sample|score ...` examples of a page that quote their output: (args, output lines)."""
     runs, lines = [], page.read_text().splitlines()
     for i, line in enumerate(lines):
         command = line.strip()
-        if not command.startswith("$ dinogen ") or command.split()[2] not in ("sample", "score") or "|" in command:
+        if not command.startswith("$ dinogen ") or command.split()[2] not in commands or "|" in command:
             continue
         output = []
         for following in lines[i + 1:]:
@@ -82,3 +82,11 @@ def test_quoted_sample_and_score_output_is_what_the_bundled_model_prints(page, t
         assert result.exit_code == 0, args
         got = result.stdout.splitlines()
         assert len(got) == len(quoted) and all(same_result(q, g) for q, g in zip(quoted, got)), args
+
+
+def test_the_quoted_bug_list_is_what_gradcheck_prints():
+    from click.testing import CliRunner
+
+    [(args, quoted)] = [run for run in quoted_runs(DOCS / "commands.md", ("gradcheck",)) if run[0][1:] == ["--bug", "list"]]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0 and [line.strip() for line in result.stdout.splitlines()] == quoted
