@@ -55,6 +55,7 @@ from dinogen import model
 from dinogen.data import make_batch
 from dinogen.errors import DinogenError
 from dinogen.optim import sum_of_squares
+from dinogen.workspace import Workspace
 
 if TYPE_CHECKING:
     from dinogen.train import Trainer
@@ -183,6 +184,7 @@ class SharedSteps:
                 os.close(to_child_w)
                 os.close(from_child_r)
                 os.set_blocking(to_child_r, False)
+                self.trainer.workspace = Workspace()  # arrays of its own, not copies of the parent's pages
                 code = self._serve(k, to_child_r, from_child_w)
             finally:
                 os._exit(code)
