@@ -356,6 +356,8 @@ def _train_stage(trainer, out: str, quiet: bool, stop: "_StopSignals", refit: bo
         raise click.ClickException(f"{exc} {last_good()}.") from None
     except WorkerFailed as exc:
         if exc.consistent:  # it failed before the update: the state after the last whole step is intact
+            if exc.evaluation_owed:  # in this process alone now, as the resumed run will not make it
+                trainer.evaluate()
             save(trainer)
             raise click.ClickException(f"{exc}; saved {out} at step {trainer.step}: continue with "
                                        f"--resume {out} -o {out}.") from None
@@ -444,6 +446,7 @@ class _progress_bar:
             size = shutil.get_terminal_size(fallback=(0, 0))
         # A terminal that reports 0 columns or rows (CI logs, some IDEs) would get no bar at all from tqdm.
         sized = {"dynamic_ncols": True} if size.columns > 0 and size.lines > 0 else {"ncols": 100, "nrows": 24}
+        tqdm.monitor_interval = 0  # no monitor thread: the training's worker processes are forked after this
         self.bar = tqdm(total=self.total, initial=self.initial, file=sys.stderr, unit="step", leave=False,
                         desc=self.label, **sized)
         return self.update

@@ -11,6 +11,7 @@ list" by dinogen.recipe (see TrainConfig.resolved()).
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import asdict, dataclass, fields, replace
 
 from dinogen import recipe
@@ -204,6 +205,8 @@ class TrainConfig:
             RULES[name].check(value)
         if self.patience and self.val_fraction == 0:
             raise DinogenError("--patience needs validation names to watch; hold some out with --val-fraction.")
+        if self.workers is not None and self.workers > 1 and not hasattr(os, "fork"):
+            raise DinogenError("--workers above 1 needs os.fork, which this platform does not have; give --workers 1.")
         if self.refit and self.val_fraction == 0:
             raise DinogenError("a refit finds its length on validation names; drop --val-fraction 0.")
 

@@ -40,6 +40,7 @@ same parameters, bit for bit.
 
 from __future__ import annotations
 
+import errno
 import mmap
 import os
 import select
@@ -72,16 +73,23 @@ PARENT_ENDS: set[int] = set()  # the pipe ends every running SharedSteps holds; 
 
 class WorkerFailed(DinogenError):
     """A worker process died or raised. consistent: the parameters and the optimizer are
-    still those after the last whole step (the failure came before the update)."""
+    still those after the last whole step (the failure came before the update);
+    evaluation_owed: it came in the evaluation of that step, which has to be made
+    before the state is saved, or a resumed run would skip it."""
 
-    def __init__(self, message: str, consistent: bool) -> None:
+    def __init__(self, message: str, consistent: bool, evaluation_owed: bool = False) -> None:
         super().__init__(message)
-        self.consistent = consistent
+        self.consistent, self.evaluation_owed = consistent, evaluation_owed
 
 
 def shared_copy(array: np.ndarray) -> np.ndarray:
     """A copy of array in memory that processes forked afterwards share."""
-    buffer = mmap.mmap(-1, max(array.nbytes, 1))  # anonymous and MAP_SHARED
+    try:
+        buffer = mmap.mmap(-1, max(array.nbytes, 1))  # anonymous and MAP_SHARED
+    except OSError as exc:
+        if exc.errno == errno.ENOMEM:
+            raise MemoryError from None
+        raise
     shared = np.frombuffer(buffer, dtype=array.dtype, count=array.size).reshape(array.shape)
     shared[...] = array
     return shared
@@ -133,6 +141,7 @@ class SharedSteps:
         self.slices = slices(model.param_shapes(trainer.model_cfg), workers)
         self.children: list[tuple[int, int, int]] = []  # (pid, fd to send to it, fd to hear from it)
         self.updating = False  # a failure now leaves some slices updated and others not
+        self.evaluating = False  # a failure now leaves the evaluation of the step just made undone
 
     def __enter__(self) -> "SharedSteps":
         t = self.trainer
@@ -160,11 +169,17 @@ class SharedSteps:
             os.close(to_child)  # the worker reads the end of its pipe and exits
             PARENT_ENDS.discard(to_child)
         deadline = time.monotonic() + REAP_SECONDS
-        for pid, _, from_child in self.children:
-            _reap(pid, deadline)
-            os.close(from_child)
-            PARENT_ENDS.discard(from_child)
-        self.children = []
+        children, self.children, reaped = self.children, [], set()
+        try:
+            for pid, _, _ in children:
+                _reap(pid, deadline)
+                reaped.add(pid)
+        finally:  # a second Ctrl-C while waiting: the rest are killed, not left behind
+            for pid, _, from_child in children:
+                if pid not in reaped:
+                    _kill(pid)
+                os.close(from_child)
+                PARENT_ENDS.discard(from_child)
         t = self.trainer
         for name in t.params:
             t.params[name] = t.params[name].copy()
@@ -173,12 +188,21 @@ class SharedSteps:
     def _fork(self, k: int) -> None:
         to_child_r, to_child_w = os.pipe()
         from_child_r, from_child_w = os.pipe()
-        pid = os.fork()
+        parent = os.getpid()
+        held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})  # no Ctrl-C between
+        try:  # the fork and the worker's record, which would leave a worker no one stops
+            pid = os.fork()
+        except OSError:  # no more processes or memory: nothing is left open
+            for fd in (to_child_r, to_child_w, from_child_r, from_child_w):
+                os.close(fd)
+            signal.pthread_sigmask(signal.SIG_SETMASK, held)
+            raise
         if pid == 0:  # the worker: it never returns into the caller's code
             code = 1
             try:
                 signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the parent decides
-                signal.signal(signal.SIGTERM, signal.SIG_IGN)  # the worker ends when its pipe closes
+                signal.signal(signal.SIGTERM, signal.SIG_IGN)  # the worker ends when its pipe closes ...
+                _die_with(parent)  # ... or when its parent dies, whoever else holds the pipe
                 for fd in PARENT_ENDS:
                     os.close(fd)
                 os.close(to_child_w)
@@ -193,6 +217,7 @@ class SharedSteps:
         os.set_blocking(from_child_r, False)
         self.children.append((pid, to_child_w, from_child_r))
         PARENT_ENDS.update((to_child_w, from_child_r))
+        signal.pthread_sigmask(signal.SIG_SETMASK, held)
 
     def _serve(self, k: int, commands: int, answers: int) -> int:
         """A worker's life: run each phase it is told to, answer, until its pipe closes."""
@@ -276,7 +301,9 @@ class SharedSteps:
     def validation_loss(self, step: int) -> float:
         """The mean NLL per character of the trainer's validation probe, shared like a step."""
         probe = self.trainer.val_probe
+        self.evaluating = True
         self._phase(EVALUATE, step)
+        self.evaluating = False
         return float(self.sums[:, 0].sum() / (int(self.trainer.data.lengths[probe].sum()) + len(probe)))
 
     def gradients(self, step: int) -> tuple[float, float, int]:
@@ -307,8 +334,8 @@ class SharedSteps:
         for k, (pid, to_child, _) in enumerate(self.children, start=1):
             try:
                 os.write(to_child, message)
-            except BrokenPipeError:  # it is gone; say how
-                raise self._failure(k, pid, step, _death(pid)) from None
+            except BrokenPipeError:  # it is gone; say how. No slice is updated when no worker was told to.
+                raise self._failure(k, pid, step, _death(pid), updated=k > 1) from None
         self._run_phase(0, phase, step, lr, factor)
         for k, (pid, _, from_child) in enumerate(self.children, start=1):
             self._await(k, pid, from_child, step)
@@ -326,10 +353,12 @@ class SharedSteps:
             raise MemoryError(f"worker process {k} ran out of memory")
         raise self._failure(k, pid, step, "failed", f" ({text})")
 
-    def _failure(self, k: int, pid: int, step: int, how: str, detail: str = "") -> WorkerFailed:
+    def _failure(self, k: int, pid: int, step: int, how: str, detail: str = "",
+                 updated: bool = True) -> WorkerFailed:
         """The error for worker k: "worker process 1 (pid 123) was killed by SIGKILL at step 57"."""
-        return WorkerFailed(f"worker process {k} (pid {pid}) {how} at step {step + 1}{detail}",
-                            consistent=not self.updating)
+        when = f"in the evaluation after step {step}" if self.evaluating else f"at step {step + 1}"
+        return WorkerFailed(f"worker process {k} (pid {pid}) {how} {when}{detail}",
+                            consistent=not (self.updating and updated), evaluation_owed=self.evaluating)
 
 
 def _read_exactly(fd: int, size: int) -> bytes:
@@ -346,7 +375,9 @@ def _read_exactly(fd: int, size: int) -> bytes:
             now = time.perf_counter()
             deadline = deadline or now + SPIN_SECONDS
             if now > deadline:
-                select.select([fd], [], [])
+                waiting = select.poll()  # not select.select, which refuses descriptors from 1024 on
+                waiting.register(fd, select.POLLIN)
+                waiting.poll()
             else:
                 os.sched_yield()  # on a busy machine, the process this one waits for may need this core
             continue
@@ -367,6 +398,27 @@ def _death(pid: int) -> str:
     return f"exited with code {os.WEXITSTATUS(status)}"
 
 
+def _kill(pid: int) -> None:
+    """Kill and reap a worker, if it is still there."""
+    try:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+    except (ProcessLookupError, ChildProcessError):
+        pass
+
+
+def _die_with(parent: int) -> None:
+    """Have the kernel kill this process when its parent dies (Linux), and exit now if it already has."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # not Linux: the end of the pipe still stops the worker
+        pass
+    if os.getppid() != parent:
+        os._exit(0)
+
+
 def _reap(pid: int, deadline: float) -> None:
     """Wait for a worker to exit; kill it when it has not by the deadline."""
     while time.monotonic() < deadline:
@@ -377,8 +429,4 @@ def _reap(pid: int, deadline: float) -> None:
         if done:
             return
         time.sleep(0.005)
-    try:
-        os.kill(pid, signal.SIGKILL)
-        os.waitpid(pid, 0)
-    except (ProcessLookupError, ChildProcessError):
-        pass
+    _kill(pid)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import os
+import sys
 
 SMALL_LIST = 1_500  # names: at or below this, the small-list settings hold
 LARGE_LIST = 30_000  # names: at or above this, the large-list settings hold
@@ -84,10 +85,13 @@ def refits(n_names: int) -> bool:
 
 
 def cores() -> int:
-    """The cores this process may run on."""
+    """The cores this process may run on, for worker processes: 1 where they cannot be
+    forked safely (no os.fork on Windows; macOS's Accelerate BLAS is not fork-safe)."""
+    if not hasattr(os, "fork") or sys.platform == "darwin":
+        return 1
     try:
         return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
+    except AttributeError:  # other Unix systems
         return os.cpu_count() or 1
 
 

@@ -138,7 +138,10 @@ class Trainer:
         return cosine_lr(cfg.lr, budget, cfg.lr_floor)
 
     def train_step(self) -> float:
-        """One optimizer step on the next batch; returns its loss (nats per character)."""
+        """One optimizer step on the next batch; returns its loss (nats per character).
+
+        Shared by the workers inside run() (or workers_running()); called outside,
+        it runs in this process alone, as --workers 1 does, whatever cfg.workers says."""
         cfg, step = self.cfg, self.state.step
         lr = self.learning_rate()
         if self.shared is not None:
@@ -249,11 +252,11 @@ class Trainer:
         clock_zero = started - self.state.elapsed  # the run's time 0, earlier sessions included
         self.stop_reason = None
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # divergence is checked, not warned
-            with self.workers_running():
+            with self.workers_running():  # the last evaluation too, so every one of the run sums alike
                 reason = self.train_until(on_progress, on_evaluate, should_stop, clock_zero)
-            self.stop_reason = reason
-            if reason != "interrupted" and (not self.state.val_history or self.state.val_history[-1][0] != self.state.step):
-                self.evaluate()
+                self.stop_reason = reason
+                if reason != "interrupted" and (not self.state.val_history or self.state.val_history[-1][0] != self.state.step):
+                    self.evaluate()
             return self.summary(time.perf_counter() - started, self.state.step - first_step)
 
     @contextlib.contextmanager

@@ -71,13 +71,22 @@ def test_the_same_seed_and_workers_give_the_same_parameters_bit_for_bit():
     assert runs[0].best_val == runs[1].best_val
 
 
-def test_without_dropout_two_workers_train_as_one_does_up_to_rounding():
-    last = {}
+@pytest.mark.parametrize("settings", [dict(), dict(optimizer="sgd", lr=0.5, clip_mode="value", clip=0.05),
+                                      dict(clip=0.0, loss_per="name", lr=3e-4)])
+def test_without_dropout_two_workers_train_as_one_does_up_to_rounding(settings):
+    params = {}
     for workers in (1, 2):
-        trainer = Trainer(NAMES, TrainConfig(**SMALL, dropout=0.0, steps=20, workers=workers))
+        trainer = Trainer(NAMES, TrainConfig(**SMALL, dropout=0.0, steps=20, workers=workers, **settings))
         trainer.run()
-        last[workers] = trainer.val_history[-1][1]
-    assert abs(last[1] - last[2]) < 1e-3
+        params[workers] = trainer.params
+    for name in params[1]:
+        assert relative(params[1][name], params[2][name]) < 1e-5, name
+
+
+def test_a_batch_of_fewer_names_than_processes_still_trains():
+    trainer = Trainer(NAMES, TrainConfig(**{**SMALL, "batch_size": 2}, steps=3, workers=3))
+    trainer.run()
+    assert trainer.step == 3 and children() == set()
 
 
 def test_an_interrupted_run_with_workers_resumes_bit_for_bit(tmp_path):
@@ -270,3 +279,65 @@ def test_two_workers_give_the_validation_loss_of_one_up_to_rounding():
     with trainer.workers_running():
         shared = trainer.shared.validation_loss(0)
     assert abs(shared - alone) < 1e-6 * alone
+
+
+def test_a_worker_that_fails_in_an_evaluation_is_saved_evaluated_so_resuming_misses_nothing(monkeypatch, tmp_path):
+    flags = ["--steps", "30", "--eval-every", "10", "--hidden", "8", "--workers", "2", "-q"]
+    whole = tmp_path / "whole.npz"
+    assert CliRunner().invoke(main, ["train", str(BUNDLED_NAMES), "-o", str(whole), *flags]).exit_code == 0
+    real = parallel.SharedSteps._evaluate
+
+    def evaluate(self, k):
+        if k == 1:  # the worker's first evaluation: the one after step 10
+            raise ValueError("boom")
+        real(self, k)
+
+    monkeypatch.setattr(parallel.SharedSteps, "_evaluate", evaluate)
+    out = tmp_path / "failed.npz"
+    result = CliRunner().invoke(main, ["train", str(BUNDLED_NAMES), "-o", str(out), *flags])
+    assert result.exit_code == 1 and "failed in the evaluation after step 10 (ValueError: boom)" in result.stderr
+    monkeypatch.undo()
+    saved = checkpoint.load(out)
+    assert saved.meta["step"] == 10 and [s for s, _ in saved.meta["history"]["val"]] == [10]
+    result = CliRunner().invoke(main, ["train", str(BUNDLED_NAMES), "--resume", str(out), "-o", str(out), *flags])
+    assert result.exit_code == 0
+    resumed, expected = checkpoint.load(out), checkpoint.load(whole)
+    assert [s for s, _ in resumed.meta["history"]["val"]] == [s for s, _ in expected.meta["history"]["val"]]
+    for name in expected.params:
+        assert np.array_equal(resumed.params[name], expected.params[name]), name
+
+
+def test_without_fork_the_default_is_one_process_and_more_is_one_sentence(monkeypatch):
+    from dinogen import recipe
+    from dinogen.errors import DinogenError
+
+    monkeypatch.delattr(os, "fork")
+    assert recipe.cores() == 1
+    with pytest.raises(DinogenError, match="--workers above 1 needs os.fork"):
+        TrainConfig(workers=2).check()
+
+
+def test_workers_wait_on_descriptors_past_1024():
+    import resource
+
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < 1200:
+        pytest.skip("the open-file limit is below 1,200")
+    spare = [os.open(os.devnull, os.O_RDONLY) for _ in range(1100)]
+    try:
+        trainer = Trainer(NAMES, TrainConfig(**SMALL, steps=4, workers=2))
+        trainer.run(on_progress=lambda p: time.sleep(0.02))  # longer than the polling: the worker sleeps in poll
+        assert trainer.step == 4
+    finally:
+        for fd in spare:
+            os.close(fd)
+
+
+def test_a_worker_dies_with_its_parent_killed_by_sigkill(tmp_path):
+    process, out, workers = start_training(tmp_path)
+    process.kill()
+    process.communicate(timeout=60)
+    deadline = time.monotonic() + 30
+    while not gone(workers) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert gone(workers)
