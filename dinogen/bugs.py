@@ -22,7 +22,7 @@ from dinogen.config import CELL_NAMES, ModelConfig
 from dinogen.data import Batch
 from dinogen.model import param_shapes
 
-BELOW_THE_OUTPUT = ("W_emb", "W_xh", "W_hh", "b_h")  # the parameters a gradient reaches through the recurrence
+BELOW_THE_OUTPUT = ("W_emb", "W_cat", "W_xh", "W_hh", "b_h")  # the parameters a gradient reaches through the recurrence
 EVERY_PARAMETER = (*BELOW_THE_OUTPUT, "W_hy", "b_y")
 
 

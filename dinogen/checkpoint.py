@@ -1,8 +1,9 @@
 """Checkpoints: one .npz per model, data only, written atomically.
 
-Layout (format version 1):
+Layout (format version 1; version 2 is a model with categories):
     meta            0-d string array: JSON metadata (format, model config,
-                    vocabulary, training config, step, loss history, data)
+                    vocabulary, categories, training config, step, loss
+                    history, data)
     param/<name>    the latest parameters, one array per parameter
     best/<name>     the parameters with the lowest validation loss so far
     optim/<key>     optimizer state (Adam moments and step), for resuming
@@ -11,6 +12,7 @@ Layout (format version 1):
                     name i is codes[offsets[i]:offsets[i+1]]; codes in the
                     smallest unsigned dtype that holds the vocabulary, offsets
                     int64. Optional: older checkpoints lack them and still load.
+    data/categories each name's category (a row of W_cat), with categories
 
 The zip's comment holds a SHA-256 of every byte before the digest, so any
 damaged or truncated byte is caught before NumPy parses anything. Files are
@@ -36,7 +38,7 @@ from pathlib import Path
 import numpy as np
 
 from dinogen.config import ModelConfig
-from dinogen.data import Dataset, Vocab
+from dinogen.data import Dataset, Vocab, checked_category
 from dinogen.errors import CONTROL, DinogenError, shown
 from dinogen.files import ZIP_MAGIC, read_bytes
 from dinogen.metadata_checks import meta_problem, model_problem
@@ -44,7 +46,7 @@ from dinogen.model import param_shapes
 
 RETRAIN = "retrain or pass another file"  # what to do about a file that is not a checkpoint we can use
 FORMAT = "dinogen-checkpoint"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # the newest this version reads and writes; a model of one list is written as version 1
 DIGEST_PREFIX = b"dinogen-sha256:"  # the zip comment: this prefix and 64 hex digits
 DIGEST_LEN = 64
 
@@ -66,6 +68,17 @@ class Checkpoint:
         return Vocab(tuple(self.meta["vocab"]))
 
     @property
+    def category_names(self) -> list[str]:
+        """The categories, in the order of W_cat's rows; empty for a model of one list."""
+        return [entry["name"] for entry in self.meta.get("categories", [])]
+
+    @property
+    def category_priors(self) -> np.ndarray:
+        """(K,) float64 each category's share of the training names: how often sampling draws it."""
+        counts = np.array([entry["names"] for entry in self.meta.get("categories", [])], dtype=np.float64)
+        return counts / counts.sum()
+
+    @property
     def lowercase(self) -> bool:
         return bool(self.meta.get("lowercase", False))
 
@@ -83,7 +96,7 @@ class Checkpoint:
 
 def save(path: str | Path, ckpt: Checkpoint) -> None:
     """Write a checkpoint atomically (see write_arrays)."""
-    meta = dict(ckpt.meta, format=FORMAT, format_version=FORMAT_VERSION)
+    meta = dict(ckpt.meta, format=FORMAT, format_version=FORMAT_VERSION if ckpt.model_config.categories else 1)
     arrays = {"meta": np.array(json.dumps(meta, ensure_ascii=False))}
     arrays.update({f"param/{k}": v for k, v in ckpt.params.items()})
     if ckpt.best is not None:
@@ -92,6 +105,8 @@ def save(path: str | Path, ckpt: Checkpoint) -> None:
     if ckpt.data is not None:
         arrays["data/codes"] = ckpt.data.codes.astype(np.min_scalar_type(ckpt.model_config.vocab_size - 1))
         arrays["data/offsets"] = ckpt.data.offsets.astype(np.int64, copy=False)
+        if ckpt.data.categories is not None:
+            arrays["data/categories"] = ckpt.data.categories.astype(np.min_scalar_type(ckpt.model_config.categories - 1))
     write_arrays(path, arrays)
 
 
@@ -252,7 +267,7 @@ class _ReadOnUse(Mapping):
         return len(self.npz.files)
 
 
-MEMBER = re.compile(r"(meta|(param|best)/[\w.]+|optim/(t|[mv]/[\w.]+)|data/(codes|offsets))\.npy")
+MEMBER = re.compile(r"(meta|(param|best)/[\w.]+|optim/(t|[mv]/[\w.]+)|data/(codes|offsets|categories))\.npy")
 
 
 def _check_members(path: Path, raw: bytes) -> None:
@@ -323,11 +338,44 @@ def _check(path: Path, arrays: dict[str, np.ndarray]) -> Checkpoint:
         raise _invalid(path, "its vocabulary is not a sorted list of distinct characters")
     if any(CONTROL.match(c) for c in vocab):
         raise _invalid(path, "its vocabulary holds a control character, which no name has")
+    problem = _categories_problem(meta.get("categories"), cfg.categories)
+    if problem:
+        raise _invalid(path, problem)
     params = _param_group(path, arrays, "param", shapes, required=True)
     best = _param_group(path, arrays, "best", shapes, required=False)
     optim = _optimizer_state(path, arrays, params)
-    data = _training_data(path, arrays, cfg.vocab_size, meta)
+    data = _training_data(path, arrays, cfg, meta)
     return Checkpoint(params, meta, best, optim, data)
+
+
+def _categories_problem(table, expected: int) -> str | None:
+    """What is wrong with the category table, or None: K entries of a distinct category
+    name and a count of names, at least one name in all; absent for a model of one list."""
+    if table is None:
+        return f"its model has {expected} categories but no category table" if expected else None
+    if not expected:
+        return "it has a category table but its model has no categories"
+    if not isinstance(table, list) or len(table) != expected:
+        return f"its category table does not list the model's {expected} categories"
+    for entry in table:
+        if not (isinstance(entry, dict) and isinstance(entry.get("name"), str) and isinstance(entry.get("names"), int)
+                and not isinstance(entry["names"], bool) and entry["names"] >= 0):
+            return f"its category table holds {_shown_entry(entry)}, expected a name and a count of names"
+        try:
+            checked_category(entry["name"], "its category table")
+        except DinogenError:
+            return f"its category table holds the category {_shown_entry(entry['name'])}, which is no category name"
+    names = [entry["name"] for entry in table]
+    if len(set(names)) != len(names):
+        return "its category table names a category twice"
+    if sum(entry["names"] for entry in table) < 1:
+        return "its category table counts no names"
+    return None
+
+
+def _shown_entry(value) -> str:
+    text = json.dumps(value, ensure_ascii=False, default=str)
+    return text if len(text) <= 40 else text[:39] + "…"
 
 
 def _optimizer_state(path, arrays, params) -> dict[str, np.ndarray]:
@@ -376,8 +424,9 @@ def _param_group(path, arrays, prefix, shapes, required):
     return group
 
 
-def _training_data(path, arrays, vocab_size, meta) -> Dataset | None:
-    """The data/codes and data/offsets arrays as a Dataset, checked; None when absent."""
+def _training_data(path, arrays, cfg: ModelConfig, meta) -> Dataset | None:
+    """The data/codes and data/offsets arrays (and data/categories) as a Dataset, checked; None when absent."""
+    vocab_size = cfg.vocab_size
     present = [key for key in ("data/codes", "data/offsets") if key in arrays]
     if not present:
         return None
@@ -396,4 +445,20 @@ def _training_data(path, arrays, vocab_size, meta) -> Dataset | None:
     stated = (meta.get("data") or {}).get("names")
     if isinstance(stated, int) and stated != len(offsets) - 1:
         raise _invalid(path, f"data/offsets holds {len(offsets) - 1} names, the metadata {stated}")
-    return Dataset(codes.astype(np.int32), offsets)
+    return Dataset(codes.astype(np.int32), offsets, _name_categories(path, arrays, cfg, len(offsets) - 1))
+
+
+def _name_categories(path, arrays, cfg: ModelConfig, n: int) -> np.ndarray | None:
+    """data/categories, checked against the model's categories and the n names."""
+    if "data/categories" not in arrays:
+        if cfg.categories:
+            raise _invalid(path, "it has the names it was trained on but not their categories")
+        return None
+    cats = arrays["data/categories"]
+    if not cfg.categories:
+        raise _invalid(path, "it has data/categories but its model has no categories")
+    if cats.shape != (n,) or cats.dtype.kind != "u":
+        raise _invalid(path, f"data/categories has shape {cats.shape} and dtype {cats.dtype}, expected ({n},) unsigned int")
+    if n and cats.max() >= cfg.categories:
+        raise _invalid(path, f"data/categories holds categories outside 0 to {cfg.categories - 1}")
+    return cats.astype(np.int32)

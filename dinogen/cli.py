@@ -1039,7 +1039,7 @@ def _gradcheck_table(title: str, cells, layers, seed: int, bug=None) -> list[tup
     implementation = bug.implementation() if bug else gc.FAST
     configs = gc.standard_configs(cells, layers, gc.DROPOUT if implementation.dropout else 0.0)
     table = Table(title=f"{title} (float64, tolerance {gc.TOLERANCE:g})")
-    for column in ("cell", "layers", "embed", "dropout", "parameter", "shape", "rel. error", "result"):
+    for column in ("cell", "layers", "embed", "dropout", "cats", "parameter", "shape", "rel. error", "result"):
         table.add_column(column)
     failed = []
     for cfg in configs:
@@ -1047,7 +1047,8 @@ def _gradcheck_table(title: str, cells, layers, seed: int, bug=None) -> list[tup
         failed.append((cfg, {r.name for r in results if not r.passed}))
         for r in results:
             verdict = "[green]pass[/]" if r.passed else "[bold red]FAIL[/]"
-            table.add_row(cfg.cell, str(cfg.layers), str(cfg.embed_dim), f"{cfg.dropout:g}", r.name, str(r.shape),
+            table.add_row(cfg.cell, str(cfg.layers), str(cfg.embed_dim), f"{cfg.dropout:g}", str(cfg.categories),
+                          r.name, str(r.shape),
                           f"{r.rel_error:.2e}", verdict)
     with _results():
         _console().print(table)
@@ -1076,7 +1077,8 @@ def _check_with_bug(name: str, cells: tuple[str, ...], layers: tuple[int, ...], 
     failed = _gradcheck_table(f"gradient check with bug {name}", cells or bug.cells, layers, seed, bug)
 
     def where(cfg, row: str) -> str:
-        return f"{row} ({cfg.cell}, {plural(cfg.layers, 'layer')}, embed {cfg.embed_dim})"
+        categories = f", {cfg.categories} categories" if cfg.categories else ""
+        return f"{row} ({cfg.cell}, {plural(cfg.layers, 'layer')}, embed {cfg.embed_dim}{categories})"
 
     missed = [where(cfg, row) for cfg, rows in failed for row in sorted(bug.expected_failures(cfg) - rows)]
     extra = [where(cfg, row) for cfg, rows in failed for row in sorted(rows - bug.expected_failures(cfg))]

@@ -20,6 +20,7 @@ from dinogen.errors import DinogenError
 CELL_NAMES = ("rnn", "gru", "lstm")  # the keys of cells.CELLS
 OPTIMIZER_NAMES = ("adam", "sgd")  # the keys of optim.OPTIMIZERS
 SCHEDULES = ("cosine", "constant")
+MAX_CATEGORIES = 10_000  # categories one model may be conditioned on (a file, a TSV label each)
 BUG_NAMES = ("softmax-axis", "target-axis", "dwhh-from-dh", "padding-counted", "no-accumulate",
              "tanh-from-preactivation")  # the keys of bugs.BUGS, for `gradcheck --bug` without NumPy
 DEFAULT_MAX_SECONDS = 600.0  # when the steps are chosen for the list, a run never lasts longer than ten minutes
@@ -103,6 +104,7 @@ class Rule:
 RULES: dict[str, Rule] = {
     # the model
     "vocab_size": Rule("the vocabulary size", int, low=2),
+    "categories": Rule("the number of categories", int, low=0, high=MAX_CATEGORIES),
     "cell": Rule("the cell", str, choices=CELL_NAMES, help="Recurrent cell."),
     "hidden": Rule("hidden units", int, low=1, help="Hidden units per layer."),
     "layers": Rule("the number of layers", int, 1, 3, help="Stacked recurrent layers."),
@@ -163,9 +165,14 @@ class ModelConfig:
     layers: int = 1  # stacked recurrent layers
     embed_dim: int = 0  # E: embedding width before the first layer; 0 = look rows up in W_xh.0
     dropout: float = 0.0  # drop probability on non-recurrent connections, in training only
+    categories: int = 0  # K: categories the model is conditioned on; 0 = one list, no conditioning
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """The checkpoint's "model" entry; a model of one list writes no categories, as before they existed."""
+        values = asdict(self)
+        if not self.categories:
+            del values["categories"]
+        return values
 
 
 @dataclass

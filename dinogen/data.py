@@ -16,7 +16,7 @@ import io
 import re
 import sys
 import unicodedata
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
 from typing import Iterator, TextIO
@@ -43,6 +43,9 @@ class NameList:
     line_numbers: list[int]  # 1-based line of each name in the source
     source: str  # file name, or "<stdin>"
     skipped_long: int = 0  # names dropped for being longer than max_length
+    labels: list[str] | None = None  # with --categories tsv: each name's category, as its line wrote it
+    categories: list[int] | None = None  # each name's category, a position in category_names; None: one list
+    category_names: list[str] = field(default_factory=list)  # the categories, in order of first appearance
 
 
 def clean_name(line: str, lowercase: bool) -> str:
@@ -57,31 +60,34 @@ def read_names(
     lowercase: bool = False,
     encoding: str = "utf-8",
     max_length: int = MAX_NAME_LENGTH,
+    tsv: bool = False,
 ) -> NameList:
     """Read one name per line from a path, from stdin ("-"), or from a text stream.
 
     Whitespace around each line (including a CR) is stripped and blank lines are
     skipped. A UTF-8 byte-order mark is ignored. Names longer than `max_length`
-    characters are skipped and counted.
+    characters are skipped and counted. With tsv, each line is a name, a tab and
+    its category, and NameList.labels holds the categories.
     """
     if source == "-":
         if sys.stdin is None:  # started with stdin closed (<&-)
             raise DinogenError("standard input is closed, so there are no names to read; give them another way.")
         return _parse(_read_text_bytes(sys.stdin.buffer, "<stdin>", encoding), "<stdin>", encoding, lowercase,
-                      max_length)
+                      max_length, tsv)
     if not isinstance(source, (str, Path)):
         lines = list(source)
-        return _clean_lines(lines, getattr(source, "name", "<stream>"), lowercase, max_length)
+        return _clean_lines(lines, getattr(source, "name", "<stream>"), lowercase, max_length, tsv)
     path = Path(source)
     if path.exists() and (path.is_char_device() or path.is_block_device()):
         raise DinogenError(f"{path} is a device, not a file of names; {_TEXT_FILE}.")
     if path.is_fifo():  # `train <(cmd)`: a pipe that may never end, read like standard input
         with open(path, "rb") as pipe:
-            return _parse(_read_text_bytes(pipe, str(path), encoding), str(path), encoding, lowercase, max_length)
+            return _parse(_read_text_bytes(pipe, str(path), encoding), str(path), encoding, lowercase, max_length,
+                          tsv)
     if _splits_on_line_bytes(text_codec(encoding)) and path.is_file():
-        return _read_lines_of_file(path, encoding, lowercase, max_length)
+        return _read_lines_of_file(path, encoding, lowercase, max_length, tsv)
     raw = read_bytes(path, "names file", "give the path of a text file with one name per line")
-    return _parse(raw, str(path), encoding, lowercase, max_length)
+    return _parse(raw, str(path), encoding, lowercase, max_length, tsv)
 
 
 def _splits_on_line_bytes(codec: str) -> bool:
@@ -97,23 +103,24 @@ def _splits_on_line_bytes(codec: str) -> bool:
 LINE_BREAK_BYTES = re.compile(b"\r\n|\r|\n")
 
 
-def _read_lines_of_file(path: Path, encoding: str, lowercase: bool, max_length: int) -> NameList:
+def _read_lines_of_file(path: Path, encoding: str, lowercase: bool, max_length: int, tsv: bool) -> NameList:
     """A names file read a block at a time and cut into lines as it comes: memory holds the
     names, never a line longer than a name can be, and each error names its exact line."""
     codec, source = text_codec(encoding), str(path)
-    names, line_numbers, skipped_long = [], [], 0
-    limit = 4 * max_length + 64  # bytes: the longest name in UTF-8, whitespace and a line break
+    names, line_numbers, skipped_long, labels = [], [], 0, []
+    limit = 4 * max_length + 64 + (4 * MAX_LABEL_LENGTH if tsv else 0)  # bytes: the longest name (and label) in
+    #   UTF-8, whitespace and a line break
     try:
         with open(path, "rb") as file:
             start = file.read(len(ZIP_MAGIC) + 4)
             _refuse_zip(start, source)
             if codec == "utf-8" and _codec_of_bom(start) != "utf-8":  # UTF-16/32 after all: whole, by its mark
-                return _parse(start + file.read(), source, encoding, lowercase, max_length)
+                return _parse(start + file.read(), source, encoding, lowercase, max_length, tsv)
             for number, raw in _byte_lines(start, file, limit):
                 if raw is None:
                     skipped_long += 1
                     continue
-                name = _name_of_line(raw, number, source, encoding, codec, lowercase)
+                name, label = _name_of_line(raw, number, source, encoding, codec, lowercase, tsv)
                 if not name:
                     continue
                 if len(name) > max_length:
@@ -121,11 +128,12 @@ def _read_lines_of_file(path: Path, encoding: str, lowercase: bool, max_length: 
                     continue
                 names.append(name)
                 line_numbers.append(number)
+                labels.append(label)
     except PermissionError:
         raise DinogenError(f"names file {path} cannot be read (permission denied); check its permissions.") from None
     except OSError as exc:
         raise DinogenError(f"names file {path} cannot be read ({exc.strerror}); {_TEXT_FILE}.") from None
-    return NameList(names, line_numbers, source, skipped_long)
+    return NameList(names, line_numbers, source, skipped_long, labels if tsv else None)
 
 
 def _byte_lines(start: bytes, file, limit: int) -> Iterator[tuple[int, bytes | None]]:
@@ -152,8 +160,10 @@ def _byte_lines(start: bytes, file, limit: int) -> Iterator[tuple[int, bytes | N
             return
 
 
-def _name_of_line(raw: bytes, number: int, source: str, encoding: str, codec: str, lowercase: bool) -> str:
-    """The cleaned name a line's bytes hold (may be empty); DinogenError naming the line otherwise."""
+def _name_of_line(raw: bytes, number: int, source: str, encoding: str, codec: str, lowercase: bool,
+                  tsv: bool) -> tuple[str, str | None]:
+    """The cleaned name a line's bytes hold (may be empty) and, with tsv, its category;
+    DinogenError naming the line otherwise."""
     if b"\x00" in raw:
         raise DinogenError(f"{source} line {number} holds a NUL byte, so it looks like a binary file; {_TEXT_FILE}.")
     try:
@@ -161,11 +171,45 @@ def _name_of_line(raw: bytes, number: int, source: str, encoding: str, codec: st
     except UnicodeDecodeError:
         raise DinogenError(f"{source} line {number} is not valid {encoding} text; convert the file to UTF-8 or "
                            "name its encoding with --encoding.") from None
-    name = clean_name(text, lowercase)
-    problem = _not_text(name)
+    return _entry(text, f"{source} line {number}", lowercase, tsv)
+
+
+def _entry(line: str, where: str, lowercase: bool, tsv: bool) -> tuple[str, str | None]:
+    """The cleaned name of one line and, with tsv, its category (None without); empty for
+    a blank line. DinogenError, starting with where ("names.tsv line 3"), for a name with
+    a control character or a line that is not name<TAB>category."""
+    label = None
+    if tsv and line.strip():
+        parts = line.strip(" \r\n").split("\t")
+        if len(parts) != 2 or not parts[0].strip() or not parts[1].strip():
+            raise DinogenError(f"{where} is not a name, one tab and its category ({_shown_line(line)}); write "
+                               "each line as name<TAB>category, or leave out --categories tsv.")
+        line, label = parts[0], checked_category(parts[1].strip(), where)
+    name = clean_name(line, lowercase)
+    problem = _not_text(name)  # inside the name: whitespace around it is stripped first
     if problem:
-        raise DinogenError(f"{source} line {number} {problem}; {_TEXT_FILE}.")
-    return name
+        raise DinogenError(f"{where} {problem}; {_TEXT_FILE}.")
+    return name, label
+
+
+def _shown_line(line: str) -> str:
+    text = line.strip("\r\n").replace("\t", "<TAB>")
+    return repr(text if len(text) <= 40 else text[:39] + "…")
+
+
+MAX_LABEL_LENGTH = 100  # characters in a category's name
+
+
+def checked_category(label: str, where: str) -> str:
+    """A category's name, NFC-normalised, when it is one; DinogenError, starting with where, otherwise."""
+    label = unicodedata.normalize("NFC", label.strip())
+    found = NOT_TEXT.search(label)
+    if not label or found or len(label) > MAX_LABEL_LENGTH:
+        why = ("is empty" if not label else f"holds U+{ord(found.group()):04X}" if found
+               else f"is longer than {MAX_LABEL_LENGTH} characters")
+        raise DinogenError(f"{where}: the category {_shown_line(label)} {why}; a category is a short word "
+                           "such as boys or Triassic.")
+    return label
 
 
 def _not_text(name: str) -> str | None:
@@ -199,7 +243,7 @@ def _refuse_zip(start: bytes, source: str) -> None:
                            "continue a checkpoint with --resume, or sample from it with -c.")
 
 
-def _parse(raw: bytes, source: str, encoding: str, lowercase: bool, max_length: int) -> NameList:
+def _parse(raw: bytes, source: str, encoding: str, lowercase: bool, max_length: int, tsv: bool = False) -> NameList:
     """Decode a whole file at once, so an error can name its exact line.
 
     Lines end at LF, CRLF or a lone CR (old Mac files), for names and for the
@@ -222,7 +266,7 @@ def _parse(raw: bytes, source: str, encoding: str, lowercase: bool, max_length: 
             f"{source}{where} is not valid {codec if codec != text_codec(encoding) else encoding} text; "
             "convert the file to UTF-8 or name its encoding with --encoding."
         ) from None
-    return _clean_lines(LINE_BREAK.split(text), source, lowercase, max_length)
+    return _clean_lines(LINE_BREAK.split(text), source, lowercase, max_length, tsv)
 
 
 @dataclass
@@ -319,23 +363,53 @@ def _line_at(text_before: str) -> int:
     return len(LINE_BREAK.findall(text_before)) + 1
 
 
-def _clean_lines(lines: list[str], source: str, lowercase: bool, max_length: int) -> NameList:
+def _clean_lines(lines: list[str], source: str, lowercase: bool, max_length: int, tsv: bool = False) -> NameList:
     names: list[str] = []
     line_numbers: list[int] = []
+    labels: list[str | None] = []
     skipped_long = 0
     for line_number, line in enumerate(lines, start=1):
-        name = clean_name(line, lowercase)
+        name, label = _entry(line, f"{source} line {line_number}", lowercase, tsv)
         if not name:
             continue
-        problem = _not_text(name)  # inside the name: whitespace around it is stripped first
-        if problem:
-            raise DinogenError(f"{source} line {line_number} {problem}; {_TEXT_FILE}.")
         if len(name) > max_length:
             skipped_long += 1
             continue
         names.append(name)
         line_numbers.append(line_number)
-    return NameList(names, line_numbers, source, skipped_long)
+        labels.append(label)
+    return NameList(names, line_numbers, source, skipped_long, labels if tsv else None)
+
+
+def merge_categories(lists: list[tuple[str, NameList]]) -> NameList:
+    """One NameList of the names of several, each list a category: (category, names) pairs
+    in the order given, as `train boys.txt girls.txt` reads them."""
+    seen: dict[str, str] = {}
+    for category, names in lists:
+        checked_category(category, names.source)
+        if category in seen:
+            raise DinogenError(f"the category {category!r} is named twice ({seen[category]} and {names.source}); "
+                               "give each list its own name with name=path.")
+        seen[category] = names.source
+        if not names.names:
+            raise DinogenError(f"the category {category!r} ({names.source}) holds no names; every list needs at "
+                               "least one.")
+    merged = NameList([], [], " + ".join(names.source for _, names in lists), 0, None, [], [])
+    for k, (category, names) in enumerate(lists):
+        merged.names += names.names
+        merged.line_numbers += names.line_numbers
+        merged.skipped_long += names.skipped_long
+        merged.categories += [k] * len(names.names)
+        merged.category_names.append(category)
+    return merged
+
+
+def labelled_categories(names: NameList) -> NameList:
+    """The NameList of a name<TAB>category file with its labels made categories, numbered in
+    order of first appearance."""
+    numbers: dict[str, int] = {}
+    categories = [numbers.setdefault(label, len(numbers)) for label in names.labels or []]
+    return replace(names, categories=categories, category_names=list(numbers))
 
 
 @dataclass(frozen=True)
@@ -385,6 +459,7 @@ class Dataset:
 
     codes: np.ndarray  # (C,) int32 character tokens of all names, concatenated
     offsets: np.ndarray  # (N + 1,) int64 start of each name in codes
+    categories: np.ndarray | None = None  # (N,) int32 category of each name; None for one list
     lengths: np.ndarray = field(init=False)  # (N,) int64 characters per name
 
     def __post_init__(self) -> None:
@@ -400,9 +475,11 @@ class Dataset:
 
 
 def encode_names(
-    names: list[str], vocab: Vocab, line_numbers: list[int] | None = None, source: str | None = None
+    names: list[str], vocab: Vocab, line_numbers: list[int] | None = None, source: str | None = None,
+    categories: list[int] | np.ndarray | None = None,
 ) -> Dataset:
-    """Encode names into compact arrays, vectorised over all characters at once.
+    """Encode names into compact arrays, vectorised over all characters at once;
+    categories, when given, is each name's category number.
 
     Raises DinogenError naming the first character the vocabulary lacks, its line
     and (when given) the file.
@@ -424,7 +501,8 @@ def encode_names(
             f"{where} ({names[i]!r}) has the character {chr(points[first])!r} "
             f"(U+{int(points[first]):04X}) that the model never saw in training; remove that name or retrain with it."
         )
-    return Dataset((found + 1).astype(np.int32), offsets)
+    cats = None if categories is None else np.asarray(categories, dtype=np.int32).reshape(len(names))
+    return Dataset((found + 1).astype(np.int32), offsets, cats)
 
 
 @dataclass
@@ -440,6 +518,7 @@ class Batch:
     n_active: np.ndarray  # (T,) int names still going at step t (a prefix of the batch)
     real: np.ndarray  # (N,) int flat indices into (T*B) of the real predictions
     names: np.ndarray  # (B,) int index of each column's name in the data set
+    cats: np.ndarray | None = None  # (B,) int category of each column's name; None for one list
 
     @property
     def n_predictions(self) -> int:
@@ -461,16 +540,32 @@ def make_batch(data: Dataset, idx: np.ndarray) -> Batch:
     y = np.where(t < lengths, chars, np.where(t == lengths, BOUNDARY, PAD)).astype(np.int32)
     n_active = (t <= lengths).sum(axis=1)  # (T,)
     real = np.flatnonzero(y.ravel() != PAD)
-    return Batch(x, y, n_active, real, idx)
+    cats = None if data.categories is None else data.categories[idx]
+    return Batch(x, y, n_active, real, idx, cats)
 
 
-def split_indices(n: int, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def split_indices(n: int, val_fraction: float, seed: int,
+                  categories: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """A seeded split of range(n) into (train, validation) index arrays.
 
     The validation part holds round(n * val_fraction) names, at least one when the
-    fraction is positive and n > 1, and never all of them.
+    fraction is positive and n > 1, and never all of them. With categories (n,),
+    the split is stratified: each category is split so, on its own, so that a
+    small category is held out in proportion too and never left out.
     """
-    perm = np.random.default_rng([seed, 0x5EED]).permutation(n)
+    if categories is None:
+        return _split(n, val_fraction, np.random.default_rng([seed, 0x5EED]))
+    train, val = [np.zeros(0, np.int64)], [np.zeros(0, np.int64)]
+    for k in np.unique(categories):
+        members = np.flatnonzero(categories == k)
+        part_train, part_val = _split(len(members), val_fraction, np.random.default_rng([seed, 0x5EED, int(k)]))
+        train.append(members[part_train])
+        val.append(members[part_val])
+    return np.sort(np.concatenate(train)), np.sort(np.concatenate(val))
+
+
+def _split(n: int, val_fraction: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    perm = rng.permutation(n)
     n_val = int(round(n * val_fraction))
     if val_fraction > 0 and n > 1:
         n_val = min(max(n_val, 1), n - 1)

@@ -60,7 +60,7 @@ def explain(params: dict[str, np.ndarray], cfg: ModelConfig, vocab: Vocab, name:
     data = encode_names([name], vocab)
     batch = make_batch(data, np.arange(1))
     nll, cache = model.forward(params, cfg, batch)  # (L + 1,) in time order: one name, one column
-    probs = cache[7][0]  # the loss layer's softmax: (L + 1, V), row i the distribution at position i
+    probs = cache[-2][0]  # the loss layer's (its cache is second last) softmax: (L + 1, V), row i the distribution at position i
     targets = batch.y.ravel()[batch.real]
     chars = (END,) + vocab.chars  # token -> its character; the boundary token ends the name
     positions = []

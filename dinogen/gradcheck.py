@@ -76,6 +76,9 @@ def reference_implementation(parts: reference.Parts = reference.CORRECT) -> Impl
     return Implementation(loss, loss_and_grads, dropout=False)
 
 
+CATEGORIES = 3  # categories of the conditioned models checked
+
+
 def rel_error(analytic: np.ndarray, numeric: np.ndarray) -> float:
     """||a - n|| / max(1e-8, ||a|| + ||n||) over a whole parameter.
 
@@ -88,11 +91,12 @@ def rel_error(analytic: np.ndarray, numeric: np.ndarray) -> float:
     return float(diff / max(1e-8, np.linalg.norm(analytic) + np.linalg.norm(numeric)))
 
 
-def random_names(vocab_size: int, lengths: list[int], rng: np.random.Generator) -> Dataset:
-    """Random names with the given lengths."""
+def random_names(vocab_size: int, lengths: list[int], rng: np.random.Generator, categories: int = 0) -> Dataset:
+    """Random names with the given lengths (and, with categories, a random category each)."""
     codes = rng.integers(1, vocab_size, size=sum(lengths)).astype(np.int32)
     offsets = np.r_[0, np.cumsum(lengths)].astype(np.int64)
-    return Dataset(codes, offsets)
+    cats = rng.integers(0, categories, size=len(lengths)).astype(np.int32) if categories else None
+    return Dataset(codes, offsets, cats)
 
 
 def padding_check(params: Params, cfg: model.ModelConfig, data: Dataset,
@@ -129,9 +133,9 @@ def check_model(
     # Larger output weights than at initialisation, so the loss surface is not flat.
     params["W_hy"] = rng.standard_normal(params["W_hy"].shape)
     for name in params:
-        if name.startswith("b_"):
+        if name.startswith("b_") or name == "W_cat":  # zero at initialisation
             params[name] = 0.1 * rng.standard_normal(params[name].shape)
-    data = random_names(cfg.vocab_size, list(lengths), rng)
+    data = random_names(cfg.vocab_size, list(lengths), rng, cfg.categories)
     batch = make_batch(data, np.arange(len(lengths)))
 
     def masks() -> np.random.Generator | None:
@@ -159,11 +163,13 @@ def check_model(
 
 
 def standard_configs(cells: tuple[str, ...], layers: tuple[int, ...], dropout: float = DROPOUT) -> list[model.ModelConfig]:
-    """What `dinogen gradcheck` covers: each cell and layer count, plain and with
-    an embedding and dropout (dropout 0: with an embedding only)."""
+    """What `dinogen gradcheck` covers: each cell and layer count, plain, with an
+    embedding and dropout (dropout 0: with an embedding only), and with both and
+    CATEGORIES categories as well."""
     configs = []
     for cell in cells:
         for n_layers in layers:
             configs.append(model.ModelConfig(vocab_size=7, cell=cell, hidden=5, layers=n_layers))
             configs.append(model.ModelConfig(7, cell, 5, n_layers, embed_dim=4, dropout=dropout))
+            configs.append(model.ModelConfig(7, cell, 5, n_layers, embed_dim=4, dropout=dropout, categories=CATEGORIES))
     return configs

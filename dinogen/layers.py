@@ -59,6 +59,26 @@ def lookup_backward(dout: np.ndarray, cache):
     return dW, dW.sum(axis=0) if has_bias else None
 
 
+def category_forward(a: np.ndarray, W_cat: np.ndarray, cats: np.ndarray):
+    """In place: a[t, i] += W_cat[cats[i]] at every step t, the category's row of input weights.
+
+    The same as reading the category's one-hot beside every character, as the PyTorch
+    names tutorial concatenates it, but looked up once per name. a: (T, B, M);
+    W_cat: (K, M); cats: (B,) int. Returns a and the cache.
+    """
+    a += W_cat[cats]  # (B, M), broadcast over time
+    return a, (cats, W_cat.shape)
+
+
+def category_backward(da: np.ndarray, cache) -> np.ndarray:
+    """Gradient of category_forward: each name's da summed over time, added to its
+    category's row (padded positions of da are 0). Returns dW_cat: (K, M)."""
+    cats, shape = cache
+    dW_cat = np.zeros(shape, da.dtype)
+    np.add.at(dW_cat, cats, da.sum(axis=0))  # += : names of one category share its row
+    return dW_cat
+
+
 def dense_forward(x: np.ndarray, W: np.ndarray, b: np.ndarray, ws: Workspace = FRESH):
     """out = x W + b over any leading shape, as one product. x: (..., D); W: (D, M); b: (M,)."""
     D, M = W.shape

@@ -2,6 +2,7 @@
 
     e_t = W_emb[x_t]                 (optional embedding, a row lookup)
     a_x = e_t W_xh + b_h             (a row lookup into W_xh without an embedding)
+        + W_cat[c]                   (with categories: the name's category c, at every step)
     h_t = cell(a_x, h_{t-1}, W_hh)   (the only loop over time)
     p_t = softmax(h_t W_hy + b_y)    loss = mean cross-entropy over real predictions
 
@@ -12,9 +13,10 @@ Inverted dropout, when on, acts on the non-recurrent connections only: after the
 embedding, between layers and before the output layer; never in the recurrence.
 
 Parameters live in a plain dict of arrays, keyed "W_emb" (with an embedding),
-"W_xh.0", "W_hh.0", "b_h.0" (one trio per layer), "W_hy" and "b_y"; the grads
-dict has the same keys. Shapes: V vocabulary, E embedding, H hidden, G gates of
-the cell, T, B and N as in data.Batch.
+"W_cat" (with categories), "W_xh.0", "W_hh.0", "b_h.0" (one trio per layer),
+"W_hy" and "b_y"; the grads dict has the same keys. Shapes: V vocabulary, E
+embedding, H hidden, G gates of the cell, K categories, T, B and N as in
+data.Batch.
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ from dinogen.cells import CELLS
 from dinogen.config import ModelConfig
 from dinogen.data import Batch, Dataset, iter_eval_batches
 from dinogen.layers import (
+    category_backward,
+    category_forward,
     cross_entropy_backward,
     cross_entropy_forward,
     dense_backward,
@@ -43,6 +47,8 @@ def param_shapes(cfg: ModelConfig) -> dict[str, tuple[int, ...]]:
     shapes: dict[str, tuple[int, ...]] = {}
     if cfg.embed_dim:
         shapes["W_emb"] = (V, cfg.embed_dim)
+    if cfg.categories:
+        shapes["W_cat"] = (cfg.categories, G * H)
     for layer in range(cfg.layers):
         inputs = H if layer > 0 else cfg.embed_dim or V
         shapes[f"W_xh.{layer}"] = (inputs, G * H)
@@ -56,11 +62,12 @@ def param_shapes(cfg: ModelConfig) -> dict[str, tuple[int, ...]]:
 def init_params(cfg: ModelConfig, rng: np.random.Generator, dtype=np.float32) -> dict[str, np.ndarray]:
     """Small random weights: uniform(+-1/sqrt(H)) in the recurrence, a smaller
     output layer so that an untrained model predicts close to uniformly (loss ln V),
-    zero biases except an LSTM's forget gate, which starts at 1."""
+    zero biases except an LSTM's forget gate, which starts at 1, and zero category
+    rows, so that an untrained model treats every category alike."""
     scale = 1.0 / np.sqrt(cfg.hidden)
     params = {}
     for name, shape in param_shapes(cfg).items():
-        if name.startswith("b_"):
+        if name.startswith("b_") or name == "W_cat":
             params[name] = np.zeros(shape, dtype=dtype)
         elif name == "W_hy":
             params[name] = (0.1 * scale * rng.standard_normal(shape)).astype(dtype)
@@ -94,7 +101,7 @@ def forward(params: dict[str, np.ndarray], cfg: ModelConfig, batch: Batch,
         return out
 
     layer_caches = []
-    emb_cache = None
+    emb_cache = cat_cache = None
     h = None
     for layer in range(cfg.layers):
         W_xh, W_hh, b_h = params[f"W_xh.{layer}"], params[f"W_hh.{layer}"], params[f"b_h.{layer}"]
@@ -106,6 +113,8 @@ def forward(params: dict[str, np.ndarray], cfg: ModelConfig, batch: Batch,
             a_x, in_cache = lookup_forward(batch.x, W_xh, b_h, batch.real, in_ws)  # (T, B, G*H)
         else:
             a_x, in_cache = dense_forward(dropped(h, layer - 1), W_xh, b_h, in_ws)  # (T, B, G*H)
+        if layer == 0 and cfg.categories:
+            a_x, cat_cache = category_forward(a_x, params["W_cat"], batch.cats)
         h, cell_cache = cell.forward(a_x, batch.n_active, W_hh, ws.scope(f"cell.{layer}"))  # (T, B, H)
         layer_caches.append((in_cache, cell_cache))
     T, B, H = h.shape
@@ -113,7 +122,7 @@ def forward(params: dict[str, np.ndarray], cfg: ModelConfig, batch: Batch,
     np.take(h.reshape(T * B, H), batch.real, axis=0, out=h_real, mode="clip")  # (N, H)
     logits, out_cache = dense_forward(dropped(h_real, "out"), params["W_hy"], params["b_y"], ws.scope("output"))  # (N, V)
     nll, loss_cache = cross_entropy_forward(logits, batch.y.ravel()[batch.real], ws.scope("loss"))
-    return nll, (cfg, batch, h.shape, emb_cache, layer_caches, masks, out_cache, loss_cache, ws)
+    return nll, (cfg, batch, h.shape, emb_cache, cat_cache, layer_caches, masks, out_cache, loss_cache, ws)
 
 
 def backward(dnll: np.ndarray, cache) -> dict[str, np.ndarray]:
@@ -122,7 +131,7 @@ def backward(dnll: np.ndarray, cache) -> dict[str, np.ndarray]:
     When forward was given a reusing workspace, the gradients live in it too: they
     are valid until the next forward pass with that workspace.
     """
-    cfg, batch, h_shape, emb_cache, layer_caches, masks, out_cache, loss_cache, ws = cache
+    cfg, batch, h_shape, emb_cache, cat_cache, layer_caches, masks, out_cache, loss_cache, ws = cache
     cell = CELLS[cfg.cell]
 
     def undropped(dx, where):
@@ -138,6 +147,8 @@ def backward(dnll: np.ndarray, cache) -> dict[str, np.ndarray]:
     for layer in range(cfg.layers - 1, -1, -1):
         in_cache, cell_cache = layer_caches[layer]
         da_x, grads[f"W_hh.{layer}"] = cell.backward(dh, cell_cache)
+        if layer == 0 and cfg.categories:
+            grads["W_cat"] = category_backward(da_x, cat_cache)
         if layer == 0 and not cfg.embed_dim:
             grads["W_xh.0"], grads["b_h.0"] = lookup_backward(da_x, in_cache)
             continue
@@ -162,11 +173,12 @@ def input_table(params: dict[str, np.ndarray], cfg: ModelConfig) -> np.ndarray:
 
 
 def step(params: dict[str, np.ndarray], cfg: ModelConfig, x: np.ndarray, states: list[tuple],
-         table: np.ndarray | None = None):
+         table: np.ndarray | None = None, cats: np.ndarray | None = None):
     """One time step of the whole stack, for sampling (no dropout).
 
     x: (N,) int tokens; states: one state tuple per layer, each array (N, H);
-    table: input_table(params, cfg), which a caller making many steps computes once.
+    table: input_table(params, cfg), which a caller making many steps computes once;
+    cats: (N,) int category of each row, for a model with categories.
     Returns logits: (N, V) and the new states.
     """
     cell = CELLS[cfg.cell]
@@ -175,6 +187,8 @@ def step(params: dict[str, np.ndarray], cfg: ModelConfig, x: np.ndarray, states:
     h = None
     for layer in range(cfg.layers):
         a_x = table[x] if layer == 0 else h @ params[f"W_xh.{layer}"] + params[f"b_h.{layer}"]  # (N, G*H)
+        if layer == 0 and cfg.categories:
+            a_x += params["W_cat"][cats]
         state = cell.step(a_x, states[layer], params[f"W_hh.{layer}"])
         new_states.append(state)
         h = state[0]

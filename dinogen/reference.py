@@ -14,8 +14,12 @@ that everything that does not depend on the previous step runs once over the
 whole (T, B) block, outside the time loop, into reused buffers.
 
 Shapes: B names in the batch, D input width (V for a one-hot character, E for an
-embedding, H for the layer below), H hidden units, V vocabulary, T time steps.
-A state is a tuple: (h,) for the RNN and the GRU, (h, c) for the LSTM.
+embedding, H for the layer below), H hidden units, V vocabulary, T time steps,
+K categories. A state is a tuple: (h,) for the RNN and the GRU, (h, c) for the LSTM.
+
+A model with categories reads each name's category as a one-hot beside its
+character at every step, as the PyTorch names tutorial concatenates them: the
+first layer's input is [e_t | onehot(c)] and its weights [W_xh.0 ; W_cat].
 
 The few pieces a learner most often gets wrong (the targets, the padding mask,
 the softmax, the += across time, a cell's step) are small functions gathered in
@@ -217,9 +221,13 @@ def forward(params: dict[str, np.ndarray], cfg: ModelConfig, batch: Batch, parts
     for t in range(T):
         one_hot = np.eye(V)[batch.x[t]]  # (B, V) the characters read at step t
         inp = one_hot @ params["W_emb"] if cfg.embed_dim else one_hot  # (B, E) or (B, V)
+        if cfg.categories:
+            inp = np.hstack([inp, np.eye(cfg.categories)[batch.cats]])  # (B, D + K) the category beside it
         step_caches = []
         for layer in range(cfg.layers):
             W_xh, W_hh, b = params[f"W_xh.{layer}"], params[f"W_hh.{layer}"], params[f"b_h.{layer}"]
+            if layer == 0 and cfg.categories:
+                W_xh = np.vstack([W_xh, params["W_cat"]])  # (D + K, G*H) its weights below the character's
             states[layer], cache = step_forward(inp, states[layer], W_xh, W_hh, b)
             step_caches.append(cache)
             inp = states[layer][0]  # this layer's h feeds the next
@@ -251,6 +259,10 @@ def backward(cache) -> dict[str, np.ndarray]:
         for layer in reversed(range(cfg.layers)):
             dh, *rest = dstates[layer]
             dx, dstates[layer], dW_xh, dW_hh, db = step_backward((dh + dh_above, *rest), step_caches[layer])
+            if layer == 0 and cfg.categories:
+                D = params["W_xh.0"].shape[0]
+                accumulate("W_cat", dW_xh[D:])  # the category's rows of the stacked weights
+                dW_xh, dx = dW_xh[:D], dx[:, :D]  # the character's; nothing flows into a one-hot
             accumulate(f"W_xh.{layer}", dW_xh)
             accumulate(f"W_hh.{layer}", dW_hh)
             accumulate(f"b_h.{layer}", db)

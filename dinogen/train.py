@@ -60,8 +60,10 @@ def spread(idx: np.ndarray, at_most: int) -> np.ndarray:
     return idx[:: max(1, -(-len(idx) // at_most))]
 
 
-def data_fingerprint(names: list[str]) -> str:
-    return hashlib.sha256("\n".join(names).encode("utf-8")).hexdigest()
+def data_fingerprint(names: list[str], categories: list[str] | None = None) -> str:
+    """SHA-256 of the names, one per line; with categories, each line is name<TAB>category."""
+    lines = names if categories is None else [f"{name}\t{category}" for name, category in zip(names, categories)]
+    return hashlib.sha256("\n".join(lines).encode("utf-8")).hexdigest()
 
 
 class Trainer:
@@ -77,15 +79,18 @@ class Trainer:
                        "maximum name length)" if names.skipped_long else "")
             raise DinogenError(f"{names.source} holds no names{skipped}; give a file with one name per line.")
         self.names = names
-        self.data_sha256 = data_fingerprint(names.names)  # stored in every checkpoint; the names never change
+        self.category_names = names.category_names if names.categories is not None else []  # K of them, or none
+        labels = None if names.categories is None else [self.category_names[k] for k in names.categories]
+        self.data_sha256 = data_fingerprint(names.names, labels)  # stored in every checkpoint; the names never change
         self.vocab = Vocab.from_names(names.names)
-        self.data = encode_names(names.names, self.vocab, names.line_numbers)
-        self.train_idx, self.val_idx = split_indices(len(self.data), cfg.val_fraction, cfg.seed)
+        self.data = encode_names(names.names, self.vocab, names.line_numbers, categories=names.categories)
+        self.train_idx, self.val_idx = split_indices(len(self.data), cfg.val_fraction, cfg.seed, self.data.categories)
         self.cfg = cfg = cfg.resolved(len(self.data), len(self.train_idx))
         self.chosen = {k: v for k, v in asdict(cfg).items() if getattr(given, k) is None}  # what was left to us
         self.refits = cfg.refit and recipe.refits(len(self.data))  # a second run on every name follows this one
         self.val_probe = spread(self.val_idx, VAL_PROBE)
-        self.model_cfg = model.ModelConfig(self.vocab.size, cfg.cell, cfg.hidden, cfg.layers, cfg.embed_dim, cfg.dropout)
+        self.model_cfg = model.ModelConfig(self.vocab.size, cfg.cell, cfg.hidden, cfg.layers, cfg.embed_dim, cfg.dropout,
+                                           len(self.category_names))
         self.params = model.init_params(self.model_cfg, np.random.default_rng(cfg.seed))
         self.optimizer = OPTIMIZERS[cfg.optimizer](self.params, lr=cfg.lr, weight_decay=cfg.weight_decay)
         self.workspace = Workspace()  # the training step's arrays, reused from step to step
@@ -325,10 +330,20 @@ class Trainer:
         }
 
     def bigram_loss(self) -> float | None:
-        """Validation loss of an add-one bigram model fitted on the training split."""
+        """Validation loss of an add-one bigram model fitted on the training split (with
+        categories, one bigram per category, fitted on and scored with its own names)."""
         if len(self.val_idx) == 0:
             return None
-        return ngram_nll(self.data, self.train_idx, self.data, self.val_idx, self.vocab.size, n=2, alpha=1.0)
+        cats = self.data.categories
+        if cats is None:
+            return ngram_nll(self.data, self.train_idx, self.data, self.val_idx, self.vocab.size, n=2, alpha=1.0)
+        total = 0.0
+        for k in range(len(self.category_names)):
+            train, val = self.train_idx[cats[self.train_idx] == k], self.val_idx[cats[self.val_idx] == k]
+            if len(val):
+                total += self.data.predictions(val) * ngram_nll(self.data, train, self.data, val, self.vocab.size,
+                                                                n=2, alpha=1.0)
+        return total / self.data.predictions(self.val_idx)
 
     def restore(self, ckpt: Checkpoint) -> None:
         """Take up the run saved in ckpt (the inverse of checkpoint()): parameters,
@@ -361,6 +376,7 @@ class Trainer:
             "dinogen_version": __version__,
             "model": self.model_cfg.to_dict(),
             "vocab": list(self.vocab.chars),
+            **self.category_table(),
             "lowercase": self.cfg.lowercase,
             "train": asdict(self.cfg),
             **self.state.to_meta(),
@@ -372,6 +388,16 @@ class Trainer:
             },
         }
         return Checkpoint(self.params, meta, self.best, self.optimizer.state_dict(), self.data)
+
+
+    def category_table(self) -> dict:
+        """The checkpoint's "categories" entry: each category's name and its number of names
+        (both splits), in the order of W_cat's rows; nothing for a model of one list."""
+        if not self.category_names:
+            return {}
+        counts = np.bincount(self.data.categories, minlength=len(self.category_names))
+        return {"categories": [{"name": name, "names": int(count)}
+                               for name, count in zip(self.category_names, counts)]}
 
 
 def refit_config(trainer: Trainer) -> TrainConfig:

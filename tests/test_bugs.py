@@ -89,15 +89,15 @@ def test_a_bug_prints_its_sentence_fails_its_rows_and_exits_1():
     assert result.exit_code == 1
     assert bugs.BUGS["dwhh-from-dh"].sentence in result.stdout
     rows = [line.split() for line in result.stdout.splitlines() if line.startswith("│ rnn")]
-    assert {row[9] for row in rows if row[-2] == "FAIL"} == {"W_hh.0", "padding"}
-    assert "caught: 4 rows failed, exactly the ones dwhh-from-dh breaks" in result.stderr
+    assert {row[11] for row in rows if row[-2] == "FAIL"} == {"W_hh.0", "padding"}
+    assert "caught: 6 rows failed, exactly the ones dwhh-from-dh breaks" in result.stderr
 
 
 def test_the_padding_bug_on_the_command_line_fails_the_padding_rows_only():
     result = gradcheck_cli("--bug", "padding-counted", "--cell", "lstm", "--layers", "1")
     assert result.exit_code == 1
-    failed = [line.split()[9] for line in result.stdout.splitlines() if "FAIL" in line]
-    assert failed == ["padding", "padding"]  # plain and with an embedding
+    failed = [line.split()[11] for line in result.stdout.splitlines() if "FAIL" in line]
+    assert failed == ["padding", "padding", "padding"]  # plain, with an embedding, and with categories too
 
 
 def test_a_bug_the_check_does_not_catch_exits_3_and_says_so(monkeypatch):

@@ -9,19 +9,21 @@ from dinogen.data import Vocab, encode_names, make_batch
 NAMES = ["Ann", "Bo", "Carlotta", "Dee", "Eliza", "Fay", "Gustavo", "Hu"]  # lengths 2 to 8: a padded batch
 
 
-def batch_and_vocab():
+def batch_and_vocab(categories: int = 0):
     vocab = Vocab.from_names(NAMES)
-    data = encode_names(NAMES, vocab)
+    cats = [i % categories for i in range(len(NAMES))] if categories else None
+    data = encode_names(NAMES, vocab, categories=cats)
     return make_batch(data, np.arange(len(NAMES))), vocab
 
 
 @pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
 @pytest.mark.parametrize("layers", [1, 2, 3])
 @pytest.mark.parametrize("embed_dim", [0, 5])
-def test_the_reference_and_the_fast_path_give_the_same_loss_and_gradients(cell, layers, embed_dim):
-    batch, vocab = batch_and_vocab()
+@pytest.mark.parametrize("categories", [0, 3])
+def test_the_reference_and_the_fast_path_give_the_same_loss_and_gradients(cell, layers, embed_dim, categories):
+    batch, vocab = batch_and_vocab(categories)
     assert batch.n_predictions < batch.x.size  # padding is present
-    cfg = model.ModelConfig(vocab.size, cell, hidden=7, layers=layers, embed_dim=embed_dim)
+    cfg = model.ModelConfig(vocab.size, cell, hidden=7, layers=layers, embed_dim=embed_dim, categories=categories)
     params = model.init_params(cfg, np.random.default_rng(5), dtype=np.float64)
     for name in params:  # biases away from 0, so that every gradient term is exercised
         params[name] += 0.1 * np.random.default_rng(len(name)).standard_normal(params[name].shape)
