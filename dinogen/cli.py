@@ -21,7 +21,7 @@ import sys
 import click
 
 from dinogen import __version__
-from dinogen.config import BUG_NAMES, CELL_NAMES, PRESETS, RULES, TrainConfig, config_from
+from dinogen.config import BUG_NAMES, CATEGORY_FORMS, CELL_NAMES, PRESETS, RULES, TrainConfig, config_from
 from dinogen.recipe import REFIT_BELOW
 from dinogen.errors import DinogenError, plural
 
@@ -224,7 +224,10 @@ def set_blas_threads(threads: int | None) -> None:
 
 
 @main.command(epilog=EXIT_CODES)
-@click.argument("data", required=False, type=A_PATH)
+@click.argument("data", nargs=-1, type=A_PATH)
+@click.option("--categories", "categories", type=click.Choice(CATEGORY_FORMS), default=None,
+              help="files: each DATA file is a category (the default for several); tsv: one file of "
+                   "name<TAB>category lines.")
 @click.option("--out", "-o", default="dinogen.npz", show_default=True, metavar="PATH", type=A_PATH,
               help="Checkpoint to write.")
 @setting_options("steps", "max_seconds", "batch_size", "hidden", "layers", "cell", "embed_dim", "dropout", "lr",
@@ -242,10 +245,13 @@ def set_blas_threads(threads: int | None) -> None:
               help="Skip (and count) names longer than this.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar and no summary on stderr.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object on stdout.")
-def train(data, out, quiet, as_json, encoding, preset, resume_path, max_name_length, **options) -> None:
+def train(data, categories, out, quiet, as_json, encoding, preset, resume_path, max_name_length, **options) -> None:
     """Train a model on DATA, a text file with one name per line.
 
-    DATA defaults to the bundled data/dinos.txt; `-` reads standard input. Case is
+    DATA defaults to the bundled data/dinos.txt; `-` reads standard input. Several
+    files train one model of several categories, a file each (named for its stem,
+    or `name=path`), and so does one file of name<TAB>category lines with
+    --categories tsv; `sample --category` then chooses one. Case is
     kept unless --lowercase is given. 10% of the names (seeded) are held out for
     validation. Without flags, the length, the dropout, the batch size and the
     stopping rule are chosen for the list's size, within 10 minutes; the summary
@@ -259,9 +265,11 @@ def train(data, out, quiet, as_json, encoding, preset, resume_path, max_name_len
       dinogen train                            # bundled dinosaur names
       dinogen train names.txt --preset best -o names.npz
       cat towns.txt | dinogen train - --max-seconds 60 --json
+      dinogen train boys.txt girls.txt -o first.npz
+      dinogen train towns.tsv --categories tsv
     """
     from dinogen import checkpoint
-    from dinogen.data import read_names
+    from dinogen.data import read_lists
     from dinogen.resources import bundled_names
     from dinogen.resume import resume
     from dinogen.train import Trainer, refit_config
@@ -270,13 +278,17 @@ def train(data, out, quiet, as_json, encoding, preset, resume_path, max_name_len
         checkpoint.check_writable(out)
     except DinogenError as exc:
         raise click.BadParameter(str(exc), param_hint="--out") from None
-    source = data if data is not None else bundled_names()
+    sources = list(data) or [str(bundled_names())]
+
+    def read(lowercase: bool):
+        return read_lists(sources, categories, lowercase=lowercase, encoding=encoding, max_length=max_name_length)
+
     if resume_path is not None:
         saved = checkpoint.load(resume_path)
         if preset is not None:
             raise click.BadParameter("a preset cannot be applied to a resumed run; give the flags to change.", param_hint="--preset")
         lowercase = saved.lowercase
-        names = read_names(source, lowercase=lowercase, encoding=encoding, max_length=max_name_length)
+        names = read(lowercase)
         trainer, changed = resume(names, saved, options)
         if not quiet:
             click.echo(f"resuming {resume_path} at step {trainer.step} of {trainer.cfg.steps}", err=True)
@@ -288,7 +300,7 @@ def train(data, out, quiet, as_json, encoding, preset, resume_path, max_name_len
             cfg.check()
         except DinogenError as exc:  # settings that cannot go together, such as --patience without validation
             raise click.UsageError(str(exc)) from None
-        names = read_names(source, lowercase=cfg.lowercase, encoding=encoding, max_length=max_name_length)
+        names = read(cfg.lowercase)
         trainer = Trainer(names, cfg)
     if names.skipped_long and not quiet:
         click.echo(f"warning: skipped {names.skipped_long} names longer than {max_name_length} characters.", err=True)
@@ -306,7 +318,8 @@ def train(data, out, quiet, as_json, encoding, preset, resume_path, max_name_len
         if stop.signum is not None:
             click.echo(
                 f"interrupted at step {trainer.step}: saved {out}; continue with "
-                f"`dinogen train {data or ''} --resume {out} -o {out}`.".replace("  ", " "),
+                f"`dinogen train {' '.join(data)}{' --categories tsv' if categories == 'tsv' else ''} --resume {out} "
+                f"-o {out}`.".replace("  ", " "),
                 err=True,
             )
             sys.exit(128 + stop.signum)

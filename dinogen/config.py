@@ -20,7 +20,8 @@ from dinogen.errors import DinogenError
 CELL_NAMES = ("rnn", "gru", "lstm")  # the keys of cells.CELLS
 OPTIMIZER_NAMES = ("adam", "sgd")  # the keys of optim.OPTIMIZERS
 SCHEDULES = ("cosine", "constant")
-MAX_CATEGORIES = 10_000  # categories one model may be conditioned on (a file, a TSV label each)
+MAX_CATEGORIES = 1_000  # categories one model may be conditioned on (a file, a TSV label each)
+CATEGORY_FORMS = ("files", "tsv")  # train --categories: a category per file, or one file's name<TAB>category lines
 BUG_NAMES = ("softmax-axis", "target-axis", "dwhh-from-dh", "padding-counted", "no-accumulate",
              "tanh-from-preactivation")  # the keys of bugs.BUGS, for `gradcheck --bug` without NumPy
 DEFAULT_MAX_SECONDS = 600.0  # when the steps are chosen for the list, a run never lasts longer than ten minutes

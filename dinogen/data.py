@@ -381,6 +381,39 @@ def _clean_lines(lines: list[str], source: str, lowercase: bool, max_length: int
     return NameList(names, line_numbers, source, skipped_long, labels if tsv else None)
 
 
+def read_lists(sources: list[str], categories: str | None = None, **options) -> NameList:
+    """The names of `train`'s DATA arguments, with their categories.
+
+    One source: one list, as read_names reads it, or with categories="tsv" a
+    name<TAB>category file. Several sources (categories="files", the default for
+    them): a category each, named for the file's stem, or `category=path` to name
+    it; a path that exists as given is a path even if it holds "=". options go to
+    read_names.
+    """
+    if categories == "tsv":
+        if len(sources) != 1:
+            raise DinogenError(f"--categories tsv reads one file with a category column, not {len(sources)}; "
+                               "give one file, or several without --categories tsv.")
+        return labelled_categories(read_names(sources[0], tsv=True, **options))
+    if len(sources) == 1 and categories is None and not _named_source(sources[0])[0]:
+        return read_names(sources[0], **options)
+    lists = []
+    for source in sources:
+        category, path = _named_source(source)
+        if not category:
+            category = "stdin" if path == "-" else Path(path).stem
+        lists.append((category, read_names(path, **options)))
+    return merge_categories(lists)
+
+
+def _named_source(source: str) -> tuple[str, str]:
+    """("boys", "b.txt") for "boys=b.txt"; ("", source) for a path (one that exists is never split)."""
+    category, sep, path = source.partition("=")
+    if not sep or not path or Path(source).exists():
+        return "", source
+    return category, path
+
+
 def merge_categories(lists: list[tuple[str, NameList]]) -> NameList:
     """One NameList of the names of several, each list a category: (category, names) pairs
     in the order given, as `train boys.txt girls.txt` reads them."""

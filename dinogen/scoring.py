@@ -9,7 +9,7 @@ so `score` of one name and `eval` of a file holding only that name agree.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -38,6 +38,7 @@ class Scored:
     names: list[str]  # the names, in order
     logprob: np.ndarray  # (n,) float64 total log-probability of each name and its end, in nats
     novel: np.ndarray | None  # (n,) bool not in the training data; None when the training data is unknown
+    categories: list[str] | None = None  # each name's category (sampled or asked for); None: no categories
 
     @property
     def nll(self) -> np.ndarray:
@@ -47,10 +48,13 @@ class Scored:
     def records(self) -> list[dict]:
         """One JSON-ready dict per name."""
         novel = [None] * len(self.names) if self.novel is None else self.novel.tolist()
-        return [
+        records = [
             {"name": name, "nll": nll, "logprob": logprob, "novel": is_novel}
             for name, nll, logprob, is_novel in zip(self.names, self.nll.tolist(), self.logprob.tolist(), novel)
         ]
+        for record, category in zip(records, self.categories or []):
+            record["category"] = category
+        return records
 
 
 @dataclass
@@ -67,14 +71,54 @@ class Scores:
     skipped: list[Skipped] = field(default_factory=list)  # the others, in input order
 
 
+def logprob_by_category(params: dict[str, np.ndarray], cfg: ModelConfig, data: Dataset) -> np.ndarray:
+    """(n, K) float64 log P(name | category k) of every name of data (its end included), for each
+    of the model's K categories: one pass over the names per category."""
+    n = len(data)
+    logprobs = np.empty((n, cfg.categories))
+    for k in range(cfg.categories):
+        as_k = replace(data, categories=np.full(n, k, dtype=np.int32))
+        logprobs[:, k] = -model.nll_per_name(params, cfg, as_k, np.arange(n))
+    return logprobs
+
+
+def joint(logprobs: np.ndarray, priors: np.ndarray | None) -> np.ndarray:
+    """(n, K) log P(name, category) = log P(name | category) + log P(category); priors None: uniform."""
+    K = logprobs.shape[1]
+    with np.errstate(divide="ignore"):  # a category of no training names has prior 0: log 0 = -inf
+        log_prior = np.log(priors) if priors is not None else np.full(K, -math.log(K))
+    return logprobs + log_prior
+
+
+def posteriors(logprobs: np.ndarray, priors: np.ndarray | None) -> np.ndarray:
+    """(n, K) P(category | name) by Bayes' rule: the joint normalised over the categories, each row summing to 1."""
+    scores = joint(logprobs, priors)
+    scores -= scores.max(axis=1, keepdims=True)  # stable: the likeliest category at exp(0) = 1
+    weights = np.exp(scores)
+    return weights / weights.sum(axis=1, keepdims=True)
+
+
+def marginal(logprobs: np.ndarray, priors: np.ndarray | None) -> np.ndarray:
+    """(n,) log P(name) = log sum_k P(category k) P(name | k): the model's probability of a name
+    when the category is drawn as sampling draws it."""
+    scores = joint(logprobs, priors)
+    top = scores.max(axis=1)
+    return top + np.log(np.exp(scores - top[:, None]).sum(axis=1))
+
+
 def score_names(
     params: dict[str, np.ndarray],
     cfg: ModelConfig,
     vocab: Vocab,
     names: list[str],
     training_names: set[str] | None = None,
+    category: int | None = None,
+    priors: np.ndarray | None = None,
 ) -> Scores:
-    """Score each name; names with an unknown character are skipped and listed, not an error."""
+    """Score each name; names with an unknown character are skipped and listed, not an error.
+
+    For a model with categories: under category (a number) when given, else the
+    marginal over the categories drawn with priors (each one's share of the training names)."""
     readable: list[str] = []
     skipped: list[Skipped] = []
     for name in names:
@@ -84,6 +128,13 @@ def score_names(
         else:
             skipped.append(Skipped(name, unknown))
     data = encode_names(readable, vocab)
-    logprob = -model.nll_per_name(params, cfg, data, np.arange(len(data))) if readable else np.zeros(0)
+    if not readable:
+        logprob = np.zeros(0)
+    elif cfg.categories and category is None:
+        logprob = marginal(logprob_by_category(params, cfg, data), priors)
+    else:
+        if cfg.categories:
+            data = replace(data, categories=np.full(len(data), category, dtype=np.int32))
+        logprob = -model.nll_per_name(params, cfg, data, np.arange(len(data)))
     novel = None if training_names is None else np.array([name not in training_names for name in readable], bool)
     return Scores(Scored(readable, logprob, novel), skipped)

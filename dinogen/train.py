@@ -18,7 +18,7 @@ import numpy as np
 from dinogen import __version__, model, recipe
 from dinogen.baselines import ngram_nll, uniform_nll
 from dinogen.checkpoint import Checkpoint
-from dinogen.config import TrainConfig
+from dinogen.config import MAX_CATEGORIES, TrainConfig
 from dinogen.data import BatchSchedule, NameList, Vocab, clean_name, encode_names, make_batch, split_indices
 from dinogen.errors import DinogenError, plural
 from dinogen.optim import OPTIMIZERS, clip_elementwise, clip_global_norm, global_norm
@@ -80,6 +80,9 @@ class Trainer:
             raise DinogenError(f"{names.source} holds no names{skipped}; give a file with one name per line.")
         self.names = names
         self.category_names = names.category_names if names.categories is not None else []  # K of them, or none
+        if len(self.category_names) > MAX_CATEGORIES:
+            raise DinogenError(f"{names.source} holds {len(self.category_names):,} categories; one model takes at "
+                               f"most {MAX_CATEGORIES:,}, so group them or train several models.")
         labels = None if names.categories is None else [self.category_names[k] for k in names.categories]
         self.data_sha256 = data_fingerprint(names.names, labels)  # stored in every checkpoint; the names never change
         self.vocab = Vocab.from_names(names.names)
