@@ -38,7 +38,7 @@ from pathlib import Path
 import numpy as np
 
 from dinogen.config import ModelConfig
-from dinogen.data import Dataset, Vocab, checked_category
+from dinogen.data import CategoryTable, Dataset, Vocab, checked_category
 from dinogen.errors import CONTROL, DinogenError, shown
 from dinogen.files import ZIP_MAGIC, read_bytes
 from dinogen.metadata_checks import meta_problem, model_problem
@@ -68,15 +68,12 @@ class Checkpoint:
         return Vocab(tuple(self.meta["vocab"]))
 
     @property
-    def category_names(self) -> list[str]:
-        """The categories, in the order of W_cat's rows; empty for a model of one list."""
-        return [entry["name"] for entry in self.meta.get("categories", [])]
-
-    @property
-    def category_priors(self) -> np.ndarray:
-        """(K,) float64 each category's share of the training names: how often sampling draws it."""
-        counts = np.array([entry["names"] for entry in self.meta.get("categories", [])], dtype=np.float64)
-        return counts / counts.sum()
+    def categories(self) -> CategoryTable | None:
+        """The model's categories, or None for a model of one list."""
+        table = self.meta.get("categories")
+        if not table:
+            return None
+        return CategoryTable(tuple(entry["name"] for entry in table), tuple(entry["names"] for entry in table))
 
     @property
     def lowercase(self) -> bool:

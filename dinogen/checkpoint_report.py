@@ -27,6 +27,7 @@ def checkpoint_rows(ckpt: Checkpoint, full: bool = False) -> list[tuple[str, str
         ("parameters", f"{count_params(ckpt.inference_params()):,}"),
         ("vocabulary", f"{len(ckpt.vocab.chars)} characters and the end token: {chars if full else _clip(chars, 60)}"),
         ("case", "folded to lower case" if ckpt.lowercase else "kept"),
+        *_category_rows(ckpt, full),
         ("data", f"{data.get('source', '?')}: {_count(data.get('names'))} names "
                  f"({_count(data.get('val_names'))} held out for validation)"),
         ("data sha256", str(data.get("sha256", "-")) if full else str(data.get("sha256", "-"))[:16] + "…"),
@@ -37,6 +38,15 @@ def checkpoint_rows(ckpt: Checkpoint, full: bool = False) -> list[tuple[str, str
         ("best validation loss", _best(best, data)),
     ]
     return [(label, shown(value)) for label, value in rows + _curve_rows(meta.get("history") or {})]
+
+
+def _category_rows(ckpt, full: bool) -> list[tuple[str, str]]:
+    """A row for the categories, each with its number of training names; none for one list."""
+    table = ckpt.categories
+    if table is None:
+        return []
+    listed = ", ".join(f"{name} {count:,}" for name, count in zip(table.names, table.counts))
+    return [("categories", f"{len(table.names)}: {listed if full else _clip(listed, 80)}")]
 
 
 def _best(best: dict, data: dict) -> str:

@@ -488,6 +488,7 @@ def _print_train_summary(s: dict, cfg) -> None:
         + ("\nnote                 the time limit, not the steps, set the learning rate for part of the run, so "
            "a rerun or a resume can differ; give --steps and a larger --max-seconds to pin it" if s["clock_led"] else "")
         + f"\nmodel                {_model_line(cfg)}"
+        + (f"\ncategories           {_categories_line(s['categories'])}" if s.get("categories") else "")
         + (f"\nchosen for the list  {_chosen_line(s)}" if _chosen_line(s) else "")
         + f"\ntraining loss        {both(s['train_loss'])} per char"
         + (f"\nvalidation loss      {both(s['val_loss'])}"
@@ -506,6 +507,12 @@ def _print_train_summary(s: dict, cfg) -> None:
         f"\ncheckpoint: {s['checkpoint']}",
         err=True,
     )
+
+
+def _categories_line(categories: dict) -> str:
+    """The categories a run was conditioned on, with their names: "2 (boys 1,219, girls 4,275), each a row of W_cat"."""
+    listed = ", ".join(f"{name} {count:,}" for name, count in categories.items())
+    return f"{len(categories)} ({listed if len(listed) <= 120 else listed[:119] + '…'}); sample --category chooses"
 
 
 def _count(value) -> str:
@@ -595,8 +602,10 @@ def latest_option(command):
               help="Shortest name, in characters.")
 @click.option("--max-len", type=WholeRange(1, 1000), default=100, show_default=True,
               help="Longest name, in characters.")
-@click.option("--novel", is_flag=True, help="Only names that are not in the training data.")
+@click.option("--novel", is_flag=True, help="Only names that are not in the training data (in none of its lists).")
 @click.option("--unique", is_flag=True, help="No name twice.")
+@click.option("--category", default=None, metavar="NAME",
+              help="With a model of several lists: names of this one [default: each drawn in the lists' shares].")
 @click.option("--max-attempts", type=WholeRange(min=1), default=None,
               help="Candidates to draw in all before giving up [default: no total; give up after "
                    "100,000 in a row without a name that passes].")
@@ -629,6 +638,7 @@ def sample(count, ckpt_path, seed, as_json, report, verbose, latest, likeliest, 
       dinogen sample --prefix Tyr --novel --unique --n 5 --json
       dinogen sample --n 1000 --suffix saurus --top-p 0.9 --report | sort | head
       dinogen sample --likeliest 10 --prefix Tyr
+      dinogen sample --category girls --n 5     # a model trained on boys.txt girls.txt
     """
     _check_likeliest_flags(click.get_current_context(), likeliest, beam_width)
     from dinogen import checkpoint, sampling
@@ -643,13 +653,15 @@ def sample(count, ckpt_path, seed, as_json, report, verbose, latest, likeliest, 
         spec.check(ckpt.vocab)
     except DinogenError as exc:
         raise click.UsageError(str(exc)) from None
+    _check_category(ckpt, spec.category)
     training_names = ckpt.training_names() if spec.novel or as_json or report else None
     params, cfg = ckpt.inference_params(latest), ckpt.model_config
     if likeliest is not None:
-        _write_likeliest(params, cfg, ckpt.vocab, likeliest, spec, beam_width, training_names, as_json, report)
+        _write_likeliest(params, cfg, ckpt.vocab, likeliest, spec, beam_width, training_names, as_json, report,
+                         ckpt.categories)
         return
     chunks = sampling.generate(params, cfg, ckpt.vocab, count, spec, seed, training_names,
-                               on_search=_SearchNotes(count, spec.max_attempts))
+                               on_search=_SearchNotes(count, spec.max_attempts), categories=ckpt.categories)
     drawn: list[str] = []
     try:
         for chunk in chunks:
@@ -681,13 +693,26 @@ def _check_likeliest_flags(ctx: click.Context, likeliest: int | None, beam_width
                                "itself finds likeliest, the same every time.")
 
 
+def _check_category(ckpt, category: str | None) -> None:
+    """A usage error for --category on a model of one list or naming no category of the model."""
+    if category is None:
+        return
+    if ckpt.categories is None:
+        raise click.BadParameter("this model was trained on one list, so it has no categories; leave --category out.",
+                                 param_hint="--category")
+    try:
+        ckpt.categories.index(category)
+    except DinogenError as exc:
+        raise click.BadParameter(str(exc), param_hint="--category") from None
+
+
 def _write_likeliest(params, cfg, vocab, n: int, spec, beam_width: int | None, training_names, as_json: bool,
-                     report: bool) -> None:
+                     report: bool, categories) -> None:
     """The n likeliest names on stdout; a sentence on stderr when the beam cannot prove them the likeliest."""
     from dinogen.likeliest import DEFAULT_BEAM_WIDTH, likeliest, shortfall
 
     width = beam_width or DEFAULT_BEAM_WIDTH
-    found = likeliest(params, cfg, vocab, n, spec, width, training_names)
+    found = likeliest(params, cfg, vocab, n, spec, width, training_names, categories)
     _write_chunk(found.scored, as_json)
     if report and found.scored.names:
         _print_batch_report(found.scored.names, training_names)
@@ -772,14 +797,18 @@ def _fmt_num(value: float | None, spec: str) -> str:
 @click.option("--explain", is_flag=True,
               help="For each position of each name: the model's probability for it, its surprise in bits and the "
                    "likeliest alternatives (a heat strip on a colour terminal).")
+@click.option("--category", default=None, metavar="NAME",
+              help="With a model of several lists: score as a name of this one [default: over all, in their shares].")
 @latest_option
-def score(names, ckpt_path, encoding, as_json, latest, max_name_length, explain) -> None:
+def score(names, ckpt_path, encoding, as_json, latest, max_name_length, explain, category) -> None:
     """How likely the model finds each name: NAMES, or one per line on stdin (no NAMES, or `-`).
 
     Prints, tab-separated: the name, its NLL per character in nats (the end token
     included, as eval counts), its total log-probability, and `novel` or `known`
     when the checkpoint stores its training names. A name with a character the
     model never saw is reported on stderr and skipped, and the exit code is then 1.
+    A model of several lists scores P(name | --category), or without it
+    P(name) = sum over the categories of P(category) P(name | category).
 
     \b
     Examples:
@@ -788,32 +817,47 @@ def score(names, ckpt_path, encoding, as_json, latest, max_name_length, explain)
       dinogen score --json < names.txt
     """
     from dinogen import checkpoint
-    from dinogen.data import StreamedLine, clean_name, open_text_stream, stream_names
     from dinogen.resources import resolve_checkpoint
 
     path, _ = resolve_checkpoint(ckpt_path)
     ckpt = checkpoint.load(path)
+    _check_category(ckpt, category)
+    if explain and ckpt.categories is not None and category is None:
+        raise click.UsageError("this model has categories, and a name's explanation depends on which; "
+                               f"give --category ({', '.join(ckpt.categories.names)}).")
+    which = None if category is None else ckpt.categories.index(category)
+    names = _names_to_read(names, ckpt, encoding, max_name_length)
+    training_names = ckpt.training_names()
+    known = None if training_names is None else set(training_names)
+    counts = {"names": 0, "skipped": 0}
+    for chunk in _chunks(names, SCORE_CHUNK):  # scored and written as they arrive: a filter in a pipe
+        if explain:
+            _explain_chunk(ckpt, latest, chunk, as_json, counts, which)
+        else:
+            _score_chunk(ckpt, latest, known, chunk, as_json, counts, which)
+    _fail_on_skipped(counts)
+
+
+def _names_to_read(names: tuple[str, ...], ckpt, encoding: str, max_name_length: int):
+    """StreamedLines of the names given as arguments, or of standard input as it comes (no names, or `-`)."""
+    from dinogen.data import StreamedLine, clean_name, open_text_stream, stream_names
+
     if names and names != ("-",):  # `-` alone means standard input, as for train and eval
         files = [arg for arg in names if os.path.isfile(arg)]
         if files:
             click.echo(f"note: {files[0]} is a file, scored here as a name; to score the names in it, "
                        f"use `dinogen score < {files[0]}` or `dinogen eval {files[0]}`.", err=True)
-        lines = [StreamedLine(0, name) for name in (clean_name(arg, ckpt.lowercase) for arg in names) if name]
-    else:
-        if sys.stdin is None:
-            raise click.ClickException("standard input is closed, so there are no names to score; give them as arguments.")
-        if sys.stdin.isatty():
-            click.echo("reading names from standard input, one per line (Ctrl-D to end)", err=True)
-        lines = stream_names(open_text_stream(sys.stdin.buffer, encoding), lowercase=ckpt.lowercase,
-                             max_length=max_name_length)
-    training_names = ckpt.training_names()
-    known = None if training_names is None else set(training_names)
-    counts = {"names": 0, "skipped": 0}
-    for chunk in _chunks(lines, SCORE_CHUNK):  # scored and written as they arrive: a filter in a pipe
-        if explain:
-            _explain_chunk(ckpt, latest, chunk, as_json, counts)
-        else:
-            _score_chunk(ckpt, latest, known, chunk, as_json, counts)
+        return [StreamedLine(0, name) for name in (clean_name(arg, ckpt.lowercase) for arg in names) if name]
+    if sys.stdin is None:
+        raise click.ClickException("standard input is closed, so there are no names to read; give them as arguments.")
+    if sys.stdin.isatty():
+        click.echo("reading names from standard input, one per line (Ctrl-D to end)", err=True)
+    return stream_names(open_text_stream(sys.stdin.buffer, encoding), lowercase=ckpt.lowercase,
+                        max_length=max_name_length)
+
+
+def _fail_on_skipped(counts: dict) -> None:
+    """Exit 1 with one sentence when some names were skipped (each said why on stderr)."""
     if counts["skipped"]:
         raise click.ClickException(
             f"{counts['skipped']} of {plural(counts['names'], 'name')} {'was' if counts['names'] == 1 else 'were'} "
@@ -836,19 +880,33 @@ def _chunks(items, size: int):
         yield chunk
 
 
-def _score_chunk(ckpt, latest: bool, known, chunk, as_json: bool, counts: dict) -> None:
+def _readable(ckpt, chunk, counts: dict) -> list[str]:
+    """The names of a chunk of StreamedLines that the model can read; each other one is said
+    on stderr and counted as skipped."""
+    names = []
+    for line in chunk:
+        unknown = None if line.name is None else ckpt.vocab.unknown(line.name)
+        if line.name is None:
+            click.echo(f"skipped line {line.line}: it {line.problem}", err=True)
+        elif unknown is not None:
+            click.echo(f"skipped {line.name!r}: the model never saw the character {unknown!r}", err=True)
+        else:
+            names.append(line.name)
+    counts["names"] += len(chunk)
+    counts["skipped"] += len(chunk) - len(names)
+    return names
+
+
+def _score_chunk(ckpt, latest: bool, known, chunk, as_json: bool, counts: dict, category: int | None) -> None:
     """Score one chunk of StreamedLines, report the refused ones on stderr, write the results."""
     from dinogen import scoring
 
-    for line in chunk:
-        if line.name is None:
-            click.echo(f"skipped line {line.line}: it {line.problem}", err=True)
-    names = [line.name for line in chunk if line.name is not None]
-    scores = scoring.score_names(ckpt.inference_params(latest), ckpt.model_config, ckpt.vocab, names, known)
-    for skipped in scores.skipped:
-        click.echo(f"skipped {skipped.name!r}: the model never saw the character {skipped.char!r}", err=True)
-    counts["names"] += len(chunk)
-    counts["skipped"] += len(chunk) - len(names) + len(scores.skipped)
+    names = _readable(ckpt, chunk, counts)
+    priors = None if ckpt.categories is None else ckpt.categories.priors
+    scores = scoring.score_names(ckpt.inference_params(latest), ckpt.model_config, ckpt.vocab, names, known,
+                                 category, priors)
+    if category is not None:
+        scores.scored.categories = [ckpt.categories.names[category]] * len(names)
     records = scores.scored.records()
     if as_json:
         _write_lines([json.dumps(r, ensure_ascii=False) for r in records])
@@ -856,21 +914,14 @@ def _score_chunk(ckpt, latest: bool, known, chunk, as_json: bool, counts: dict) 
         _write_lines(["\t".join(_score_fields(r)) for r in records])
 
 
-def _explain_chunk(ckpt, latest: bool, chunk, as_json: bool, counts: dict) -> None:
+def _explain_chunk(ckpt, latest: bool, chunk, as_json: bool, counts: dict, category: int | None) -> None:
     """score --explain: each name of a chunk of StreamedLines, position by position."""
     from dinogen.explain import explain
 
     console = _console()
     colour = console.is_terminal and console.color_system is not None and not as_json
-    for line in chunk:
-        counts["names"] += 1
-        unknown = None if line.name is None else ckpt.vocab.unknown(line.name)
-        if line.name is None or unknown is not None:
-            counts["skipped"] += 1
-            why = f"it {line.problem}" if line.name is None else f"the model never saw the character {unknown!r}"
-            click.echo(f"skipped {line.name or f'line {line.line}'!r}: {why}", err=True)
-            continue
-        found = explain(ckpt.inference_params(latest), ckpt.model_config, ckpt.vocab, line.name)
+    for name in _readable(ckpt, chunk, counts):
+        found = explain(ckpt.inference_params(latest), ckpt.model_config, ckpt.vocab, name, category=category)
         if as_json:
             _emit(json.dumps(found.record(), ensure_ascii=False))
             continue
@@ -954,8 +1005,69 @@ def info(ckpt_arg, ckpt_path, as_json) -> None:
         console.print(table)
 
 
+@main.command(epilog=EXIT_CODES)
+@click.argument("names", nargs=-1)
+@checkpoint_option("classify with")
+@click.option("--encoding", default="utf-8", show_default=True, callback=_known_encoding,
+              help="Text encoding of standard input.")
+@click.option("--uniform-prior", is_flag=True,
+              help="Take every category as equally likely beforehand, not in its share of the training names.")
+@click.option("--top", type=WholeRange(min=1), default=None, metavar="K", help="Only the K likeliest categories.")
+@click.option("--json", "as_json", is_flag=True,
+              help="One JSON object per line: name, and categories with their posterior and logprob.")
+@click.option("--max-name-length", type=WholeRange(min=1), default=1000, show_default=True,
+              help="Skip (and report) stdin lines longer than this.")
+@latest_option
+def classify(names, ckpt_path, encoding, uniform_prior, top, as_json, max_name_length, latest) -> None:
+    """Which list each name most likely comes from: NAMES, or one per line on stdin.
+
+    For a model trained on several lists (`train boys.txt girls.txt`): Bayes'
+    rule with the model's P(name | category) and each category's share of the
+    training names (--uniform-prior: equal shares). Prints, tab-separated, the
+    name and then each category with its posterior probability, likeliest first.
+
+    \b
+    Examples:
+      dinogen classify Jordan Maria -c first.npz
+      dinogen classify --json < unknown.txt
+    """
+    import numpy as np
+
+    from dinogen import checkpoint, scoring
+    from dinogen.data import encode_names
+    from dinogen.resources import resolve_checkpoint
+
+    path, _ = resolve_checkpoint(ckpt_path)
+    ckpt = checkpoint.load(path)
+    if ckpt.categories is None:
+        raise click.ClickException(f"{path} was trained on one list, so there are no categories to choose from; "
+                                   "train on several lists (`dinogen train a.txt b.txt`) to classify.")
+    table, params, cfg = ckpt.categories, ckpt.inference_params(latest), ckpt.model_config
+    priors = None if uniform_prior else table.priors
+    counts = {"names": 0, "skipped": 0}
+    for chunk in _chunks(_names_to_read(names, ckpt, encoding, max_name_length), SCORE_CHUNK):
+        readable = _readable(ckpt, chunk, counts)
+        if not readable:
+            continue
+        logprobs = scoring.logprob_by_category(params, cfg, encode_names(readable, ckpt.vocab))  # (n, K)
+        posterior = scoring.posteriors(logprobs, priors)
+        lines = []
+        for name, p, lp in zip(readable, posterior, logprobs):
+            order = np.argsort(-p, kind="stable")[:top]
+            if as_json:
+                ranked = [{"category": table.names[k], "posterior": float(p[k]), "logprob": float(lp[k])}
+                          for k in order]
+                lines.append(json.dumps({"name": name, "categories": ranked}, ensure_ascii=False))
+            else:
+                lines.append("\t".join([name, *(f"{table.names[k]}\t{p[k]:.4f}" for k in order)]))
+        _write_lines(lines)
+    _fail_on_skipped(counts)
+
+
 @main.command("eval", epilog=EXIT_CODES)
-@click.argument("file", type=A_PATH)
+@click.argument("files", nargs=-1, required=True, type=A_PATH, metavar="FILE...")
+@click.option("--categories", "categories", type=click.Choice(CATEGORY_FORMS), default=None,
+              help="As for train: each FILE a category (the default for several), or tsv: name<TAB>category lines.")
 @checkpoint_option("evaluate")
 @click.option("--encoding", default="utf-8", show_default=True, callback=_known_encoding,
               help="Text encoding of FILE.")
@@ -963,39 +1075,60 @@ def info(ckpt_arg, ckpt_path, as_json) -> None:
 @click.option("--max-name-length", type=WholeRange(min=1), default=1000, show_default=True,
               help="Skip (and count) names longer than this.")
 @latest_option
-def evaluate(file, ckpt_path, encoding, as_json, latest, max_name_length) -> None:
+def evaluate(files, categories, ckpt_path, encoding, as_json, latest, max_name_length) -> None:
     """Mean negative log-likelihood per character of the names in FILE.
 
     Each name is read from the start token and must also predict its end, so a
     name of L characters makes L + 1 predictions. FILE may be `-` for stdin.
+    For a model of several lists, files with categories (several files, or
+    --categories tsv, as train reads them) are scored under each name's category,
+    with each category's NLL and the classification accuracy (the likeliest
+    category by Bayes' rule, against always guessing the largest); a plain file
+    is scored by P(name) over all categories.
 
     \b
     Examples:
       dinogen eval held_out.txt -c dinogen.npz
       dinogen eval names.txt --json
+      dinogen eval boys_test.txt girls_test.txt -c first.npz
     """
     from dinogen import checkpoint, scoring
-    from dinogen.data import encode_names, read_names
+    from dinogen.data import encode_names, read_lists
     from dinogen.resources import resolve_checkpoint
 
     path, _ = resolve_checkpoint(ckpt_path)
     ckpt = checkpoint.load(path)
-    names = read_names(file, lowercase=ckpt.lowercase, encoding=encoding, max_length=max_name_length)
+    names = read_lists(list(files), categories, lowercase=ckpt.lowercase, encoding=encoding,
+                       max_length=max_name_length)
+    table = ckpt.categories
+    if names.categories is not None and table is None:
+        raise click.UsageError(f"{path} was trained on one list, so names with categories cannot be scored by "
+                               "them; give one file of names.")
     if names.skipped_long:
         click.echo(f"warning: skipped {plural(names.skipped_long, 'name')} longer than {max_name_length:,} "
                    "characters (--max-name-length).", err=True)
     if not names.names:
         raise DinogenError(f"{names.source} holds no names to evaluate.")
-    data = encode_names(names.names, ckpt.vocab, names.line_numbers, names.source)
-    result = scoring.evaluate(ckpt.inference_params(latest), ckpt.model_config, data)
+    rows = None if names.categories is None else [table.index(names.category_names[k]) for k in names.categories]
+    data = encode_names(names.names, ckpt.vocab, names.line_numbers, names.source, categories=rows)
+    result = scoring.evaluate(ckpt.inference_params(latest), ckpt.model_config, data,
+                              None if table is None else table.priors, () if table is None else table.names)
     if as_json:
         _emit(json.dumps(result))
-    else:
-        _emit(
-            f"{result['nll']:.4f} nats/char  {result['bits_per_char']:.4f} bits/char  "
+        return
+    lines = [_eval_line("", result)]
+    for name, entry in result.get("categories", {}).items():
+        lines.append(_eval_line(f"{name}: ", entry) + f"  accuracy {entry['accuracy']:.1%}")
+    if "accuracy" in result:
+        lines.append(f"classified {result['accuracy']:.1%} right (the likeliest category by Bayes' rule); "
+                     f"always guessing {table.names[int(table.priors.argmax())]}: {result['majority_accuracy']:.1%}")
+    _emit("\n".join(lines))
+
+
+def _eval_line(label: str, result: dict) -> str:
+    return (f"{label}{result['nll']:.4f} nats/char  {result['bits_per_char']:.4f} bits/char  "
             f"perplexity {result['perplexity']:.3f}  ({plural(result['names'], 'name')}, "
-            f"{plural(result['predictions'], 'prediction')})"
-        )
+            f"{plural(result['predictions'], 'prediction')})")
 
 
 class BugMissed(click.ClickException):

@@ -414,6 +414,26 @@ def _named_source(source: str) -> tuple[str, str]:
     return category, path
 
 
+@dataclass(frozen=True)
+class CategoryTable:
+    """The categories of a model: names in the order of W_cat's rows, and their training shares."""
+
+    names: tuple[str, ...]  # K category names
+    counts: tuple[int, ...]  # training names of each (both splits)
+
+    @property
+    def priors(self) -> np.ndarray:
+        """(K,) float64 each category's share of the training names: how often sampling draws it."""
+        counts = np.array(self.counts, dtype=np.float64)
+        return counts / counts.sum()
+
+    def index(self, name: str) -> int:
+        """The row of the category called name; DinogenError naming the categories otherwise."""
+        if name not in self.names:
+            raise DinogenError(f"the model has no category {name!r}; its categories are {', '.join(self.names)}.")
+        return self.names.index(name)
+
+
 def merge_categories(lists: list[tuple[str, NameList]]) -> NameList:
     """One NameList of the names of several, each list a category: (category, names) pairs
     in the order given, as `train boys.txt girls.txt` reads them."""

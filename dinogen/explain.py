@@ -55,9 +55,11 @@ class Explanation:
         }
 
 
-def explain(params: dict[str, np.ndarray], cfg: ModelConfig, vocab: Vocab, name: str, top: int = 3) -> Explanation:
-    """The model's view of each position of name (every character must be in vocab)."""
-    data = encode_names([name], vocab)
+def explain(params: dict[str, np.ndarray], cfg: ModelConfig, vocab: Vocab, name: str, top: int = 3,
+            category: int | None = None) -> Explanation:
+    """The model's view of each position of name (every character must be in vocab); a model
+    with categories sees it as a name of category (a row of W_cat), which it then needs."""
+    data = encode_names([name], vocab, categories=None if category is None else [category])
     batch = make_batch(data, np.arange(1))
     nll, cache = model.forward(params, cfg, batch)  # (L + 1,) in time order: one name, one column
     probs = cache[-2][0]  # the loss layer's (its cache is second last) softmax: (L + 1, V), row i the distribution at position i

@@ -30,9 +30,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from dinogen import model
-from dinogen.data import BOUNDARY, Vocab
+from dinogen.data import BOUNDARY, CategoryTable, Vocab
 from dinogen.errors import DinogenError, plural
-from dinogen.sampling import SampleSpec, check_novel, describe, read_prefix
+from dinogen.sampling import SampleSpec, category_rows, check_novel, describe, read_prefix
 from dinogen.scoring import Scored
 
 DEFAULT_BEAM_WIDTH = 4096  # hypotheses kept per step; see docs/sampling.md for its effect, measured
@@ -85,6 +85,7 @@ def likeliest(
     spec: SampleSpec | None = None,
     beam_width: int = DEFAULT_BEAM_WIDTH,
     training_names: list[str] | set[str] | None = None,
+    categories: CategoryTable | None = None,
 ) -> Found:
     """The n likeliest names meeting spec's prefix, suffix, contains, lengths and novel, likeliest first.
 
@@ -93,13 +94,45 @@ def likeliest(
     Fewer than n names come back when the search finds no more. training_names
     (all names of the training file) are needed for spec.novel and to mark each
     name novel or not.
+
+    A model with categories (categories: its table) searches spec.category's
+    names; without one, every category's, ranked by P(name, category), each name
+    under its likeliest category; the logprob is log P(name | category), as sample's.
     """
     spec = spec or SampleSpec()
     _check(n, spec, beam_width, training_names)
     spec.check(vocab)
     known = None if training_names is None else set(training_names)
-    prefix = read_prefix(params, cfg, vocab.encode(spec.prefix))
-    beam = _Beam([spec.prefix], np.array([prefix.logprob]), prefix.states, prefix.logits)
+    chosen = category_rows(cfg, spec, categories)
+    if chosen is None:
+        best, exact = _search(params, cfg, vocab, n, spec, beam_width, known, None)
+        return _found(best, exact, known, None)
+    offers, exact = {}, True  # name -> (joint log-probability, logprob, category)
+    for k in chosen.tolist():
+        best, exact_k = _search(params, cfg, vocab, n, spec, beam_width, known, k)
+        exact &= exact_k
+        for logprob, name in best:
+            joint = logprob + math.log(categories.priors[k]) if len(chosen) > 1 else logprob
+            if name not in offers or joint > offers[name][0]:
+                offers[name] = (joint, logprob, categories.names[k])
+    ranked = sorted(offers.items(), key=lambda item: -item[1][0])[:n]
+    return _found([(logprob, name) for name, (_, logprob, _) in ranked], exact, known,
+                  [category for _, (_, _, category) in ranked])
+
+
+def _found(best: list[tuple[float, str]], exact: bool, known: set | None, cats: list[str] | None) -> Found:
+    names = [name for _, name in best]
+    novel = None if known is None else np.array([name not in known for name in names], dtype=bool)
+    return Found(Scored(names, np.array([logprob for logprob, _ in best]), novel, cats), exact)
+
+
+def _search(params, cfg: model.ModelConfig, vocab: Vocab, n: int, spec: SampleSpec, beam_width: int,
+            known: set | None, category: int | None) -> tuple[list[tuple[float, str]], bool]:
+    """The beam search under one category (or none): the (logprob, name) pairs, best first, and
+    whether they are proven the likeliest."""
+    cats = None if category is None else np.array([category])
+    prefix = read_prefix(params, cfg, vocab.encode(spec.prefix), cats)
+    beam = _Beam([spec.prefix], prefix.logprob, prefix.states, prefix.logits)
     results = _Results(n)
     cut = -math.inf  # the likeliest expansion dropped for want of room in the beam
     for length in range(prefix.length, spec.max_len + 1):
@@ -112,12 +145,10 @@ def likeliest(
         cut = max(cut, cut_here)
         if len(tokens) == 0:
             break
-        beam = _advance(params, cfg, vocab, beam, parents, tokens, logprob, prefix.table)
+        beam = _advance(params, cfg, vocab, beam, parents, tokens, logprob, prefix.table, category)
     best = results.best_first()
-    names = [name for _, name in best]
-    novel = None if known is None else np.array([name not in known for name in names], dtype=bool)
     exact = cut <= results.threshold if len(best) == n else cut == -math.inf
-    return Found(Scored(names, np.array([logprob for logprob, _ in best]), novel), exact)
+    return best, exact
 
 
 def shortfall(found: Found, n: int, spec: SampleSpec, beam_width: int) -> str | None:
@@ -204,9 +235,10 @@ def _characters_needed(text: str, spec: SampleSpec) -> int:
 
 
 def _advance(params, cfg, vocab: Vocab, beam: _Beam, parents: np.ndarray, tokens: np.ndarray,
-             logprob: np.ndarray, table: np.ndarray) -> _Beam:
+             logprob: np.ndarray, table: np.ndarray, category: int | None) -> _Beam:
     """The next beam: each kept expansion's parent row (W,) fed its token (W,), as one batch."""
     states = [tuple(s[parents] for s in state) for state in beam.states]
-    logits, states = model.step(params, cfg, tokens, states, table)
+    cats = None if category is None else np.full(len(tokens), category)
+    logits, states = model.step(params, cfg, tokens, states, table, cats)
     texts = [beam.texts[p] + vocab.chars[t - 1] for p, t in zip(parents.tolist(), tokens.tolist())]
     return _Beam(texts, logprob, states, logits)

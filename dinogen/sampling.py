@@ -19,6 +19,11 @@ are the names of a request for k.
 Every candidate also carries its log-probability under the model itself
 (temperature 1, no top-k or top-p), prefix and end token included, so it equals
 what `score` reports for the name.
+
+A model with categories writes each candidate under one category: the one
+spec.category names, or else one drawn for it, in the training shares, from its
+block's stream before any character; its log-probability is then the one given
+that category (`score --category`).
 """
 
 from __future__ import annotations
@@ -31,7 +36,7 @@ from typing import Callable, Iterator
 import numpy as np
 
 from dinogen import model
-from dinogen.data import BOUNDARY, Vocab
+from dinogen.data import BOUNDARY, CategoryTable, Vocab
 from dinogen.errors import DinogenError, plural
 from dinogen.scoring import Scored
 
@@ -56,6 +61,7 @@ class SampleSpec:
     novel: bool = False  # keep only names that are not in the training data
     unique: bool = False  # keep each name only the first time it is drawn
     max_attempts: int | None = None  # candidates to draw in all before giving up; None: see DROUGHT
+    category: str | None = None  # with a model of categories: draw names of this one; None: each drawn in proportion
 
     def check(self, vocab: Vocab) -> None:
         """Raise DinogenError for a request that cannot be sampled with this vocabulary."""
@@ -105,10 +111,11 @@ class Drafts:
     tokens: np.ndarray  # (N, M) int32 tokens drawn after the prefix, boundary-padded after the end
     lengths: np.ndarray  # (N,) int characters drawn after the prefix; M for a name that never ended
     logprob: np.ndarray  # (N,) float64 log-probability of the whole name and its end under the model
+    cats: np.ndarray | None = None  # (N,) int the category each was written under; None without categories
 
     def first(self, k: int) -> "Drafts":
         """The first k candidates."""
-        return Drafts(self.tokens[:k], self.lengths[:k], self.logprob[:k])
+        return Drafts(self.tokens[:k], self.lengths[:k], self.logprob[:k], None if self.cats is None else self.cats[:k])
 
 
 def generate(
@@ -120,8 +127,12 @@ def generate(
     seed: int | None = None,
     training_names: list[str] | set[str] | None = None,
     on_search: Callable[[int, int, int], None] | None = None,
+    categories: CategoryTable | None = None,
 ) -> Iterator[Scored]:
     """Yield n names meeting spec, in chunks, as they are drawn.
+
+    categories: the model's, when it has them (Checkpoint.categories): which
+    spec.category names, and the shares in which the others are drawn.
 
     on_search(found, tried, drought), when given, is called after every block
     drawn, so a caller can say how the search goes while nothing turns up.
@@ -142,17 +153,19 @@ def generate(
     known = None if training_names is None else set(training_names)
     seen: set[str] = set()
     root = np.random.SeedSequence(seed)
-    prefix = read_prefix(params, cfg, vocab.encode(spec.prefix))
+    chosen = category_rows(cfg, spec, categories)
+    prefix = read_prefix(params, cfg, vocab.encode(spec.prefix), chosen)
     budget = spec.max_attempts
     found = tried = drought = block = 0  # drought: candidates since the last block that gave a name
     while (tried < budget) if budget is not None else (drought < DROUGHT):
         rng = np.random.default_rng(np.random.SeedSequence(root.entropy, spawn_key=(block,)))
-        drafts = draw_block(params, cfg, block_size(block), rng, spec, prefix)
+        rows = prefix_rows(block_size(block), rng, chosen, categories)
+        drafts = draw_block(params, cfg, block_size(block), rng, spec, prefix, rows)
         if budget is not None:
             drafts = drafts.first(budget - tried)  # drawn whole, so seeds reproduce; only the budget is considered
         tried += len(drafts.lengths)
         block += 1
-        chunk = _accept(drafts, vocab, spec, known, seen, n - found)
+        chunk = _accept(drafts, vocab, spec, known, seen, n - found, categories)
         drought = 0 if chunk.names else drought + len(drafts.lengths)
         if on_search is not None:
             on_search(found + len(chunk.names), tried, drought)
@@ -165,6 +178,29 @@ def generate(
         f"only {found:,} of {plural(n, 'name')}{describe(spec)} turned up in {plural(tried, 'attempt')}; "
         "loosen the constraints or allow more with --max-attempts."
     )
+
+
+def category_rows(cfg: model.ModelConfig, spec: SampleSpec, categories: CategoryTable | None) -> np.ndarray | None:
+    """The categories the prefix is read under: spec.category's alone, every one, or None without categories."""
+    if not cfg.categories:
+        if spec.category is not None:
+            raise DinogenError("this model was trained on one list, so it has no categories to choose from; "
+                               "leave out --category.")
+        return None
+    if categories is None:
+        raise DinogenError("the model has categories but no table of them; retrain it.")
+    if spec.category is not None:
+        return np.array([categories.index(spec.category)])
+    return np.arange(cfg.categories)
+
+
+def prefix_rows(n: int, rng: np.random.Generator, chosen: np.ndarray | None,
+                categories: CategoryTable | None) -> np.ndarray:
+    """(n,) the row of the prefix each candidate of a block continues: its category's. Drawn
+    from rng in the training shares when every category is open, before any character."""
+    if chosen is None or len(chosen) == 1:
+        return np.zeros(n, dtype=np.int64)
+    return rng.choice(len(chosen), size=n, p=categories.priors)
 
 
 def check_novel(spec: SampleSpec, training_names) -> None:
@@ -190,12 +226,14 @@ def describe(spec: SampleSpec) -> str:
         parts.append(f"of exactly {plural(spec.min_len, 'character')}")
     elif (spec.min_len, spec.max_len) != (1, DEFAULT_MAX_LEN):
         parts.append(f"of {spec.min_len} to {spec.max_len} characters")
+    parts += [f"of the category {spec.category!r}"] if spec.category is not None else []
     parts += ["not in the training data"] if spec.novel else []
     parts += ["each different from the others"] if spec.unique else []
     return " " + ", ".join(parts) if parts else ""
 
 
-def _accept(drafts: Drafts, vocab: Vocab, spec: SampleSpec, known: set | None, seen: set, wanted: int) -> Scored:
+def _accept(drafts: Drafts, vocab: Vocab, spec: SampleSpec, known: set | None, seen: set, wanted: int,
+            categories: CategoryTable | None = None) -> Scored:
     """The first `wanted` drafts that meet the spec, in order; updates `seen` for spec.unique."""
     ended = drafts.lengths < drafts.tokens.shape[1]  # drew its end token within the M draws
     continued = drafts.lengths > 0  # at least one character drawn: never the bare prefix (or an empty name)
@@ -215,32 +253,38 @@ def _accept(drafts: Drafts, vocab: Vocab, spec: SampleSpec, known: set | None, s
     keep = keep[:wanted]
     names = [names[i] for i in keep]
     novel = None if known is None else np.array([name not in known for name in names], dtype=bool)
-    return Scored(names, drafts.logprob[rows[keep]], novel)
+    cats = None if drafts.cats is None else [categories.names[k] for k in drafts.cats[rows[keep]]]
+    return Scored(names, drafts.logprob[rows[keep]], novel, cats)
 
 
 @dataclass
 class Prefix:
-    """The model after reading the boundary token and the prefix, for one name."""
+    """The model after reading the boundary token and the prefix: one row, or one per
+    category read (R rows)."""
 
-    states: list[tuple]  # per layer, the cell state arrays, each (1, H)
-    logits: np.ndarray  # (1, V) scores of the first character after the prefix
-    logprob: float  # log-probability of the prefix characters
+    states: list[tuple]  # per layer, the cell state arrays, each (R, H)
+    logits: np.ndarray  # (R, V) scores of the first character after the prefix
+    logprob: np.ndarray  # (R,) float64 log-probability of the prefix characters
     length: int  # characters in the prefix
     table: np.ndarray  # (V, G*H) model.input_table, shared by every block drawn after the prefix
+    cats: np.ndarray | None = None  # (R,) the category of each row; None without categories
 
 
-def read_prefix(params: dict[str, np.ndarray], cfg: model.ModelConfig, tokens: np.ndarray) -> Prefix:
-    """Feed the boundary token and then the prefix, one name, keeping the prefix's log-probability."""
+def read_prefix(params: dict[str, np.ndarray], cfg: model.ModelConfig, tokens: np.ndarray,
+                cats: np.ndarray | None = None) -> Prefix:
+    """Feed the boundary token and then the prefix, keeping the prefix's log-probability: one
+    row, or with cats (R,) one row under each of those categories."""
+    rows = 1 if cats is None else len(cats)
     table = model.input_table(params, cfg)
-    states = model.initial_states(cfg, 1, params["W_hy"].dtype)
-    logits, states = model.step(params, cfg, np.array([BOUNDARY], dtype=np.int32), states, table)
-    logprob = 0.0
+    states = model.initial_states(cfg, rows, params["W_hy"].dtype)
+    logits, states = model.step(params, cfg, np.full(rows, BOUNDARY, dtype=np.int32), states, table, cats)
+    logprob = np.zeros(rows)
     for token in tokens:
-        x = np.array([token], dtype=np.int32)
+        x = np.full(rows, token, dtype=np.int32)
         top, _, log_norm = _softmax_parts(logits)
-        logprob += float(_log_softmax_at(logits, x, top, log_norm)[0])
-        logits, states = model.step(params, cfg, x, states, table)
-    return Prefix(states, logits, logprob, len(tokens), table)
+        logprob += _log_softmax_at(logits, x, top, log_norm)
+        logits, states = model.step(params, cfg, x, states, table, cats)
+    return Prefix(states, logits, logprob, len(tokens), table, cats)
 
 
 def _softmax_parts(logits: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -263,15 +307,20 @@ def draw_block(
     rng: np.random.Generator,
     spec: SampleSpec,
     prefix: Prefix,
+    rows: np.ndarray | None = None,
 ) -> Drafts:
-    """Draw n candidates continuing the prefix, until each ends or spec.max_len is passed."""
+    """Draw n candidates continuing the prefix, until each ends or spec.max_len is passed;
+    candidate i continues the prefix's row rows[i] (row 0 for all by default)."""
+    rows = np.zeros(n, dtype=np.int64) if rows is None else rows
     draws = spec.max_len - prefix.length + 1  # characters up to max_len, then the end token
     tokens = np.zeros((n, draws), dtype=np.int32)
     lengths = np.full(n, draws, dtype=np.int64)
-    logprob = np.full(n, prefix.logprob)  # (n,) float64
+    logprob = prefix.logprob[rows]  # (n,) float64
     alive = np.arange(n)  # rows still being written
-    states = [tuple(np.repeat(s, n, axis=0) for s in state) for state in prefix.states]
-    logits = np.repeat(prefix.logits, n, axis=0)  # (N, V)
+    states = [tuple(s[rows] for s in state) for state in prefix.states]
+    logits = prefix.logits[rows]  # (N, V)
+    all_cats = None if prefix.cats is None else prefix.cats[rows]  # (n,) each candidate's category
+    cats = all_cats
     for t in range(draws):
         top, weights, log_norm = _softmax_parts(logits)  # the model's own softmax, unnormalised
         u = rng.random(len(alive), dtype=weights.dtype)  # (N,) in [0, 1)
@@ -283,11 +332,12 @@ def draw_block(
             lengths[alive[~going]] = t
             alive, x = alive[going], x[going]
             states = [tuple(s[going] for s in state) for state in states]
+            cats = None if cats is None else cats[going]
             if len(alive) == 0:
                 break
         if t + 1 < draws:
-            logits, states = model.step(params, cfg, x, states, prefix.table)  # (N, V)
-    return Drafts(tokens, lengths, logprob)
+            logits, states = model.step(params, cfg, x, states, prefix.table, cats)  # (N, V)
+    return Drafts(tokens, lengths, logprob, all_cats)
 
 
 def _filter(logits: np.ndarray, top: np.ndarray, spec: SampleSpec) -> np.ndarray:

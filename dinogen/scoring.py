@@ -18,15 +18,44 @@ from dinogen.data import Dataset, Vocab, encode_names
 from dinogen.config import ModelConfig
 
 
-def evaluate(params: dict[str, np.ndarray], cfg: ModelConfig, data: Dataset) -> dict:
-    """Mean NLL per prediction over a whole data set (micro-averaged), in nats and bits, and perplexity."""
-    predictions = data.predictions()
-    nll = float(model.nll_per_name(params, cfg, data, np.arange(len(data))).sum()) / predictions
+def evaluate(params: dict[str, np.ndarray], cfg: ModelConfig, data: Dataset, priors: np.ndarray | None = None,
+             category_names: list[str] | tuple[str, ...] = ()) -> dict:
+    """Mean NLL per prediction over a whole data set (micro-averaged), in nats and bits, and perplexity.
+
+    A model with categories scores each name under its category when data has
+    them, and then also reports each category's NLL and how often the posterior's
+    likeliest category (priors: the training shares) is the name's, against always
+    answering the likeliest category beforehand; without them, the marginal P(name).
+    """
+    if not cfg.categories:
+        return _nll_summary(model.nll_per_name(params, cfg, data, np.arange(len(data))), data)
+    logprobs = logprob_by_category(params, cfg, data)  # (n, K)
+    if data.categories is None:
+        return _nll_summary(-marginal(logprobs, priors), data)
+    truth = data.categories
+    result = _nll_summary(-logprobs[np.arange(len(data)), truth], data)
+    guessed = posteriors(logprobs, priors).argmax(axis=1)  # (n,)
+    majority = int(np.argmax(priors)) if priors is not None else 0
+    result["accuracy"] = float((guessed == truth).mean())
+    result["majority_accuracy"] = float((truth == majority).mean())
+    result["categories"] = {}
+    for k in np.unique(truth).tolist():
+        members = np.flatnonzero(truth == k)
+        entry = _nll_summary(-logprobs[members, k], Dataset(data.codes, data.offsets), members)
+        entry["accuracy"] = float((guessed[members] == k).mean())
+        result["categories"][category_names[k] if category_names else str(k)] = entry
+    return result
+
+
+def _nll_summary(nll_per_name: np.ndarray, data: Dataset, idx: np.ndarray | None = None) -> dict:
+    """The summary of evaluate() for names idx (all by default), given each one's total NLL."""
+    predictions = data.predictions(idx)
+    nll = float(nll_per_name.sum()) / predictions
     return {
         "nll": nll,
         "bits_per_char": nll / math.log(2),
         "perplexity": math.exp(nll),
-        "names": len(data),
+        "names": len(data) if idx is None else len(idx),
         "predictions": predictions,
     }
 

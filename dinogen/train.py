@@ -330,6 +330,7 @@ class Trainer:
             "train_names": len(self.train_idx),
             "val_names": len(self.val_idx),
             "val_probe_names": len(self.val_probe),
+            "categories": {entry["name"]: entry["names"] for entry in self.category_table().get("categories", [])},
         }
 
     def bigram_loss(self) -> float | None:

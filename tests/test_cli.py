@@ -718,7 +718,7 @@ def test_info_on_a_pipe_keeps_every_character_of_the_vocabulary_and_the_digest(r
 
 @pytest.mark.parametrize("command, name", [("train", "data"), ("train", "out"), ("train", "resume_path"),
                                            ("sample", "ckpt_path"), ("score", "ckpt_path"), ("info", "ckpt_arg"),
-                                           ("info", "ckpt_path"), ("eval", "file"), ("eval", "ckpt_path")])
+                                           ("info", "ckpt_path"), ("eval", "files"), ("classify", "ckpt_path"), ("eval", "ckpt_path")])
 def test_every_file_argument_and_option_completes_file_names_in_the_shell(command, name):
     param = next(p for p in main.commands[command].params if p.name == name)
     ctx = click.Context(main.commands[command])
