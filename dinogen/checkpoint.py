@@ -116,6 +116,9 @@ def check_writable(path: str | Path) -> None:
     file, a folder, a FIFO or a device, and a symbolic link (an atomic save would
     replace the link, not what it points to).
     """
+    if str(path) == "-":  # elsewhere `-` is standard input: a file named "-" would surprise
+        raise DinogenError("a checkpoint is written to a file, not to standard output ('-'); give a file name "
+                           "such as dinogen.npz.")
     path = Path(path)
     folder = path.parent
     try:
@@ -224,6 +227,8 @@ def _fsync_folder(folder: Path) -> None:
 
 def load(path: str | Path) -> Checkpoint:
     """Read and check a checkpoint; never unpickles anything."""
+    if str(path) == "-":  # `-` is standard input for names, never a checkpoint
+        raise DinogenError("a checkpoint is read from a file, not from standard input ('-'); give its path.")
     path = Path(path)
     raw = read_bytes(path, "checkpoint", "train one with `dinogen train`, or give the path of another")
     _verify_digest(path, raw)

@@ -28,7 +28,7 @@ def checkpoint_rows(ckpt: Checkpoint, full: bool = False) -> list[tuple[str, str
         ("vocabulary", f"{len(ckpt.vocab.chars)} characters and the end token: {chars if full else _clip(chars, 60)}"),
         ("case", "folded to lower case" if ckpt.lowercase else "kept"),
         *_category_rows(ckpt, full),
-        ("data", f"{data.get('source', '?')}: {_count(data.get('names'))} names "
+        ("data", f"{data.get('source', '?')}: {_count(data.get('names'))} name{'' if data.get('names') == 1 else 's'} "
                  f"({_count(data.get('val_names'))} held out for validation)"),
         ("data sha256", str(data.get("sha256", "-")) if full else str(data.get("sha256", "-"))[:16] + "…"),
         ("training names", "stored (for --novel and score)" if ckpt.data is not None else "not stored"),

@@ -303,7 +303,8 @@ def train(data, categories, out, quiet, as_json, encoding, preset, resume_path, 
         names = read(cfg.lowercase)
         trainer = Trainer(names, cfg)
     if names.skipped_long and not quiet:
-        click.echo(f"warning: skipped {names.skipped_long} names longer than {max_name_length} characters.", err=True)
+        click.echo(f"warning: skipped {plural(names.skipped_long, 'name')} longer than {max_name_length} characters.",
+                   err=True)
 
     stop = _StopSignals()
     first_run = None  # the summary of the run that found the length, when a refit follows it
@@ -366,7 +367,7 @@ def _train_stage(trainer, out: str, quiet: bool, stop: "_StopSignals", refit: bo
                 summary = trainer.run(on_progress, on_evaluate=save, should_stop=stop.requested)
             save(trainer)
     except Diverged as exc:
-        raise click.ClickException(f"{exc} {last_good()}.") from None
+        raise click.ClickException(f"{str(exc).rstrip('.')}; {last_good()}.") from None
     except WorkerFailed as exc:
         if exc.consistent:  # it failed before the update: the state after the last whole step is intact
             if exc.evaluation_owed:  # in this process alone now, as the resumed run will not make it
@@ -498,7 +499,7 @@ def _print_train_summary(s: dict, cfg) -> None:
            f"\nfirst run's best     {both(s['first_run']['best_val_loss'])} at step {_count(s['first_run']['best_step'])}, "
            "on the validation names, which the refit then trained on: its last parameters are kept for sampling"
            if s.get("first_run") else
-           f"\nvalidation           not evaluated yet ({s['val_names']:,} names held out): the latest parameters "
+           f"\nvalidation           not evaluated yet ({plural(s['val_names'], 'name')} held out): the latest parameters "
            "are kept for sampling until an evaluation finds better ones"
            if s["val_names"] else
            f"\nvalidation           none held out ({_val_fraction_note(s, cfg)}): "
@@ -522,7 +523,7 @@ def _count(value) -> str:
 def _val_fraction_note(s: dict, cfg) -> str:
     if cfg.val_fraction == 0:
         return "--val-fraction 0"
-    return f"--val-fraction {cfg.val_fraction:g} of {s['train_names']:,} names rounds to none"
+    return f"--val-fraction {cfg.val_fraction:g} of {plural(s['train_names'], 'name')} rounds to none"
 
 
 def _stop_reason(s: dict, cfg) -> str:
@@ -568,7 +569,7 @@ def _chosen_line(s: dict) -> str:
             words, flag = CHOSEN_WORDS[key]
             parts.append(words.format(value) if "{" in words else f"{words} {value:g}")
             flags.append(flag)
-    return f"{names:,} names: {', '.join(parts)} (override with {', '.join(flags)})" if parts else ""
+    return f"{plural(names, 'name')}: {', '.join(parts)} (override with {', '.join(flags)})" if parts else ""
 
 
 def checkpoint_option(verb: str):

@@ -181,8 +181,7 @@ class Trainer:
     def check_step(self, loss: float, norm: float) -> None:
         """Raise Diverged, before anything is updated, when the loss or the gradient's norm is not finite."""
         if not (math.isfinite(loss) and math.isfinite(norm)):
-            raise Diverged(f"training diverged at step {self.state.step + 1} (loss {loss}); lower --lr"
-                           + (", or keep --clip on." if self.cfg.clip == 0 else "."))
+            raise Diverged(f"training diverged at step {self.state.step + 1} (loss {loss}); " + self.remedy())
 
     def loss_on(self, idx: np.ndarray, params: dict[str, np.ndarray] | None = None) -> float | None:
         """Mean NLL per character over the names idx, or None when there are none."""

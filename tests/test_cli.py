@@ -16,7 +16,7 @@ from click.testing import CliRunner
 from dinogen import __version__, checkpoint
 from dinogen.cli import main
 
-from conftest import BUNDLED_NAMES
+from conftest import BUNDLED_NAMES, TINY
 
 
 @pytest.fixture
@@ -754,3 +754,13 @@ def test_score_explain_is_a_plain_table_on_a_pipe_json_per_name_and_shaded_on_a_
     args = [sys.executable, "-m", "dinogen", "score", "--explain", "-c", str(small_checkpoint), "Rex"]
     assert b"\x1b[" in run_in_terminal(args, dict(env, TERM="xterm-256color"))
     assert b"\x1b" not in run_in_terminal(args, dict(env, TERM="xterm-256color", NO_COLOR="1"))
+
+
+@pytest.mark.parametrize("args, code", [(["train", "-o", "-", *TINY], 2), (["sample", "-c", "-"], 1),
+                                        (["train", "--resume", "-", "-q"], 1), (["info", "-"], 1)])
+def test_a_dash_for_a_checkpoint_is_one_sentence_not_a_file_named_dash(runner, tmp_path, monkeypatch, args, code):
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(main, args)
+    assert result.exit_code == code
+    assert "not to standard output ('-')" in result.stderr or "not from standard input ('-')" in result.stderr
+    assert not (tmp_path / "-").exists()

@@ -40,3 +40,43 @@ def test_a_value_outside_its_rule_is_one_sentence_saying_what_it_may_be(name, va
 def test_the_settings_module_imports_no_numpy():
     code = "import sys, dinogen.config, dinogen.cli; print('numpy' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "False"
+
+
+def dinogen_imports(path) -> set[str]:
+    """The dinogen modules a module imports, at its top or inside a function, but not under TYPE_CHECKING."""
+    import ast
+
+    found = set()
+
+    def visit(node) -> None:
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, ast.If) and "TYPE_CHECKING" in ast.unparse(child.test):
+                continue  # read by type checkers only, never run
+            if isinstance(child, ast.ImportFrom) and child.module == "dinogen":
+                found.update(alias.name for alias in child.names)
+            elif isinstance(child, ast.ImportFrom) and (child.module or "").startswith("dinogen."):
+                found.add(child.module.split(".")[1])
+            elif isinstance(child, ast.Import):
+                found.update(alias.name.split(".")[1] for alias in child.names if alias.name.startswith("dinogen."))
+            visit(child)
+
+    visit(ast.parse(path.read_text()))
+    return found - {path.stem, "__version__"}
+
+
+def test_no_module_imports_another_in_a_cycle():
+    from pathlib import Path
+
+    package = Path(__file__).resolve().parent.parent / "dinogen"
+    graph = {path.stem: dinogen_imports(path) for path in package.glob("*.py")}
+
+    def cycle_from(module, path):
+        if module in path:
+            return path[path.index(module):] + [module]
+        for imported in sorted(graph.get(module, ())):
+            found = cycle_from(imported, path + [module])
+            if found:
+                return found
+        return None
+
+    assert [cycle for cycle in (cycle_from(m, []) for m in sorted(graph)) if cycle] == []

@@ -42,6 +42,13 @@ def test_a_diverging_run_stops_with_a_message_and_writes_no_nan(tmp_path, monkey
     assert ckpt.meta["step"] == 10
 
 
+def test_a_divergence_before_any_save_names_the_settings_to_lower_in_one_sentence(tmp_path):
+    result, _ = train(tmp_path, b"Ann\nBo\nCy\nDee\n", "--weight-decay", "1e300", "--steps", "5", "--hidden", "8", "-q")
+    assert result.exit_code == 1
+    assert "lower --lr or --weight-decay; no checkpoint was written." in result.stderr
+    assert "--clip" not in result.stderr  # clipping is on: not the cause
+
+
 def test_a_validation_loss_that_is_not_finite_is_never_saved(tmp_path):
     out = tmp_path / "decayed.npz"
     result = CliRunner().invoke(main, ["train", str(BUNDLED_NAMES), "-o", str(out), "--steps", "300", "--hidden", "16",
