@@ -73,7 +73,7 @@ def test_odd_but_valid_data_trains(tmp_path, content, flags, names):
 def test_a_megabyte_line_is_skipped_with_a_warning(tmp_path):
     result, out = train(tmp_path, b"Anna\n" + b"x" * 1_000_000 + b"\nBert\n", "--steps", "3", "--hidden", "8")
     assert result.exit_code == 0
-    assert "skipped 1 names longer than 64" in result.stderr
+    assert "skipped 1 name longer than 64" in result.stderr
     assert checkpoint.load(out).meta["data"]["names"] == 2
 
 
