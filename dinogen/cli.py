@@ -24,6 +24,7 @@ from dinogen import __version__
 from dinogen.config import BUG_NAMES, CATEGORY_FORMS, CELL_NAMES, PRESETS, RULES, TrainConfig, config_from
 from dinogen.recipe import REFIT_BELOW
 from dinogen.errors import DinogenError, plural
+from dinogen.threads import set_blas_threads
 
 EXIT_CODES = (
     "Exit codes: 0 success; 1 runtime error (a bad file or checkpoint, names skipped or not found); "
@@ -206,21 +207,6 @@ OUT_OF_MEMORY = {  # command -> what to ask for less of when memory runs out
 MAX_BEAM_WIDTH = 65536  # widest --beam-width: about 2 GB for the bundled model (rows of state and gates)
 INFO_PIPE_WIDTH = 400  # columns of `info` on a pipe: long enough that a value stays on one line
 
-BLAS_THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
-
-
-def set_blas_threads(threads: int | None) -> None:
-    """Choose the BLAS thread count before NumPy is imported.
-
-    On products this small, a second BLAS thread mostly waits: measured on two
-    cores it made whole training steps up to 3x slower when the other core was
-    busy. So the default is one thread, unless the environment already chose.
-    """
-    for variable in BLAS_THREAD_VARIABLES:
-        if threads is not None:
-            os.environ[variable] = str(threads)
-        else:
-            os.environ.setdefault(variable, "1")
 
 
 @main.command(epilog=EXIT_CODES)

@@ -31,7 +31,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from dinogen.cli import BLAS_THREAD_VARIABLES  # imports no NumPy, so workers can still set their threads
+from dinogen.threads import BLAS_THREAD_VARIABLES  # imports no NumPy, so workers can still set their threads
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPTS = Path(__file__).resolve().parent
