@@ -199,17 +199,21 @@ def _lstm_factors(gates: np.ndarray, cs: np.ndarray, tanh_c: np.ndarray, ws: Wor
     """
     T, B, H = tanh_c.shape
     g4 = gates.reshape(T, B, 4, H)
-    k = np.subtract(1.0, g4, out=ws.empty("k", g4.shape, g4.dtype))  # 1 - s for the sigmoids
-    k[:, :, :3] *= g4[:, :, :3]  # s (1 - s)
-    k[:, :, 0] *= g4[:, :, 3]  # g i'
-    k[:, :, 1] *= cs[:T]  # c_{t-1} f'
-    k[:, :, 2] *= tanh_c  # tanh(c_t) o'
-    np.multiply(g4[:, :, 3], g4[:, :, 3], out=k[:, :, 3])
-    np.subtract(1.0, k[:, :, 3], out=k[:, :, 3])
-    k[:, :, 3] *= g4[:, :, 0]  # i (1 - g^2)
+    i, _, o, g = (g4[:, :, j] for j in range(4))  # (T, B, H) views of the activated gates (f is not needed)
+    k = ws.empty("k", g4.shape, g4.dtype)
+    k_i, k_f, k_o, k_g = (k[:, :, j] for j in range(4))  # (T, B, H) views: each slot is built in place
+    sigmoids = k[:, :, :3]  # k_i, k_f, k_o together: first each sigmoid's derivative s (1 - s)
+    np.subtract(1.0, g4[:, :, :3], out=sigmoids)
+    sigmoids *= g4[:, :, :3]
+    k_i *= g  # g i'
+    k_f *= cs[:T]  # c_{t-1} f'
+    k_o *= tanh_c  # tanh(c_t) o'
+    np.multiply(g, g, out=k_g)  # k_g = i (1 - g^2), in three steps
+    np.subtract(1.0, k_g, out=k_g)
+    k_g *= i
     dc_from_h = np.multiply(tanh_c, tanh_c, out=ws.empty("dc_from_h", tanh_c.shape, tanh_c.dtype))
     np.subtract(1.0, dc_from_h, out=dc_from_h)
-    dc_from_h *= g4[:, :, 2]  # o (1 - tanh^2 c_t)
+    dc_from_h *= o  # o (1 - tanh^2 c_t)
     return k, dc_from_h
 
 
