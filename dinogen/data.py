@@ -669,9 +669,21 @@ class BatchSchedule:
         return self._batches[k]
 
 
-def iter_eval_batches(data: Dataset, idx: np.ndarray, batch_size: int = 256) -> Iterator[Batch]:
-    """Batches over the names idx for evaluation: sorted by length, no shuffling."""
+EVAL_POSITIONS = 8192  # at most this many (T * B) positions in an evaluation batch: 256 names of up to 31
+#   characters, fewer of longer ones, so memory follows the model, not the longest name a file holds
+
+
+def iter_eval_batches(data: Dataset, idx: np.ndarray, batch_size: int = 256,
+                      max_positions: int = EVAL_POSITIONS) -> Iterator[Batch]:
+    """Batches over the names idx for evaluation: sorted by length, no shuffling; each holds
+    at most batch_size names and max_positions positions (one name alone may hold more)."""
     idx = np.asarray(idx)
     ordered = idx[np.argsort(data.lengths[idx], kind="stable")]
-    for start in range(0, len(ordered), batch_size):
-        yield make_batch(data, ordered[start : start + batch_size])
+    steps = data.lengths[ordered] + 1  # (n,) time steps of each name, rising
+    start = 0
+    while start < len(ordered):
+        fits = max_positions // steps[start:start + batch_size]  # names a batch could hold if it ended at each one
+        count = int(np.argmax(np.r_[fits < np.arange(1, len(fits) + 1), True]))  # the first that would not fit
+        end = start + max(1, count)
+        yield make_batch(data, ordered[start:end])
+        start = end

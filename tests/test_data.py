@@ -179,3 +179,15 @@ def test_a_line_far_longer_than_a_name_is_skipped_without_being_held(tmp_path, m
     monkeypatch.setattr(data, "READ_BLOCK", 1 << 16)
     names = data.read_names(path)
     assert (names.names, names.line_numbers, names.skipped_long) == (["Rex", "Anna"], [1, 3], 1)
+
+
+def test_an_evaluation_batch_holds_at_most_its_positions_so_long_names_cost_no_more_memory():
+    from dinogen.data import EVAL_POSITIONS, Dataset, iter_eval_batches
+
+    lengths = [3] * 300 + [100] * 200 + [5000] * 2
+    offsets = np.r_[0, np.cumsum(lengths)].astype(np.int64)
+    data = Dataset(np.ones(offsets[-1], np.int32), offsets)
+    batches = list(iter_eval_batches(data, np.arange(len(lengths))))
+    assert sorted(np.concatenate([b.names for b in batches]).tolist()) == list(range(len(lengths)))  # each once
+    assert all(b.x.size <= EVAL_POSITIONS or b.x.shape[1] == 1 for b in batches)
+    assert batches[0].x.shape == (4, 256)  # short names: as many as the batch size allows
