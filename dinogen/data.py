@@ -72,8 +72,7 @@ def read_names(
     if source == "-":
         if sys.stdin is None:  # started with stdin closed (<&-)
             raise DinogenError("standard input is closed, so there are no names to read; give them another way.")
-        return _parse(_read_text_bytes(sys.stdin.buffer, "<stdin>", encoding), "<stdin>", encoding, lowercase,
-                      max_length, tsv)
+        return _read_pipe(sys.stdin.buffer, "<stdin>", encoding, lowercase, max_length, tsv)
     if not isinstance(source, (str, Path)):
         lines = list(source)
         return _clean_lines(lines, getattr(source, "name", "<stream>"), lowercase, max_length, tsv)
@@ -82,8 +81,7 @@ def read_names(
         raise DinogenError(f"{path} is a device, not a file of names; {_TEXT_FILE}.")
     if path.is_fifo():  # `train <(cmd)`: a pipe that may never end, read like standard input
         with open(path, "rb") as pipe:
-            return _parse(_read_text_bytes(pipe, str(path), encoding), str(path), encoding, lowercase, max_length,
-                          tsv)
+            return _read_pipe(pipe, str(path), encoding, lowercase, max_length, tsv)
     if _splits_on_line_bytes(text_codec(encoding)) and path.is_file():
         return _read_lines_of_file(path, encoding, lowercase, max_length, tsv)
     raw = read_bytes(path, "names file", "give the path of a text file with one name per line")
@@ -103,42 +101,57 @@ def _splits_on_line_bytes(codec: str) -> bool:
 LINE_BREAK_BYTES = re.compile(b"\r\n|\r|\n")
 
 
+def _read_pipe(stream, source: str, encoding: str, lowercase: bool, max_length: int, tsv: bool) -> NameList:
+    """Standard input or a FIFO: line by line as for a file, in memory bounded by the names,
+    where the codec allows; the others whole, refused at their first NUL byte."""
+    if _splits_on_line_bytes(text_codec(encoding)):
+        return _read_lines(stream, source, encoding, lowercase, max_length, tsv)
+    return _parse(_read_text_bytes(stream, source, encoding), source, encoding, lowercase, max_length, tsv)
+
+
 def _read_lines_of_file(path: Path, encoding: str, lowercase: bool, max_length: int, tsv: bool) -> NameList:
-    """A names file read a block at a time and cut into lines as it comes: memory holds the
-    names, never a line longer than a name can be, and each error names its exact line."""
-    codec, source = text_codec(encoding), str(path)
-    names, line_numbers, skipped_long, labels = [], [], 0, []
-    limit = 4 * max_length + 64 + (4 * MAX_LABEL_LENGTH if tsv else 0)  # bytes: the longest name (and label) in
-    #   UTF-8, whitespace and a line break
     try:
         with open(path, "rb") as file:
-            start = file.read(len(ZIP_MAGIC) + 4)
-            _refuse_zip(start, source)
-            if codec == "utf-8" and _codec_of_bom(start) != "utf-8":  # UTF-16/32 after all: whole, by its mark
-                return _parse(start + file.read(), source, encoding, lowercase, max_length, tsv)
-            for number, raw in _byte_lines(start, file, limit):
-                if raw is None:
-                    skipped_long += 1
-                    continue
-                name, label = _name_of_line(raw, number, source, encoding, codec, lowercase, tsv)
-                if not name:
-                    continue
-                if len(name) > max_length:
-                    skipped_long += 1
-                    continue
-                names.append(name)
-                line_numbers.append(number)
-                labels.append(label)
+            return _read_lines(file, str(path), encoding, lowercase, max_length, tsv)
     except PermissionError:
         raise DinogenError(f"names file {path} cannot be read (permission denied); check its permissions.") from None
     except OSError as exc:
         raise DinogenError(f"names file {path} cannot be read ({exc.strerror}); {_TEXT_FILE}.") from None
+
+
+def _read_lines(file, source: str, encoding: str, lowercase: bool, max_length: int, tsv: bool) -> NameList:
+    """Names read a block at a time from a binary stream and cut into lines as they come:
+    memory holds the names, never a line longer than a name can be, and each error names
+    its exact line."""
+    codec = text_codec(encoding)
+    names, line_numbers, skipped_long, labels = [], [], 0, []
+    limit = 4 * max_length + 64 + (4 * MAX_LABEL_LENGTH if tsv else 0)  # bytes: the longest name (and label) in
+    #   UTF-8, whitespace and a line break
+    start = file.read(len(ZIP_MAGIC) + 4)
+    _refuse_zip(start, source)
+    if codec == "utf-8" and _codec_of_bom(start) != "utf-8":  # UTF-16/32 after all: whole, by its mark
+        return _parse(start + _read_text_bytes(file, source, _codec_of_bom(start)), source, encoding, lowercase,
+                      max_length, tsv)
+    for number, raw in _byte_lines(start, file, limit):
+        if raw is None:
+            skipped_long += 1
+            continue
+        name, label = _name_of_line(raw, number, source, encoding, codec, lowercase, tsv)
+        if not name:
+            continue
+        if len(name) > max_length:
+            skipped_long += 1
+            continue
+        names.append(name)
+        line_numbers.append(number)
+        labels.append(label)
     return NameList(names, line_numbers, source, skipped_long, labels if tsv else None)
 
 
 def _byte_lines(start: bytes, file, limit: int) -> Iterator[tuple[int, bytes | None]]:
     """(line number, the line's bytes without its break) for each line of start + file, cut
-    at LF, CRLF or a lone CR; None for a line longer than limit bytes, which is never held."""
+    at LF, CRLF or a lone CR; None for a line longer than limit bytes, which is never held
+    (unless it holds a NUL byte: then its first bytes, for the caller to refuse as binary)."""
     pending, number, too_long = start, 0, False
     while True:
         block = file.read(READ_BLOCK)
@@ -153,6 +166,9 @@ def _byte_lines(start: bytes, file, limit: int) -> Iterator[tuple[int, bytes | N
             too_long, cut = False, match.end()
         pending = pending[cut:]
         if len(pending) > limit:  # no break within a name's length: skip the rest of this line
+            if b"\x00" in pending:  # binary data (/dev/zero), which may never end: stop at it
+                yield number + 1, pending
+                return
             too_long, pending = True, b""
         if not block:
             if pending or too_long:

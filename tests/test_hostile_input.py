@@ -235,3 +235,14 @@ def test_a_device_or_an_endless_binary_pipe_is_refused_at_once(tmp_path):
         piped = subprocess.run([sys.executable, "-m", "dinogen", "train", "-", "-o", str(tmp_path / "z.npz")],
                                stdin=zeros, capture_output=True, text=True, timeout=60)
     assert piped.returncode == 1 and "holds a NUL byte" in piped.stderr and "Traceback" not in piped.stderr
+
+
+def test_a_line_of_megabytes_on_stdin_is_skipped_and_the_names_after_it_are_read(tmp_path):
+    import subprocess
+    import sys
+
+    command = (f"head -c 5000000 /dev/urandom | base64 -w 0 | {{ cat; printf '\\nRex\\nAnna\\nBo\\n'; }} | "
+               f"{sys.executable} -m dinogen train - --steps 2 --hidden 8 -q -o {tmp_path / 'l.npz'}")
+    result = subprocess.run(command, shell=True, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert checkpoint.load(tmp_path / "l.npz").meta["data"]["names"] == 3
