@@ -376,7 +376,7 @@ def _categories_problem(table, expected: int) -> str | None:
 
 
 def _shown_entry(value) -> str:
-    text = json.dumps(value, ensure_ascii=False, default=str)
+    text = shown(json.dumps(value, ensure_ascii=False, default=str))
     return text if len(text) <= 40 else text[:39] + "…"
 
 

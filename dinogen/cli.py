@@ -23,7 +23,7 @@ import click
 from dinogen import __version__
 from dinogen.config import BUG_NAMES, CATEGORY_FORMS, CELL_NAMES, PRESETS, RULES, TrainConfig, config_from
 from dinogen.recipe import REFIT_BELOW
-from dinogen.errors import DinogenError, plural
+from dinogen.errors import DinogenError, plural, shown
 from dinogen.threads import set_blas_threads
 
 EXIT_CODES = (
@@ -110,7 +110,10 @@ class DinogenGroup(click.Group):
         try:
             return super().invoke(ctx)
         except DinogenError as exc:
-            raise click.ClickException(str(exc)) from None
+            raise click.ClickException(shown(str(exc))) from None
+        except click.ClickException as exc:  # every sentence, a path or a value from a stranger's file in it too,
+            exc.message = shown(exc.message)  # reaches the terminal with its control characters written out
+            raise
         except BrokenPipeError:
             _silence_stdout()
             ctx.exit(0)

@@ -12,12 +12,13 @@ from __future__ import annotations
 import json
 
 from dinogen.config import RULES, TRAIN_SETTINGS, ModelConfig, is_finite_number, problems_of
+from dinogen.errors import shown
 from dinogen.run_state import RULES as RUN_STATE_RULES
 
 
 def _shown(value) -> str:
     """A metadata value as JSON, cut short: for messages."""
-    text = json.dumps(value, ensure_ascii=False, default=str)
+    text = shown(json.dumps(value, ensure_ascii=False, default=str))  # DEL and C1 too, which JSON leaves
     return text if len(text) <= 40 else text[:39] + "…"
 
 

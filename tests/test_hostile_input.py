@@ -246,3 +246,10 @@ def test_a_line_of_megabytes_on_stdin_is_skipped_and_the_names_after_it_are_read
     result = subprocess.run(command, shell=True, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert checkpoint.load(tmp_path / "l.npz").meta["data"]["names"] == 3
+
+
+def test_a_path_with_an_escape_sequence_is_shown_written_out_in_the_error(tmp_path):
+    folder = tmp_path / "a\x1b[31m\x9bb"
+    result = CliRunner().invoke(main, ["sample", "-c", str(folder / "x.npz")])
+    assert result.exit_code == 1
+    assert "\x1b" not in result.stderr and "\x9b" not in result.stderr and "a\\x1b[31m\\x9bb" in result.stderr
