@@ -361,18 +361,21 @@ def _categories_problem(table, expected: int) -> str | None:
         return f"its category table does not list the model's {expected} categories"
     for entry in table:
         if not (isinstance(entry, dict) and isinstance(entry.get("name"), str) and isinstance(entry.get("names"), int)
-                and not isinstance(entry["names"], bool) and entry["names"] >= 0):
-            return f"its category table holds {_shown_entry(entry)}, expected a name and a count of names"
+                and not isinstance(entry["names"], bool) and 1 <= entry["names"] <= MAX_COUNT):
+            return f"its category table holds {_shown_entry(entry)}, expected a name and a count of names from 1 to 2**53"
         try:
             checked_category(entry["name"], "its category table")
         except DinogenError:
             return f"its category table holds the category {_shown_entry(entry['name'])}, which is no category name"
+        if checked_category(entry["name"], "") != entry["name"]:
+            return f"its category table holds the category {_shown_entry(entry['name'])}, not written as read"
     names = [entry["name"] for entry in table]
     if len(set(names)) != len(names):
         return "its category table names a category twice"
-    if sum(entry["names"] for entry in table) < 1:
-        return "its category table counts no names"
     return None
+
+
+MAX_COUNT = 2**53  # names a category may count: exact as a float, so its share is a number
 
 
 def _shown_entry(value) -> str:
@@ -447,10 +450,10 @@ def _training_data(path, arrays, cfg: ModelConfig, meta) -> Dataset | None:
     stated = (meta.get("data") or {}).get("names")
     if isinstance(stated, int) and stated != len(offsets) - 1:
         raise _invalid(path, f"data/offsets holds {len(offsets) - 1} names, the metadata {stated}")
-    return Dataset(codes.astype(np.int32), offsets, _name_categories(path, arrays, cfg, len(offsets) - 1))
+    return Dataset(codes.astype(np.int32), offsets, _name_categories(path, arrays, cfg, len(offsets) - 1, meta))
 
 
-def _name_categories(path, arrays, cfg: ModelConfig, n: int) -> np.ndarray | None:
+def _name_categories(path, arrays, cfg: ModelConfig, n: int, meta: dict) -> np.ndarray | None:
     """data/categories, checked against the model's categories and the n names."""
     if "data/categories" not in arrays:
         if cfg.categories:
@@ -463,4 +466,7 @@ def _name_categories(path, arrays, cfg: ModelConfig, n: int) -> np.ndarray | Non
         raise _invalid(path, f"data/categories has shape {cats.shape} and dtype {cats.dtype}, expected ({n},) unsigned int")
     if n and cats.max() >= cfg.categories:
         raise _invalid(path, f"data/categories holds categories outside 0 to {cfg.categories - 1}")
+    counts = [entry["names"] for entry in meta["categories"]]
+    if np.bincount(cats, minlength=cfg.categories).tolist() != counts:
+        raise _invalid(path, "its category table's counts of names are not those of data/categories")
     return cats.astype(np.int32)

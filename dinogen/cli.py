@@ -268,6 +268,7 @@ def train(data, categories, out, quiet, as_json, encoding, preset, resume_path, 
     except DinogenError as exc:
         raise click.BadParameter(str(exc), param_hint="--out") from None
     sources = list(data) or [str(bundled_names())]
+    _check_category_form(categories, sources)
 
     def read(lowercase: bool):
         return read_lists(sources, categories, lowercase=lowercase, encoding=encoding, max_length=max_name_length)
@@ -308,7 +309,7 @@ def train(data, categories, out, quiet, as_json, encoding, preset, resume_path, 
         if stop.signum is not None:
             click.echo(
                 f"interrupted at step {trainer.step}: saved {out}; continue with "
-                f"`dinogen train {' '.join(data)}{' --categories tsv' if categories == 'tsv' else ''} --resume {out} "
+                f"`dinogen train {' '.join(data)}{f' --categories {categories}' if categories else ''} --resume {out} "
                 f"-o {out}`.".replace("  ", " "),
                 err=True,
             )
@@ -322,6 +323,13 @@ def train(data, categories, out, quiet, as_json, encoding, preset, resume_path, 
         if not quiet:
             click.echo(f"refit: training again on all {len(trainer.data):,} names for {trainer.cfg.steps:,} steps "
                        "(the epochs of the best validation loss, along a whole cosine)", err=True)
+
+
+def _check_category_form(categories: str | None, sources: list[str]) -> None:
+    """A usage error for --categories tsv with more than one file."""
+    if categories == "tsv" and len(sources) != 1:
+        raise click.UsageError(f"--categories tsv reads one file with a category column, not {len(sources)}; give "
+                               "one file, or several without --categories tsv.")
 
 
 def _train_stage(trainer, out: str, quiet: bool, stop: "_StopSignals", refit: bool = False) -> dict:
@@ -1088,6 +1096,7 @@ def evaluate(files, categories, ckpt_path, encoding, as_json, latest, max_name_l
 
     path, _ = resolve_checkpoint(ckpt_path)
     ckpt = checkpoint.load(path)
+    _check_category_form(categories, list(files))
     names = read_lists(list(files), categories, lowercase=ckpt.lowercase, encoding=encoding,
                        max_length=max_name_length)
     table = ckpt.categories

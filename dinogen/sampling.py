@@ -159,7 +159,7 @@ def generate(
     found = tried = drought = block = 0  # drought: candidates since the last block that gave a name
     while (tried < budget) if budget is not None else (drought < DROUGHT):
         rng = np.random.default_rng(np.random.SeedSequence(root.entropy, spawn_key=(block,)))
-        rows = prefix_rows(block_size(block), rng, chosen, categories)
+        rows = prefix_rows(block_size(block), rng, chosen, categories, prefix)
         drafts = draw_block(params, cfg, block_size(block), rng, spec, prefix, rows)
         if budget is not None:
             drafts = drafts.first(budget - tried)  # drawn whole, so seeds reproduce; only the budget is considered
@@ -195,12 +195,18 @@ def category_rows(cfg: model.ModelConfig, spec: SampleSpec, categories: Category
 
 
 def prefix_rows(n: int, rng: np.random.Generator, chosen: np.ndarray | None,
-                categories: CategoryTable | None) -> np.ndarray:
+                categories: CategoryTable | None, prefix: Prefix) -> np.ndarray:
     """(n,) the row of the prefix each candidate of a block continues: its category's. Drawn
-    from rng in the training shares when every category is open, before any character."""
+    from rng, before any character, when every category is open: in the training shares,
+    or with a prefix in P(category | prefix), each share times P(prefix | category), as the
+    names that start so are spread over the categories when drawn without the prefix."""
     if chosen is None or len(chosen) == 1:
         return np.zeros(n, dtype=np.int64)
-    return rng.choice(len(chosen), size=n, p=categories.priors)
+    weights = categories.priors
+    if prefix.length:
+        weights = weights * np.exp(prefix.logprob - prefix.logprob.max())
+        weights = weights / weights.sum()
+    return rng.choice(len(chosen), size=n, p=weights)
 
 
 def check_novel(spec: SampleSpec, training_names) -> None:

@@ -308,7 +308,7 @@ class Trainer:
         """What a run did: steps is the step reached, steps_run and seconds those of
         this run (less than the whole after a resume); the losses are in nats."""
         subset = spread(self.train_idx, TRAIN_SUBSET)
-        return {
+        summary = {
             "steps": self.state.step,
             "steps_run": self.state.step if steps_run is None else steps_run,
             "seconds": round(seconds, 3),
@@ -329,8 +329,10 @@ class Trainer:
             "train_names": len(self.train_idx),
             "val_names": len(self.val_idx),
             "val_probe_names": len(self.val_probe),
-            "categories": {entry["name"]: entry["names"] for entry in self.category_table().get("categories", [])},
         }
+        if self.category_names:  # a run of one list says nothing of categories, as before they existed
+            summary["categories"] = {entry["name"]: entry["names"] for entry in self.category_table()["categories"]}
+        return summary
 
     def bigram_loss(self) -> float | None:
         """Validation loss of an add-one bigram model fitted on the training split (with

@@ -98,6 +98,14 @@ def test_a_category_named_twice_is_refused(lists, tmp_path):
 def test_tsv_with_several_files_is_refused(lists):
     with pytest.raises(DinogenError, match="--categories tsv reads one file"):
         read_lists(list(lists), "tsv")
+    result = run("train", *lists, "--categories", "tsv", *TINY)
+    assert result.exit_code == 2 and "--categories tsv reads one file" in result.stderr
+
+
+def test_a_category_named_on_the_command_line_is_stripped_and_normalised(lists):
+    decomposed = "Zoe\u0308"  # Zoë written as e and a combining diaeresis, as macOS names files
+    names = read_lists([f" {decomposed} ={lists[0]}", lists[1]])
+    assert names.category_names == ["Zo\u00eb", "others"]
 
 
 def test_the_command_line_turns_a_bad_category_file_into_one_sentence(tmp_path):
@@ -125,9 +133,24 @@ def test_merge_keeps_line_numbers_and_counts_long_names_skipped():
 
 
 def test_the_split_holds_out_every_category_in_proportion():
-    cats = np.array([0] * 90 + [1] * 10)
-    _, val = split_indices(100, 0.1, seed=0, categories=cats)
-    assert sorted(np.bincount(cats[val])) == [1, 9]
+    cats = np.array([0] * 9000 + [1] * 100 + [2] * 900)
+    _, val = split_indices(len(cats), 0.1, seed=0, categories=cats)
+    assert np.bincount(cats[val]).tolist() == [900, 10, 90]
+
+
+def test_the_split_of_many_small_categories_holds_out_the_fraction_asked_not_one_of_each():
+    cats = np.repeat(np.arange(20), 2)  # 20 categories of 2 names
+    _, val = split_indices(len(cats), 0.1, seed=0, categories=cats)
+    assert len(val) == 4 and np.bincount(cats[val]).max() == 1
+
+
+def test_a_prefix_draws_each_category_as_often_as_names_of_it_start_so(kinds):
+    ckpt = kinds.checkpoint()
+    spec = sampling.SampleSpec(prefix="Qu")
+    chunks = sampling.generate(ckpt.inference_params(), ckpt.model_config, ckpt.vocab, 100, spec, seed=1,
+                               categories=ckpt.categories)
+    drawn = [c for chunk in chunks for c in chunk.categories]
+    assert drawn.count("quakers") > 80  # "Qu" is a quaker's start; the training share alone would give 21
 
 
 def test_gradcheck_covers_a_conditioned_model_of_every_cell_with_dropout():
@@ -280,6 +303,11 @@ def test_a_conditioned_checkpoint_keeps_each_names_category_and_format_2(kinds_c
     assert ckpt.data.categories.tolist() == [0] * len(QUAKERS) + [1] * len(OTHERS)
 
 
+def test_a_run_of_one_list_says_nothing_of_categories_in_its_summary(tmp_path, lists):
+    result = run("train", lists[1], "-o", tmp_path / "o.npz", "--json", *TINY)
+    assert result.exit_code == 0 and "categories" not in json.loads(result.stdout)
+
+
 def test_a_checkpoint_of_one_list_is_written_and_read_as_before(small_checkpoint):
     ckpt = checkpoint.load(small_checkpoint)
     assert ckpt.meta["format_version"] == 1 and "categories" not in ckpt.meta
@@ -296,6 +324,10 @@ def test_the_bundled_model_of_an_earlier_version_still_loads_and_samples():
     ([{"name": "quakers", "names": 6}, {"name": "quakers", "names": 22}], "names a category twice"),
     ([{"name": "quakers", "names": 6}, {"name": "", "names": 22}], "which is no category name"),
     ([{"name": "quakers", "names": -1}, {"name": "others", "names": 22}], "expected a name and a count"),
+    ([{"name": "quakers", "names": 0}, {"name": "others", "names": 22}], "expected a name and a count"),
+    ([{"name": "quakers", "names": 10**400}, {"name": "others", "names": 22}], "expected a name and a count"),
+    ([{"name": "quakers", "names": 7}, {"name": "others", "names": 21}], "counts of names are not those"),
+    ([{"name": "quakers ", "names": 6}, {"name": "others", "names": 22}], "not written as read"),
     (None, "has 2 categories but no category table"),
 ])
 def test_a_damaged_category_table_is_one_sentence(kinds, tmp_path, table, problem):
