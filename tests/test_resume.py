@@ -160,3 +160,13 @@ def test_the_smoothed_loss_stays_honest_across_a_resume_that_changes_the_steps(t
     losses = []
     continued.run(on_progress=lambda p: losses.append(p.loss), should_stop=lambda: continued.step >= 250)
     assert abs(continued.smooth_loss - np.mean(losses[-20:])) < 0.15  # not inflated by the new smoothing window
+
+
+def test_a_checkpoint_from_before_the_smoothed_loss_had_its_parts_resumes_from_its_smoothed_loss(tmp_path):
+    half = trained(TrainConfig(steps=10, hidden=8, batch_size=16, eval_every=5))
+    ckpt = reloaded(half, tmp_path)
+    del ckpt.meta["smooth_ema"], ckpt.meta["smooth_norm"]
+    continued, _ = resume(NAMES, ckpt, {"steps": 20})
+    assert continued.state.smooth_ema / continued.state.smooth_norm == pytest.approx(half.smooth_loss)
+    continued.run()
+    assert continued.step == 20 and np.isfinite(continued.smooth_loss)
