@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from dinogen import model
-from dinogen.baselines import ngram_nll
+from dinogen.baselines import ngram_logprob, ngram_nll
 from dinogen.data import NameList, Vocab, encode_names, make_batch
 from dinogen.errors import DinogenError
 from dinogen.optim import SGD, Adam
@@ -156,6 +156,19 @@ def test_add_one_bigram_matches_a_hand_count():
     p_a_end = (0 + 1) / (1 + 3)  # count(a, <b>) = 0 of count(a) = 1
     expected = -(math.log(p_start_a) + math.log(p_a_end)) / 2
     assert ngram_nll(train, [0, 1], test, [0], vocab.size, n=2, alpha=1.0) == pytest.approx(expected)
+
+
+def test_ngram_logprob_gives_each_name_its_own_sum_in_the_order_asked():
+    vocab = Vocab.from_names(["ab", "b"])  # V = 3: boundary, a, b
+    train = encode_names(["ab", "b"], vocab)
+    test = encode_names(["a", "bb", "ab"], vocab)  # batched longest first; the answer keeps the order asked
+    p_start_a, p_a_end = (1 + 1) / (2 + 3), (0 + 1) / (1 + 3)  # as in the hand count above
+    logprob = ngram_logprob(train, [0, 1], test, [2, 0], vocab.size, n=2, alpha=1.0)
+    assert logprob[1] == pytest.approx(math.log(p_start_a) + math.log(p_a_end))
+    every = ngram_logprob(train, [0, 1], test, [0, 1, 2], vocab.size, n=2, alpha=1.0)
+    assert every[[2, 0]] == pytest.approx(logprob)
+    assert -every.sum() / test.predictions() == pytest.approx(ngram_nll(train, [0, 1], test, [0, 1, 2], vocab.size,
+                                                                         n=2, alpha=1.0))
 
 
 def test_higher_order_ngram_beats_bigram_on_repetitive_names():
