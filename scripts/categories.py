@@ -62,7 +62,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from dinogen.cli import set_blas_threads  # noqa: E402  (imports no NumPy)
+from dinogen.threads import set_blas_threads  # noqa: E402  (imports no NumPy)
 
 set_blas_threads(1)
 
