@@ -217,8 +217,8 @@ INFO_PIPE_WIDTH = 400  # columns of `info` on a pipe: long enough that a value s
 @click.option("--categories", "categories", type=click.Choice(CATEGORY_FORMS), default=None,
               help="files: each DATA file is a category (the default for several); tsv: one file of "
                    "name<TAB>category lines.")
-@click.option("--out", "-o", default="dinogen.npz", show_default=True, metavar="PATH", type=A_PATH,
-              help="Checkpoint to write.")
+@click.option("--out", "-o", default="dinogen.npz", metavar="PATH", type=A_PATH,
+              help="Checkpoint to write (default dinogen.npz).")
 @setting_options("steps", "max_seconds", "batch_size", "hidden", "layers", "cell", "embed_dim", "dropout", "lr",
                  "schedule", "weight_decay", "optimizer", "clip", "seed", "val_fraction", "eval_every", "patience",
                  "workers")
@@ -228,10 +228,10 @@ INFO_PIPE_WIDTH = 400  # columns of `info` on a pipe: long enough that a value s
 @setting_options("lowercase")
 @click.option("--resume", "resume_path", default=None, metavar="PATH", type=A_PATH,
               help="Continue the run saved in this checkpoint exactly (--steps and --max-seconds count the whole run).")
-@click.option("--encoding", default="utf-8", show_default=True, callback=_known_encoding,
-              help="Text encoding of DATA.")
-@click.option("--max-name-length", type=WholeRange(min=1), default=64, show_default=True,
-              help="Skip (and count) names longer than this.")
+@click.option("--encoding", default="utf-8", callback=_known_encoding,
+              help="Text encoding of DATA (default utf-8).")
+@click.option("--max-name-length", type=WholeRange(min=1), default=64,
+              help="Skip (and count) names longer than this (default 64).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar and no summary on stderr.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object on stdout.")
 def train(data, categories, out, quiet, as_json, encoding, preset, resume_path, max_name_length, **options) -> None:
