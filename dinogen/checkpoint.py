@@ -41,7 +41,7 @@ from dinogen.config import ModelConfig
 from dinogen.data import CategoryTable, Dataset, Vocab, checked_category
 from dinogen.errors import CONTROL, DinogenError, shown
 from dinogen.files import ZIP_MAGIC, read_bytes
-from dinogen.metadata_checks import meta_problem, model_problem
+from dinogen.metadata_checks import meta_problem, model_problem, shown_value
 from dinogen.model import param_shapes
 
 RETRAIN = "retrain or pass another file"  # what to do about a file that is not a checkpoint we can use
@@ -362,13 +362,13 @@ def _categories_problem(table, expected: int) -> str | None:
     for entry in table:
         if not (isinstance(entry, dict) and isinstance(entry.get("name"), str) and isinstance(entry.get("names"), int)
                 and not isinstance(entry["names"], bool) and 1 <= entry["names"] <= MAX_COUNT):
-            return f"its category table holds {_shown_entry(entry)}, expected a name and a count of names from 1 to 2**53"
+            return f"its category table holds {shown_value(entry)}, expected a name and a count of names from 1 to 2**53"
         try:
             checked_category(entry["name"], "its category table")
         except DinogenError:
-            return f"its category table holds the category {_shown_entry(entry['name'])}, which is no category name"
+            return f"its category table holds the category {shown_value(entry['name'])}, which is no category name"
         if checked_category(entry["name"], "") != entry["name"]:
-            return f"its category table holds the category {_shown_entry(entry['name'])}, not written as read"
+            return f"its category table holds the category {shown_value(entry['name'])}, not written as read"
     names = [entry["name"] for entry in table]
     if len(set(names)) != len(names):
         return "its category table names a category twice"
@@ -376,11 +376,6 @@ def _categories_problem(table, expected: int) -> str | None:
 
 
 MAX_COUNT = 2**53  # names a category may count: exact as a float, so its share is a number
-
-
-def _shown_entry(value) -> str:
-    text = shown(json.dumps(value, ensure_ascii=False, default=str))
-    return text if len(text) <= 40 else text[:39] + "…"
 
 
 def _optimizer_state(path, arrays, params) -> dict[str, np.ndarray]:

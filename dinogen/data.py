@@ -124,7 +124,6 @@ def _read_lines(file, source: str, encoding: str, lowercase: bool, max_length: i
     memory holds the names, never a line longer than a name can be, and each error names
     its exact line."""
     codec = text_codec(encoding)
-    names, line_numbers, skipped_long, labels = [], [], 0, []
     limit = 4 * max_length + 64 + (4 * MAX_LABEL_LENGTH if tsv else 0)  # bytes: the longest name (and label) in
     #   UTF-8, whitespace and a line break
     start = file.read(len(ZIP_MAGIC) + 4)
@@ -132,14 +131,21 @@ def _read_lines(file, source: str, encoding: str, lowercase: bool, max_length: i
     if codec == "utf-8" and _codec_of_bom(start) != "utf-8":  # UTF-16/32 after all: whole, by its mark
         return _parse(start + _read_text_bytes(file, source, _codec_of_bom(start)), source, encoding, lowercase,
                       max_length, tsv)
-    for number, raw in _byte_lines(start, file, limit):
-        if raw is None:
-            skipped_long += 1
+    entries = ((number, *(_name_of_line(raw, number, source, encoding, codec, lowercase, tsv)
+                          if raw is not None else (None, None)))
+               for number, raw in _byte_lines(start, file, limit))
+    return _collect(entries, source, max_length, tsv)
+
+
+def _collect(entries: Iterator[tuple[int, str | None, str | None]], source: str, max_length: int,
+             tsv: bool) -> NameList:
+    """The NameList of (line number, name, category) entries: a blank name is skipped, and
+    a name that is None (a line too long to hold) or longer than max_length is counted."""
+    names, line_numbers, labels, skipped_long = [], [], [], 0
+    for number, name, label in entries:
+        if name == "":
             continue
-        name, label = _name_of_line(raw, number, source, encoding, codec, lowercase, tsv)
-        if not name:
-            continue
-        if len(name) > max_length:
+        if name is None or len(name) > max_length:
             skipped_long += 1
             continue
         names.append(name)
@@ -380,21 +386,9 @@ def _line_at(text_before: str) -> int:
 
 
 def _clean_lines(lines: list[str], source: str, lowercase: bool, max_length: int, tsv: bool = False) -> NameList:
-    names: list[str] = []
-    line_numbers: list[int] = []
-    labels: list[str | None] = []
-    skipped_long = 0
-    for line_number, line in enumerate(lines, start=1):
-        name, label = _entry(line, f"{source} line {line_number}", lowercase, tsv)
-        if not name:
-            continue
-        if len(name) > max_length:
-            skipped_long += 1
-            continue
-        names.append(name)
-        line_numbers.append(line_number)
-        labels.append(label)
-    return NameList(names, line_numbers, source, skipped_long, labels if tsv else None)
+    entries = ((number, *_entry(line, f"{source} line {number}", lowercase, tsv))
+               for number, line in enumerate(lines, start=1))
+    return _collect(entries, source, max_length, tsv)
 
 
 def read_lists(sources: list[str], categories: str | None = None, **options) -> NameList:
