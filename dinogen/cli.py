@@ -436,6 +436,9 @@ class _progress_lines:
                        f"{p.chars_per_sec:,.0f} chars/s", err=True)
 
 
+BAR_LOG_WIDTH = 160  # columns of the bar on a terminal that reports none: a log, which does not wrap
+
+
 class _progress_bar:
     """A tqdm bar on stderr fed by Trainer progress callbacks (or nothing when off)."""
 
@@ -456,7 +459,8 @@ class _progress_bar:
         except (OSError, ValueError):
             size = shutil.get_terminal_size(fallback=(0, 0))
         # A terminal that reports 0 columns or rows (CI logs, some IDEs) would get no bar at all from tqdm.
-        sized = {"dynamic_ncols": True} if size.columns > 0 and size.lines > 0 else {"ncols": 100, "nrows": 24}
+        sized = {"dynamic_ncols": True} if size.columns > 0 and size.lines > 0 else {"ncols": BAR_LOG_WIDTH,
+                                                                                   "nrows": 24}
         tqdm.monitor_interval = 0  # no monitor thread: the training's worker processes are forked after this
         self.bar = tqdm(total=self.total, initial=self.initial, file=sys.stderr, unit="step", leave=False,
                         desc=self.label, **sized)
@@ -824,11 +828,10 @@ def score(names, ckpt_path, encoding, as_json, latest, max_name_length, explain,
         raise click.UsageError("this model has categories, and a name's explanation depends on which; "
                                f"give --category ({', '.join(ckpt.categories.names)}).")
     which = None if category is None else ckpt.categories.index(category)
-    names = _names_to_read(names, ckpt, encoding, max_name_length)
     training_names = ckpt.training_names()
     known = None if training_names is None else set(training_names)
     counts = {"names": 0, "skipped": 0}
-    for chunk in _chunks(names, SCORE_CHUNK):  # scored and written as they arrive: a filter in a pipe
+    for chunk in _name_chunks(names, ckpt, encoding, max_name_length):  # written as they arrive: a filter
         if explain:
             _explain_chunk(ckpt, latest, chunk, as_json, counts, which)
         else:
@@ -836,10 +839,19 @@ def score(names, ckpt_path, encoding, as_json, latest, max_name_length, explain,
     _fail_on_skipped(counts)
 
 
+def _name_chunks(names: tuple[str, ...], ckpt, encoding: str, max_name_length: int):
+    """Lists of the names to score, each answered before the next is read: one at a time from a terminal."""
+    typed = names in ((), ("-",)) and sys.stdin is not None and sys.stdin.isatty()
+    return _chunks(_names_to_read(names, ckpt, encoding, max_name_length), 1 if typed else SCORE_CHUNK)
+
+
 def _names_to_read(names: tuple[str, ...], ckpt, encoding: str, max_name_length: int):
     """StreamedLines of the names given as arguments, or of standard input as it comes (no names, or `-`)."""
     from dinogen.data import StreamedLine, clean_name, open_text_stream, stream_names
 
+    if len(names) > 1 and "-" in names:
+        raise click.UsageError("`-` (standard input) cannot go with names given as arguments; "
+                               "give either the names or `-`.")
     if names and names != ("-",):  # `-` alone means standard input, as for train and eval
         files = [arg for arg in names if os.path.isfile(arg)]
         if files:
@@ -1043,7 +1055,7 @@ def classify(names, ckpt_path, encoding, uniform_prior, top, as_json, max_name_l
     table, params, cfg = ckpt.categories, ckpt.inference_params(latest), ckpt.model_config
     priors = None if uniform_prior else table.priors
     counts = {"names": 0, "skipped": 0}
-    for chunk in _chunks(_names_to_read(names, ckpt, encoding, max_name_length), SCORE_CHUNK):
+    for chunk in _name_chunks(names, ckpt, encoding, max_name_length):
         readable = _readable(ckpt, chunk, counts)
         if not readable:
             continue

@@ -257,6 +257,13 @@ def test_a_uniform_prior_moves_the_posterior_towards_the_small_category(kinds_ch
     assert quakers("--uniform-prior") > quakers()
 
 
+def test_classify_dash_alone_reads_stdin_and_beside_names_is_a_usage_error(kinds_checkpoint):
+    alone = run("classify", "-", "-c", kinds_checkpoint, input="Quest\n")
+    assert alone.exit_code == 0 and alone.stdout.split("\t")[0] == "Quest"
+    mixed = run("classify", "quark", "-", "-c", kinds_checkpoint, input="quark\n")
+    assert mixed.exit_code == 2 and mixed.stdout == "" and "cannot go with names given as arguments" in mixed.stderr
+
+
 def test_classify_on_a_model_of_one_list_is_one_sentence(small_checkpoint):
     result = run("classify", "-c", small_checkpoint, "Rex")
     assert result.exit_code == 1 and "trained on one list" in result.stderr

@@ -668,11 +668,40 @@ def test_score_dash_reads_names_from_stdin_as_train_and_eval_do(runner, small_ch
     assert piped.stdout == plain.stdout and [line.split("\t")[0] for line in lines_of(piped)] == ["Rex", "Anna"]
 
 
+def test_a_dash_among_names_given_as_arguments_is_a_usage_error(runner, small_checkpoint):
+    result = runner.invoke(main, ["score", "Rex", "-", "-c", str(small_checkpoint)], input="Anna\n")
+    assert result.exit_code == 2 and result.stdout == ""
+    assert "`-` (standard input) cannot go with names given as arguments" in result.stderr
+
+
+def test_score_answers_each_name_typed_at_a_terminal_before_the_next(small_checkpoint):
+    import pty
+    import select
+
+    leader, follower = pty.openpty()
+    process = subprocess.Popen([sys.executable, "-m", "dinogen", "score", "-c", str(small_checkpoint)],
+                               stdin=follower, stdout=follower, stderr=subprocess.DEVNULL)
+    os.close(follower)
+    try:
+        os.write(leader, b"Rex\n")  # one name, and the input stays open
+        seen = b""
+        while b"Rex\t" not in seen.replace(b"\r", b""):
+            ready, _, _ = select.select([leader], [], [], 30)
+            assert ready, f"no answer to one typed name within 30 s: {seen!r}"
+            seen += os.read(leader, 4096)
+        os.write(leader, b"\x04")  # Ctrl-D ends the input
+        assert process.wait(timeout=30) == 0
+    finally:
+        process.kill()
+        os.close(leader)
+
+
 def test_a_terminal_that_reports_no_size_still_gets_a_progress_bar(tmp_path):
     env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
     args = [sys.executable, "-m", "dinogen", "train", str(BUNDLED_NAMES), "--hidden", "16", "--embed-dim", "8",
             "--steps", "800", "-o", str(tmp_path / "bar.npz")]
-    assert b"/800 [" in run_in_terminal(args, env)  # a fresh pseudo-terminal is 0 by 0, as in many CI logs
+    output = run_in_terminal(args, env)  # a fresh pseudo-terminal is 0 by 0, as in many CI logs
+    assert b"/800 [" in output and b"chars/s]" in output  # the bar and every figure beside it fit
 
 
 def test_training_into_a_pipe_prints_a_progress_line_every_so_often_and_none_when_quiet(runner, tmp_path,
