@@ -478,6 +478,12 @@ class _progress_bar:
             self.bar.close()
 
 
+def _smoothed_note(s: dict, cfg) -> str:
+    """How the summary's training loss (up to 5,000 training names, no dropout) relates to the bar's smoothed one."""
+    dropout = f", with dropout {cfg.dropout:g}" if cfg.dropout else ""
+    return f"smoothed in the bar{dropout}: {s['smooth_loss']:.4f}"
+
+
 def _print_train_summary(s: dict, cfg) -> None:
     def both(nats) -> str:
         return "-" if nats is None else f"{nats:.4f} nats ({nats / math.log(2):.4f} bits)"
@@ -492,7 +498,7 @@ def _print_train_summary(s: dict, cfg) -> None:
         + f"\nmodel                {_model_line(cfg)}"
         + (f"\ncategories           {_categories_line(s['categories'])}" if s.get("categories") else "")
         + (f"\nchosen for the list  {_chosen_line(s)}" if _chosen_line(s) else "")
-        + f"\ntraining loss        {both(s['train_loss'])} per char"
+        + f"\ntraining loss        {both(s['train_loss'])} per char ({_smoothed_note(s, cfg)})"
         + (f"\nvalidation loss      {both(s['val_loss'])}"
            f"\nbest validation      {both(s['best_val_loss'])} at step {_count(s['best_step'])} (kept for sampling)"
            f"\nbigram baseline      {both(s['bigram_loss'])}"

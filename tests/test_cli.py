@@ -793,3 +793,12 @@ def test_a_dash_for_a_checkpoint_is_one_sentence_not_a_file_named_dash(runner, t
     assert result.exit_code == code
     assert "not to standard output ('-')" in result.stderr or "not from standard input ('-')" in result.stderr
     assert not (tmp_path / "-").exists()
+
+
+def test_the_summary_gives_the_bars_smoothed_loss_beside_the_training_loss(runner, tmp_path):
+    out = tmp_path / "s.npz"
+    result = runner.invoke(main, ["train", str(BUNDLED_NAMES), "--steps", "60", "--hidden", "8", "--embed-dim", "4",
+                                  "--dropout", "0.3", "-o", str(out)])
+    assert result.exit_code == 0
+    smoothed = checkpoint.load(out).meta["smooth_loss"]
+    assert f"per char (smoothed in the bar, with dropout 0.3: {smoothed:.4f})" in result.stdout + result.stderr
