@@ -20,6 +20,7 @@ from dinogen.errors import DinogenError
 CELL_NAMES = ("rnn", "gru", "lstm")  # the keys of cells.CELLS
 OPTIMIZER_NAMES = ("adam", "sgd")  # the keys of optim.OPTIMIZERS
 SCHEDULES = ("cosine", "constant")
+MAX_WORKERS_GIVEN = 64  # processes a run may be given (--workers, or a checkpoint when resuming): more forks without speed
 MAX_CATEGORIES = 1_000  # categories one model may be conditioned on (a file, a TSV label each)
 CATEGORY_FORMS = ("files", "tsv")  # train --categories: a category per file, or one file's name<TAB>category lines
 BUG_NAMES = ("softmax-axis", "target-axis", "dwhh-from-dh", "padding-counted", "no-accumulate",
@@ -131,7 +132,7 @@ RULES: dict[str, Rule] = {
     "clip_mode": Rule("the clip mode", str, choices=("norm", "value")),
     "loss_per": Rule("the loss", str, choices=("char", "name")),
     "seed": Rule("the seed", int, low=0, high=2**63 - 1, help="Seed for weights, split and batch order."),
-    "workers": Rule("workers", int, low=1, optional=True,
+    "workers": Rule("workers", int, 1, MAX_WORKERS_GIVEN, optional=True,
                     help="Processes that share each training step (results depend on it; see docs/performance.md).",
                     chosen="one per core, at most 8, 1 for small batches and models"),
     "val_fraction": Rule("the validation fraction", float, 0, 1, high_open=True,

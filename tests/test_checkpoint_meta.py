@@ -228,7 +228,8 @@ def test_resuming_from_a_checkpoint_with_a_malformed_best_record_prints_one_sent
 
 
 @pytest.mark.parametrize("setting, value", [("seed", -5), ("hidden", 0), ("lr", 0.0), ("batch_size", -1),
-                                            ("val_fraction", 1.5), ("schedule", "sometimes"), ("dropout", 1.0)])
+                                            ("val_fraction", 1.5), ("schedule", "sometimes"), ("dropout", 1.0),
+                                            ("workers", 100_000)])
 def test_a_training_setting_outside_the_range_the_flags_accept_is_refused(small_checkpoint, tmp_path, setting, value):
     path = resealed(small_checkpoint, tmp_path / "range.npz", lambda c: c.meta["train"].update({setting: value}))
     refused(path, f"its training setting {setting} is .*, expected")
