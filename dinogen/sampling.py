@@ -44,6 +44,10 @@ DEFAULT_MAX_LEN = 100  # longest name sampled, in characters; longer drafts are 
 FIRST_BLOCKS = (16, 32, 64)  # sizes of the first blocks of candidates: `sample --n 10` draws 16 rows, not BLOCK
 BLOCK = 128  # size of every later block; the schedule is fixed so that seeds reproduce
 DROUGHT = 100_000  # without --max-attempts: give up after this many candidates in a row with no name passing
+LOOK_AFTER = 1_000  # that many candidates in a row with no name: check whether --min-len is out of the model's reach
+OUT_OF_REACH = 0.1  # ...which it is when fewer names than this are expected in all of DROUGHT's candidates
+REACH_KEY = (0, 0)  # spawn key of the reach estimate's stream: two numbers, never a block's one
+REACH_DRAFTS = 1_024  # drafts the estimate follows: with 128 its log spread over orders of ten, with 1,024 under one
 
 
 @dataclass
@@ -138,9 +142,10 @@ def generate(
     drawn, so a caller can say how the search goes while nothing turns up.
 
     It gives up after spec.max_attempts candidates in all, or without that,
-    after DROUGHT candidates in a row of which none passed. Neither rule depends
-    on n, so a request for k names gives up only where a request for more
-    would have too: its names are always the first k of the larger request.
+    after DROUGHT candidates in a row of which none passed, or sooner, after
+    LOOK_AFTER in a row, when reach() estimates that the model practically
+    never writes a name as long as spec.min_len. No rule depends on n, so a
+    request for k names gives up only where a request for more would have too: its names are always the first k of the larger request.
     When it gives up, the names found so far have been yielded and
     DinogenError says how many were found. training_names (all names of the
     training file) are needed for spec.novel and to mark each name novel or not.
@@ -157,6 +162,7 @@ def generate(
     prefix = read_prefix(params, cfg, vocab.encode(spec.prefix), chosen)
     budget = spec.max_attempts
     found = tried = drought = block = 0  # drought: candidates since the last block that gave a name
+    log_reach = None  # log P(a candidate draws the characters spec.min_len needs), once estimated
     while (tried < budget) if budget is not None else (drought < DROUGHT):
         rng = np.random.default_rng(np.random.SeedSequence(root.entropy, spawn_key=(block,)))
         rows = prefix_rows(block_size(block), rng, chosen, categories, prefix)
@@ -167,6 +173,11 @@ def generate(
         block += 1
         chunk = _accept(drafts, vocab, spec, known, seen, n - found, categories)
         drought = 0 if chunk.names else drought + len(drafts.lengths)
+        if budget is None and drought >= LOOK_AFTER and log_reach is None:
+            log_reach = reach(params, cfg, spec, prefix, np.random.default_rng(
+                np.random.SeedSequence(root.entropy, spawn_key=REACH_KEY)), chosen, categories)
+            if log_reach < math.log(OUT_OF_REACH / DROUGHT):
+                raise DinogenError(out_of_reach(found, n, tried, spec, log_reach))
         if on_search is not None:
             on_search(found + len(chunk.names), tried, drought)
         if chunk.names:
@@ -177,6 +188,53 @@ def generate(
     raise DinogenError(
         f"only {found:,} of {plural(n, 'name')}{describe(spec)} turned up in {plural(tried, 'attempt')}; "
         "loosen the constraints or allow more with --max-attempts."
+    )
+
+
+def reach(params: dict[str, np.ndarray], cfg: model.ModelConfig, spec: SampleSpec, prefix: Prefix,
+          rng: np.random.Generator, chosen: np.ndarray | None = None, categories: CategoryTable | None = None,
+          drafts: int = REACH_DRAFTS) -> float:
+    """Estimated log-probability that a candidate goes on past the prefix for the
+    characters spec.min_len needs, instead of ending sooner (-inf: never).
+
+    A particle filter, unbiased: `drafts` candidates are written with the end
+    token forbidden; at each character the estimate is multiplied by their mean
+    probability of not ending there, and they are redrawn in proportion to it,
+    so the ones a long name would pass through carry on. Even a length that one
+    candidate in 10^20 reaches is so estimated in about a second, where
+    rejection would draw for ever.
+    """
+    need = max(spec.min_len - prefix.length, 1)  # characters to draw after the prefix
+    rows = prefix_rows(drafts, rng, chosen, categories, prefix)
+    states = [tuple(s[rows] for s in state) for state in prefix.states]
+    logits = prefix.logits[rows]  # (N, V)
+    cats = None if prefix.cats is None else prefix.cats[rows]
+    log_reach = 0.0
+    for t in range(need):
+        top, weights, _ = _softmax_parts(logits)
+        weights = (_filter(logits, top, spec) if spec.filtered else weights).astype(np.float64)  # (N, V) as drawn
+        total = weights.sum(axis=1)  # (N,)
+        weights[:, BOUNDARY] = 0.0  # kept from ending
+        going = weights.sum(axis=1) / total  # (N,) P(not the end token here | the draft so far)
+        if going.sum() == 0:
+            return -math.inf
+        log_reach += math.log(going.mean())
+        keep = rng.choice(drafts, size=drafts, p=going / going.sum())  # (N,) drafts redrawn by that probability
+        x = _draw(weights[keep], 1 - rng.random(drafts))  # never the end token
+        if t + 1 < need:
+            states = [tuple(s[keep] for s in state) for state in states]
+            cats = None if cats is None else cats[keep]
+            logits, states = model.step(params, cfg, x, states, prefix.table, cats)
+    return log_reach
+
+
+def out_of_reach(found: int, n: int, tried: int, spec: SampleSpec, log_reach: float) -> str:
+    """The sentence for a request given up because spec.min_len is out of reach."""
+    odds = "never" if log_reach == -math.inf else f"about once in 10^{-log_reach / math.log(10):.0f} candidates"
+    return (
+        f"only {found:,} of {plural(n, 'name')}{describe(spec)} turned up in {plural(tried, 'attempt')}, and "
+        f"more are out of reach: this model goes on to {plural(spec.min_len, 'character')} {odds} "
+        "(estimated from drafts kept from ending); lower --min-len, or insist with --max-attempts."
     )
 
 

@@ -165,6 +165,7 @@ CASES = [
      2),
     ("sample-impossible", lambda d, c: (["sample", "-c", str(c), "--suffix", "qqq", "--max-attempts", "100"], None), 1),
     ("sample-min-over-max", lambda d, c: (["sample", "-c", str(c), "--min-len", "9", "--max-len", "3"], None), 2),
+    ("sample-min-len-out-of-reach", lambda d, c: (["sample", "--min-len", "50", "--max-len", "60"], None), 1),
 ]
 
 

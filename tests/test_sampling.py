@@ -288,6 +288,66 @@ def test_hopeless_constraints_give_up_early_however_many_names_are_asked_for(sma
         names(small_trainer, 10**6, suffix="qqq")
 
 
+def reach_of(trainer, min_len, drafts=sampling.REACH_DRAFTS, seed=0, **spec):
+    """reach() for min_len on the trainer's model, read after an empty prefix."""
+    ckpt = trainer.checkpoint()
+    params, cfg = ckpt.inference_params(), ckpt.model_config
+    spec = SampleSpec(min_len=min_len, **spec)
+    prefix = sampling.read_prefix(params, cfg, ckpt.vocab.encode(""), None)
+    return sampling.reach(params, cfg, spec, prefix, np.random.default_rng(seed), drafts=drafts)
+
+
+def test_reach_agrees_with_exact_enumeration_of_two_characters(small_trainer):
+    ckpt = small_trainer.checkpoint()
+    params, cfg = ckpt.inference_params(), ckpt.model_config
+    prefix = sampling.read_prefix(params, cfg, ckpt.vocab.encode(""), None)
+    first = softmax(prefix.logits[0])  # (V,) P(first token)
+    tokens = np.arange(1, cfg.vocab_size)  # every first character, the end token aside
+    states = [tuple(np.repeat(s, len(tokens), axis=0) for s in state) for state in prefix.states]
+    logits, _ = model.step(params, cfg, tokens, states, prefix.table)
+    exact = np.sum(first[tokens] * (1 - softmax(logits)[:, 0]))  # P(neither of the first two tokens ends)
+    estimates = [reach_of(small_trainer, 2, drafts=4096, seed=s) for s in range(3)]
+    assert np.allclose(np.exp(estimates), exact, rtol=0.03)
+
+
+def test_reach_of_a_length_past_max_len_is_estimated_not_drawn(small_trainer):
+    assert -60 < reach_of(small_trainer, 100) < np.log(1e-8)  # a number, where rejection finds nothing
+    assert reach_of(small_trainer, 3) > np.log(0.5)
+
+
+def test_reach_is_never_where_the_filter_leaves_only_the_end(small_trainer):
+    ckpt = small_trainer.checkpoint()
+    params, cfg = dict(ckpt.inference_params()), ckpt.model_config
+    params["b_y"] = params["b_y"].copy()
+    params["b_y"][0] += 100.0  # the end token now outscores every character, everywhere
+    prefix = sampling.read_prefix(params, cfg, ckpt.vocab.encode(""), None)
+    spec = SampleSpec(min_len=2, top_k=1)
+    assert sampling.reach(params, cfg, spec, prefix, np.random.default_rng(0)) == -np.inf
+
+
+def test_a_min_len_out_of_reach_is_refused_after_a_thousand_candidates(small_trainer):
+    k = next(k for k in range(100) if drawn_in(k) >= sampling.LOOK_AFTER)  # blocks drawn before the estimate
+    with pytest.raises(DinogenError, match=f"only 0 of 10 names of exactly 100 characters turned up in {drawn_in(k):,} attempts, "
+                       r"and more are out of reach: this model goes on to 100 characters about once in 10\^\d+ candidates"):
+        names(small_trainer, 10, min_len=100)
+
+
+def test_max_attempts_insists_past_a_min_len_out_of_reach(small_trainer):
+    with pytest.raises(DinogenError, match="turned up in 3,000 attempts; loosen the constraints"):
+        names(small_trainer, 10, min_len=100, max_attempts=3000)
+
+
+def test_a_reachable_min_len_is_not_refused(small_trainer, monkeypatch):
+    monkeypatch.setattr(sampling, "LOOK_AFTER", 1)  # the estimate runs after the first block without a name
+    drawn = names(small_trainer, 20, min_len=10)
+    assert len(drawn) == 20 and all(len(name) >= 10 for name in drawn)
+
+
+def softmax(logits):
+    e = np.exp(logits - logits.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
 def test_names_that_never_end_within_max_len_are_dropped_not_cut(small_trainer):
     shorter = len(greedy_name(small_trainer)) - 1
     with pytest.raises(DinogenError, match=f"only 0 of 1 name of 1 to {shorter} characters turned up in 1 attempt;"):
