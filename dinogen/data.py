@@ -72,7 +72,7 @@ def read_names(
     if source == "-":
         if sys.stdin is None:  # started with stdin closed (<&-)
             raise DinogenError("standard input is closed, so there are no names to read; give them another way.")
-        return _read_pipe(sys.stdin.buffer, "<stdin>", encoding, lowercase, max_length, tsv)
+        return _read_lines(sys.stdin.buffer, "<stdin>", encoding, lowercase, max_length, tsv)
     if not isinstance(source, (str, Path)):
         lines = list(source)
         return _clean_lines(lines, getattr(source, "name", "<stream>"), lowercase, max_length, tsv)
@@ -81,8 +81,8 @@ def read_names(
         raise DinogenError(f"{path} is a device, not a file of names; {_TEXT_FILE}.")
     if path.is_fifo():  # `train <(cmd)`: a pipe that may never end, read like standard input
         with open(path, "rb") as pipe:
-            return _read_pipe(pipe, str(path), encoding, lowercase, max_length, tsv)
-    if _splits_on_line_bytes(text_codec(encoding)) and path.is_file():
+            return _read_lines(pipe, str(path), encoding, lowercase, max_length, tsv)
+    if path.is_file():
         return _read_lines_of_file(path, encoding, lowercase, max_length, tsv)
     raw = read_bytes(path, "names file", "give the path of a text file with one name per line")
     return _parse(raw, str(path), encoding, lowercase, max_length, tsv)
@@ -101,14 +101,6 @@ def _splits_on_line_bytes(codec: str) -> bool:
 LINE_BREAK_BYTES = re.compile(b"\r\n|\r|\n")
 
 
-def _read_pipe(stream, source: str, encoding: str, lowercase: bool, max_length: int, tsv: bool) -> NameList:
-    """Standard input or a FIFO: line by line as for a file, in memory bounded by the names,
-    where the codec allows; the others whole, refused at their first NUL byte."""
-    if _splits_on_line_bytes(text_codec(encoding)):
-        return _read_lines(stream, source, encoding, lowercase, max_length, tsv)
-    return _parse(_read_text_bytes(stream, source, encoding), source, encoding, lowercase, max_length, tsv)
-
-
 def _read_lines_of_file(path: Path, encoding: str, lowercase: bool, max_length: int, tsv: bool) -> NameList:
     try:
         with open(path, "rb") as file:
@@ -120,20 +112,22 @@ def _read_lines_of_file(path: Path, encoding: str, lowercase: bool, max_length: 
 
 
 def _read_lines(file, source: str, encoding: str, lowercase: bool, max_length: int, tsv: bool) -> NameList:
-    """Names read a block at a time from a binary stream and cut into lines as they come:
-    memory holds the names, never a line longer than a name can be, and each error names
-    its exact line."""
-    codec = text_codec(encoding)
+    """Names read a block at a time from a binary stream (a file, a FIFO, standard input)
+    and cut into lines as they come: memory holds the names, never a line longer than a
+    name can be, and each error names its exact line. UTF-8 and the other codecs whose
+    line breaks are the bytes LF and CR are cut as bytes; UTF-16, UTF-32 and the stateful
+    codecs are decoded as they come and cut as text."""
     limit = 4 * max_length + 64 + (4 * MAX_LABEL_LENGTH if tsv else 0)  # bytes: the longest name (and label) in
-    #   UTF-8, whitespace and a line break
-    start = file.read(len(ZIP_MAGIC) + 4)
-    _refuse_zip(start, source)
-    if codec == "utf-8" and _codec_of_bom(start) != "utf-8":  # UTF-16/32 after all: whole, by its mark
-        return _parse(start + _read_text_bytes(file, source, _codec_of_bom(start)), source, encoding, lowercase,
-                      max_length, tsv)
-    entries = ((number, *(_name_of_line(raw, number, source, encoding, codec, lowercase, tsv)
-                          if raw is not None else (None, None)))
-               for number, raw in _byte_lines(start, file, limit))
+    #   UTF-8, whitespace and a line break; as characters, four times what a name needs
+    buffer, codec = _open_binary(file, encoding, source)
+    if _splits_on_line_bytes(codec):
+        entries = ((number, *(_name_of_line(raw, number, source, encoding, codec, lowercase, tsv)
+                              if raw is not None else (None, None)))
+                   for number, raw in _byte_lines(b"", buffer, limit))
+    else:
+        entries = ((number, *(_entry(line, f"{source} line {number}", lowercase, tsv)
+                              if line is not None else (None, None)))
+                   for number, line in _text_lines(_as_text(buffer, codec), limit, source))
     return _collect(entries, source, max_length, tsv)
 
 
@@ -240,23 +234,7 @@ def _not_text(name: str) -> str | None:
     return f"holds U+{ord(found.group()):04X}, which is not a character of a name" if found else None
 
 
-READ_BLOCK = 1 << 20  # bytes read from a pipe at a time
-
-
-def _read_text_bytes(stream, source: str, encoding: str) -> bytes:
-    """All of a pipe, a block at a time, refusing binary data at its first NUL byte (in
-    encodings where NUL is no part of text) instead of after reading it all: `yes | tr` or
-    /dev/zero would otherwise fill the memory before the check."""
-    codec = text_codec(encoding)
-    blocks = []
-    while block := stream.read(READ_BLOCK):
-        if not blocks:  # the first block says what the stream is: a zip, or text with a byte-order mark
-            _refuse_zip(block, source)
-            codec = _codec_of_bom(block) if codec == "utf-8" else codec
-        if not codec.startswith(("utf-16", "utf-32")) and b"\x00" in block:
-            raise DinogenError(f"{source} holds a NUL byte, so it looks like a binary file; {_TEXT_FILE}.")
-        blocks.append(block)
-    return b"".join(blocks)
+READ_BLOCK = 1 << 20  # bytes read from a file or a pipe at a time
 
 
 def _refuse_zip(start: bytes, source: str) -> None:
@@ -307,15 +285,8 @@ def stream_names(stream: TextIO, *, lowercase: bool = False, max_length: int = M
     held whole. Blank lines are skipped; a name with a control character is refused; a
     NUL or bytes that do not decode end the stream with DinogenError, naming the line."""
     limit = 2 * max_length + 64  # the name, whitespace around it and the line break
-    line_number = 0
-    while True:
-        piece = _read_line(stream, limit, source, line_number + 1)
-        if not piece:
-            return
-        line_number += 1
-        if len(piece) == limit and not piece.endswith("\n"):  # longer than a name can be: skip to its end
-            while piece and not piece.endswith("\n"):
-                piece = _read_line(stream, 1 << 16, source, line_number)
+    for line_number, piece in _text_lines(stream, limit, source):
+        if piece is None:
             yield StreamedLine(line_number, None, f"is longer than {max_length:,} characters")
             continue
         name = clean_name(piece, lowercase)
@@ -330,14 +301,37 @@ def stream_names(stream: TextIO, *, lowercase: bool = False, max_length: int = M
             yield StreamedLine(line_number, name)
 
 
+def _text_lines(stream: TextIO, limit: int, source: str) -> Iterator[tuple[int, str | None]]:
+    """(line number, the line) for each line of a text stream as it arrives; None for a
+    line longer than limit characters, which is read past in pieces and never held."""
+    number = 0
+    while piece := _read_line(stream, limit, source, number + 1):
+        number += 1
+        if len(piece) == limit and not piece.endswith("\n"):  # longer than a name can be: skip to its end
+            while piece and not piece.endswith("\n"):
+                piece = _read_line(stream, 1 << 16, source, number)
+            piece = None
+        yield number, piece
+
+
 def open_text_stream(binary, encoding: str, source: str = "<stdin>") -> TextIO:
     """A binary stream (standard input) as text, read as it comes. Its first bytes decide, as
     for a file: a zip is refused, and a UTF-16/32 byte-order mark chooses that encoding."""
+    return _as_text(*_open_binary(binary, encoding, source))
+
+
+def _open_binary(binary, encoding: str, source: str) -> tuple[io.BufferedReader, str]:
+    """The stream, buffered so its first bytes can be looked at and still read, and its
+    codec: a zip is refused, and a UTF-16/32 byte-order mark overrides the default UTF-8."""
     buffer = binary if isinstance(binary, io.BufferedReader) else io.BufferedReader(binary)
-    start = buffer.peek(4)[:4]
+    start = buffer.peek(len(ZIP_MAGIC) + 4)[: len(ZIP_MAGIC) + 4]
     _refuse_zip(start, source)
     codec = text_codec(encoding)
-    codec = _codec_of_bom(start) if codec == "utf-8" else codec
+    return buffer, _codec_of_bom(start) if codec == "utf-8" else codec
+
+
+def _as_text(buffer: io.BufferedReader, codec: str) -> TextIO:
+    """The buffered stream decoded as it is read, lines ending at LF, CRLF or a lone CR."""
     return io.TextIOWrapper(buffer, encoding="utf-8-sig" if codec == "utf-8" else codec, errors="strict",
                             newline=None)
 
@@ -348,10 +342,11 @@ def _read_line(stream: TextIO, limit: int, source: str, line: int) -> str:
     try:
         piece = stream.readline(limit)
     except UnicodeDecodeError as exc:
-        raise DinogenError(f"{source} line {line} (or the lines just after it) is not valid {exc.encoding} text; "
+        codec = (getattr(stream, "encoding", None) or exc.encoding).removesuffix("-sig")  # punycode's says ascii
+        raise DinogenError(f"{source} line {line} (or the lines just after it) is not valid {codec} text; "
                            "convert it to UTF-8 or name its encoding with --encoding.") from None
     if "\x00" in piece:
-        raise DinogenError(f"{source} line {line} holds a NUL byte, so it looks like binary data; {_TEXT_FILE}.")
+        raise DinogenError(f"{source} line {line} holds U+0000 (NUL), so it looks like binary data; {_TEXT_FILE}.")
     return piece
 
 

@@ -156,14 +156,16 @@ def test_a_stream_yields_names_as_they_come_and_refuses_long_or_control_lines_by
     assert got[2][0] == 4 and got[2][1] is None and "U+001B" in got[2][2]
 
 
+@pytest.mark.parametrize("codec", ["utf-8", "utf-16", "utf-32"])
 @pytest.mark.parametrize("block", [1, 2, 3, 7, 64])
-def test_a_file_read_block_by_block_gives_the_names_and_lines_the_whole_file_gives(tmp_path, monkeypatch, block):
+def test_a_file_read_block_by_block_gives_the_names_and_lines_the_whole_file_gives(tmp_path, monkeypatch, block,
+                                                                                     codec):
     from dinogen import data
 
     content = "Zoë\r\nAnna\rBert\n\n  Carla  \r\r\nDieter" + "x" * 300 + "\nEmil\r"
     path = tmp_path / "names.txt"
-    path.write_bytes(content.encode("utf-8"))
-    whole = data._parse(content.encode("utf-8"), str(path), "utf-8", False, 64)
+    path.write_bytes(content.encode(codec))  # UTF-16 and UTF-32 with their byte-order mark
+    whole = data._parse(content.encode(codec), str(path), "utf-8", False, 64)
     monkeypatch.setattr(data, "READ_BLOCK", block)
     streamed = data.read_names(path)
     assert (streamed.names, streamed.line_numbers, streamed.skipped_long) == (
@@ -179,6 +181,22 @@ def test_a_line_far_longer_than_a_name_is_skipped_without_being_held(tmp_path, m
     monkeypatch.setattr(data, "READ_BLOCK", 1 << 16)
     names = data.read_names(path)
     assert (names.names, names.line_numbers, names.skipped_long) == (["Rex", "Anna"], [1, 3], 1)
+
+
+@pytest.mark.parametrize("codec", ["utf-16", "utf-32"])
+def test_a_long_utf16_or_utf32_line_is_skipped_without_being_held(tmp_path, codec):
+    import tracemalloc
+
+    from dinogen import data
+
+    path = tmp_path / "long.txt"
+    path.write_bytes(("Rex\n" + "A" * 3_000_000 + "\nAnna\n").encode(codec))
+    tracemalloc.start()
+    names = data.read_names(path)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert (names.names, names.line_numbers, names.skipped_long) == (["Rex", "Anna"], [1, 3], 1)
+    assert peak < 2_000_000  # bytes: the file is 6 or 12 MB
 
 
 def test_an_evaluation_batch_holds_at_most_its_positions_so_long_names_cost_no_more_memory():
