@@ -142,14 +142,13 @@ def check_writable(path: str | Path) -> None:
 
 def is_sealed(path: Path) -> bool:
     """Whether the regular file at path is a whole dinogen checkpoint: a zip whose comment
-    is our seal, whose digest matches every byte before it. Reads the file in blocks."""
+    is our seal, whose digest matches every byte before it. Reads the file in blocks, and
+    its size from the file opened: another run may rename a new checkpoint over the path."""
     seal = len(DIGEST_PREFIX) + DIGEST_LEN
-    size = path.stat().st_size
-    if size < len(ZIP_MAGIC) + seal:
-        return False
     digest = hashlib.sha256()
     with open(path, "rb") as file:
-        if file.read(len(ZIP_MAGIC)) != ZIP_MAGIC:
+        size = os.fstat(file.fileno()).st_size
+        if size < len(ZIP_MAGIC) + seal or file.read(len(ZIP_MAGIC)) != ZIP_MAGIC:
             return False
         file.seek(size - seal)
         tail = file.read(seal)
