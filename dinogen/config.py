@@ -87,11 +87,12 @@ class Rule:
         if self.kind in (bool, str):
             return "one of " + ", ".join(self.choices) if self.choices else self.type_name()
         noun = "a whole number" if self.kind is int else "a finite number"
+        number = "{:,}" if self.kind is int else "{:g}"  # 9,223,372,036,854,775,807, not 9.22337e+18
         bounds = []
         if self.low is not None:
-            bounds.append(f"above {self.low:g}" if self.low_open else f"at least {self.low:g}")
+            bounds.append(("above " if self.low_open else "at least ") + number.format(self.low))
         if self.high is not None:
-            bounds.append(f"below {self.high:g}" if self.high_open else f"at most {self.high:g}")
+            bounds.append(("below " if self.high_open else "at most ") + number.format(self.high))
         if self.kind is int and bounds and not self.high:
             return f"{noun} of {bounds[0]}"
         return f"{noun} " + " and ".join(bounds) if bounds else noun
