@@ -114,20 +114,21 @@ def _read_lines_of_file(path: Path, encoding: str, lowercase: bool, max_length: 
 def _read_lines(file, source: str, encoding: str, lowercase: bool, max_length: int, tsv: bool) -> NameList:
     """Names read a block at a time from a binary stream (a file, a FIFO, standard input)
     and cut into lines as they come: memory holds the names, never a line longer than a
-    name can be, and each error names its exact line. UTF-8 and the other codecs whose
-    line breaks are the bytes LF and CR are cut as bytes; UTF-16, UTF-32 and the stateful
-    codecs are decoded as they come and cut as text."""
+    name can be. UTF-8 and the other codecs whose line breaks are the bytes LF and CR are
+    cut as bytes, and each error names its exact line; UTF-16, UTF-32 and the stateful
+    codecs are decoded TEXT_READ bytes at a time and cut as text, and an error names the
+    line where the bad bytes' block begins."""
     limit = 4 * max_length + 64 + (4 * MAX_LABEL_LENGTH if tsv else 0)  # bytes: the longest name (and label) in
     #   UTF-8, whitespace and a line break; as characters, four times what a name needs
-    buffer, codec = _open_binary(file, encoding, source)
+    start, codec = _read_start(file, encoding, source)
     if _splits_on_line_bytes(codec):
         entries = ((number, *(_name_of_line(raw, number, source, encoding, codec, lowercase, tsv)
                               if raw is not None else (None, None)))
-                   for number, raw in _byte_lines(b"", buffer, limit))
+                   for number, raw in _byte_lines(start, file, limit))
     else:
         entries = ((number, *(_entry(line, f"{source} line {number}", lowercase, tsv)
                               if line is not None else (None, None)))
-                   for number, line in _text_lines(_as_text(buffer, codec), limit, source))
+                   for number, line in _text_lines(_as_text(start, file, codec), limit, source))
     return _collect(entries, source, max_length, tsv)
 
 
@@ -317,23 +318,48 @@ def _text_lines(stream: TextIO, limit: int, source: str) -> Iterator[tuple[int, 
 def open_text_stream(binary, encoding: str, source: str = "<stdin>") -> TextIO:
     """A binary stream (standard input) as text, read as it comes. Its first bytes decide, as
     for a file: a zip is refused, and a UTF-16/32 byte-order mark chooses that encoding."""
-    return _as_text(*_open_binary(binary, encoding, source))
+    start, codec = _read_start(binary, encoding, source)
+    return _as_text(start, binary, codec)
 
 
-def _open_binary(binary, encoding: str, source: str) -> tuple[io.BufferedReader, str]:
-    """The stream, buffered so its first bytes can be looked at and still read, and its
+START_BYTES = 4  # what tells a stream's kind: a zip's magic, the longest byte-order mark (UTF-32's)
+TEXT_READ = 512  # bytes decoded at a time on the text path, so a decoding error is placed within a few lines
+
+
+def _read_start(binary, encoding: str, source: str) -> tuple[bytes, str]:
+    """The stream's first START_BYTES (fewer at its end), read as they arrive, and its
     codec: a zip is refused, and a UTF-16/32 byte-order mark overrides the default UTF-8."""
-    buffer = binary if isinstance(binary, io.BufferedReader) else io.BufferedReader(binary)
-    start = buffer.peek(len(ZIP_MAGIC) + 4)[: len(ZIP_MAGIC) + 4]
+    read = getattr(binary, "read1", binary.read)  # what has arrived, so a pipe typed into is answered at once
+    start = b""
+    while len(start) < START_BYTES and (more := read(START_BYTES - len(start))):
+        start += more
     _refuse_zip(start, source)
     codec = text_codec(encoding)
-    return buffer, _codec_of_bom(start) if codec == "utf-8" else codec
+    return start, _codec_of_bom(start) if codec == "utf-8" else codec
 
 
-def _as_text(buffer: io.BufferedReader, codec: str) -> TextIO:
-    """The buffered stream decoded as it is read, lines ending at LF, CRLF or a lone CR."""
-    return io.TextIOWrapper(buffer, encoding="utf-8-sig" if codec == "utf-8" else codec, errors="strict",
-                            newline=None)
+class _Rejoined(io.RawIOBase):
+    """The start already read from a stream, then the rest of it as it arrives, at most
+    TEXT_READ bytes a read; closing it leaves the stream open (standard input may be read again)."""
+
+    def __init__(self, start: bytes, stream) -> None:
+        super().__init__()
+        self._start, self._read = start, getattr(stream, "read1", stream.read)
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        size = min(len(buffer), TEXT_READ)
+        data, self._start = (self._start[:size], self._start[size:]) if self._start else (self._read(size), b"")
+        buffer[: len(data)] = data
+        return len(data)
+
+
+def _as_text(start: bytes, stream, codec: str) -> TextIO:
+    """start + the rest of the binary stream, decoded as it arrives; lines end at LF, CRLF or a lone CR."""
+    return io.TextIOWrapper(io.BufferedReader(_Rejoined(start, stream), TEXT_READ),
+                            encoding="utf-8-sig" if codec == "utf-8" else codec, errors="strict", newline=None)
 
 
 def _read_line(stream: TextIO, limit: int, source: str, line: int) -> str:

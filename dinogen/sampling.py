@@ -177,7 +177,7 @@ def generate(
             log_reach = reach(params, cfg, spec, prefix, np.random.default_rng(
                 np.random.SeedSequence(root.entropy, spawn_key=REACH_KEY)), chosen, categories)
             if log_reach < math.log(OUT_OF_REACH / DROUGHT):
-                raise DinogenError(out_of_reach(found, n, tried, spec, log_reach))
+                raise DinogenError(out_of_reach(found, n, tried, spec, log_reach, prefix.length))
         if on_search is not None:
             on_search(found + len(chunk.names), tried, drought)
         if chunk.names:
@@ -228,13 +228,20 @@ def reach(params: dict[str, np.ndarray], cfg: model.ModelConfig, spec: SampleSpe
     return log_reach
 
 
-def out_of_reach(found: int, n: int, tried: int, spec: SampleSpec, log_reach: float) -> str:
-    """The sentence for a request given up because spec.min_len is out of reach."""
-    odds = "never" if log_reach == -math.inf else f"about once in 10^{-log_reach / math.log(10):.0f} candidates"
+def out_of_reach(found: int, n: int, tried: int, spec: SampleSpec, log_reach: float, prefix_length: int) -> str:
+    """The sentence for a request given up because reach() found spec.min_len, or any
+    character after the prefix, out of reach."""
+    if spec.min_len > prefix_length + 1:
+        what, remedy = f"goes on to {plural(spec.min_len, 'character')}", "lower --min-len"
+    else:  # the prefix alone meets --min-len: what is out of reach is a character after it
+        what, remedy = f"writes a character after {spec.prefix!r}", "change --prefix"
+    if log_reach == -math.inf:  # only the end token is left by --top-k, --top-p or a temperature near 0
+        odds, remedy = "never", remedy + " or loosen --top-k, --top-p or --temperature"
+    else:
+        odds, remedy = f"about once in 10^{-log_reach / math.log(10):.0f} candidates", remedy + ", or insist with --max-attempts"
     return (
         f"only {found:,} of {plural(n, 'name')}{describe(spec)} turned up in {plural(tried, 'attempt')}, and "
-        f"more are out of reach: this model goes on to {plural(spec.min_len, 'character')} {odds} "
-        "(estimated from drafts kept from ending); lower --min-len, or insist with --max-attempts."
+        f"more are out of reach: this model {what} {odds} (estimated from drafts kept from ending); {remedy}."
     )
 
 

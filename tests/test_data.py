@@ -1,6 +1,7 @@
 """Reading names, the vocabulary, encoding and batches."""
 
 import io
+import sys
 
 import numpy as np
 import pytest
@@ -156,21 +157,23 @@ def test_a_stream_yields_names_as_they_come_and_refuses_long_or_control_lines_by
     assert got[2][0] == 4 and got[2][1] is None and "U+001B" in got[2][2]
 
 
-@pytest.mark.parametrize("codec", ["utf-8", "utf-16", "utf-32"])
+@pytest.mark.parametrize("codec", ["utf-8", "utf-16", "utf-32", "utf-16-be"])
 @pytest.mark.parametrize("block", [1, 2, 3, 7, 64])
 def test_a_file_read_block_by_block_gives_the_names_and_lines_the_whole_file_gives(tmp_path, monkeypatch, block,
                                                                                      codec):
     from dinogen import data
 
-    content = "Zoë\r\nAnna\rBert\n\n  Carla  \r\r\nDieter" + "x" * 300 + "\nEmil\r"
+    content = "Zoë\r\nAnna\rBert\n\n  Carla  \r\r\nDieter" + "x" * 300 + "\nEmil\r\U0001d504da\r"  # 𝔄: a surrogate pair
     path = tmp_path / "names.txt"
-    path.write_bytes(content.encode(codec))  # UTF-16 and UTF-32 with their byte-order mark
-    whole = data._parse(content.encode(codec), str(path), "utf-8", False, 64)
-    monkeypatch.setattr(data, "READ_BLOCK", block)
-    streamed = data.read_names(path)
+    encoding = "utf-16-be" if codec == "utf-16-be" else "utf-8"  # UTF-16 and UTF-32 by their byte-order mark
+    path.write_bytes(content.encode(codec))
+    whole = data._parse(content.encode(codec), str(path), encoding, False, 64)
+    monkeypatch.setattr(data, "READ_BLOCK", block)  # the blocks cut as bytes (UTF-8)
+    monkeypatch.setattr(data, "TEXT_READ", block)  # and decoded (the others): a CR or a surrogate pair across them
+    streamed = data.read_names(path, encoding=encoding)
     assert (streamed.names, streamed.line_numbers, streamed.skipped_long) == (
         whole.names, whole.line_numbers, whole.skipped_long)
-    assert streamed.names == ["Zoë", "Anna", "Bert", "Carla", "Emil"] and streamed.skipped_long == 1
+    assert streamed.names == ["Zoë", "Anna", "Bert", "Carla", "Emil", "\U0001d504da"] and streamed.skipped_long == 1
 
 
 def test_a_line_far_longer_than_a_name_is_skipped_without_being_held(tmp_path, monkeypatch):
@@ -209,3 +212,42 @@ def test_an_evaluation_batch_holds_at_most_its_positions_so_long_names_cost_no_m
     assert sorted(np.concatenate([b.names for b in batches]).tolist()) == list(range(len(lengths)))  # each once
     assert all(b.x.size <= EVAL_POSITIONS or b.x.shape[1] == 1 for b in batches)
     assert batches[0].x.shape == (4, 256)  # short names: as many as the batch size allows
+
+
+class Trickle(io.RawIOBase):
+    """A pipe whose writer sends one byte at a time."""
+
+    def __init__(self, data: bytes) -> None:
+        super().__init__()
+        self.data = data
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        byte, self.data = self.data[:1], self.data[1:]
+        buffer[: len(byte)] = byte
+        return len(byte)
+
+
+@pytest.mark.parametrize("codec", ["utf-8", "utf-16", "utf-32"])
+def test_a_byte_order_mark_arriving_a_byte_at_a_time_is_still_read_as_one(monkeypatch, codec):
+    from dinogen import data
+
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BufferedReader(Trickle("Rex\nAnna\n".encode(codec)), 1)))
+    names = data.read_names("-")
+    assert (names.names, names.line_numbers) == (["Rex", "Anna"], [1, 2])
+
+
+@pytest.mark.parametrize("codec", ["utf-8", "utf-16"])
+def test_reading_standard_input_leaves_it_open_for_another_list(monkeypatch, codec):
+    from dinogen import data
+
+    stdin = io.TextIOWrapper(io.BytesIO("Rex\nAnna\n".encode(codec)))
+    monkeypatch.setattr(sys, "stdin", stdin)
+    assert data.read_names("-").names == ["Rex", "Anna"]
+    import gc
+
+    gc.collect()  # the readers' wrappers are gone: they must not have closed standard input with them
+    assert not stdin.buffer.closed
+    assert data.read_names("-").names == []  # read again: empty, not closed

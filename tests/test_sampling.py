@@ -6,7 +6,7 @@ import pytest
 from dinogen import model, sampling
 from dinogen.data import Dataset, Vocab, make_batch
 from dinogen.errors import DinogenError
-from dinogen.sampling import SampleSpec
+from dinogen.sampling import SampleSpec, reach
 
 
 def generate(trainer, n, seed=0, known=True, **spec):
@@ -310,7 +310,7 @@ def test_reach_agrees_with_exact_enumeration_of_two_characters(small_trainer):
     assert np.allclose(np.exp(estimates), exact, rtol=0.03)
 
 
-def test_reach_of_a_length_past_max_len_is_estimated_not_drawn(small_trainer):
+def test_reach_of_a_length_rejection_never_finds_is_estimated(small_trainer):
     assert -60 < reach_of(small_trainer, 100) < np.log(1e-8)  # a number, where rejection finds nothing
     assert reach_of(small_trainer, 3) > np.log(0.5)
 
@@ -337,10 +337,26 @@ def test_max_attempts_insists_past_a_min_len_out_of_reach(small_trainer):
         names(small_trainer, 10, min_len=100, max_attempts=3000)
 
 
-def test_a_reachable_min_len_is_not_refused(small_trainer, monkeypatch):
+def test_a_reachable_min_len_is_estimated_and_not_refused(small_trainer, monkeypatch):
+    estimates = []
     monkeypatch.setattr(sampling, "LOOK_AFTER", 1)  # the estimate runs after the first block without a name
-    drawn = names(small_trainer, 20, min_len=10)
-    assert len(drawn) == 20 and all(len(name) >= 10 for name in drawn)
+    monkeypatch.setattr(sampling, "reach", lambda *args, **kw: estimates.append(reach(*args, **kw)) or estimates[-1])
+    drawn = names(small_trainer, 5, suffix="xus", min_len=10)  # blocks without a name: the suffix is rare
+    assert len(estimates) == 1 and estimates[0] > np.log(0.1)
+    assert len(drawn) == 5 and all(len(name) >= 10 and name.endswith("xus") for name in drawn)
+
+
+def test_the_first_names_are_the_same_once_reach_has_run(small_trainer, monkeypatch):
+    monkeypatch.setattr(sampling, "LOOK_AFTER", 1)
+    assert names(small_trainer, 3, suffix="xus", min_len=10) == names(small_trainer, 12, suffix="xus", min_len=10)[:3]
+
+
+def test_a_prefix_the_model_never_continues_is_refused_for_what_it_is(small_trainer, monkeypatch):
+    monkeypatch.setattr(sampling, "LOOK_AFTER", 1)
+    greedy = greedy_name(small_trainer)  # with top_k=1 the model ends right after it
+    with pytest.raises(DinogenError, match=f"this model writes a character after '{greedy}' never .*; change --prefix "
+                       "or loosen --top-k, --top-p or --temperature"):
+        names(small_trainer, 1, prefix=greedy, top_k=1)
 
 
 def softmax(logits):
