@@ -19,7 +19,8 @@ SMALL_LIST = 1_500  # names: at or below this, the small-list settings hold
 LARGE_LIST = 30_000  # names: at or above this, the large-list settings hold
 DROPOUT_SMALL = 0.65  # dropout on a small list (best on both dinosaur lists)
 DROPOUT_LARGE = 0.3  # dropout on a large list (best on 29,000 first names and 89,000 surnames)
-LARGE_BATCH_FROM = 8_000  # names: from here batches of 64, below it 32
+LARGE_BATCH_FROM = 8_000  # names: from here batches of BATCH_LARGE, below it BATCH_SMALL
+BATCH_SMALL, BATCH_LARGE = 32, 64  # names a batch
 EPOCHS_SMALL = 50  # passes over a list of REFERENCE names that a cosine schedule spans ...
 REFERENCE = 1_300  # ... (the training names of a dinosaur list), and fewer on larger lists:
 EPOCHS_POWER = 0.3  # epochs = EPOCHS_SMALL * (n / REFERENCE) ** -EPOCHS_POWER (34 for 4,600, 15 for 72,000)
@@ -53,7 +54,7 @@ def dropout_for(n_names: int) -> float:
 
 def batch_size_for(n_names: int) -> int:
     """Batches of 32 names on lists under 8,000 names, 64 from there (more steps per second)."""
-    return 64 if n_names >= LARGE_BATCH_FROM else 32
+    return BATCH_LARGE if n_names >= LARGE_BATCH_FROM else BATCH_SMALL
 
 
 def eval_every_for(n_train: int, batch_size: int) -> int:
