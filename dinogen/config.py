@@ -140,7 +140,8 @@ RULES: dict[str, Rule] = {
     "val_fraction": Rule("the validation fraction", float, 0, 1, high_open=True,
                          help="Share of names held out for validation."),
     "eval_every": Rule("eval every", int, low=1, optional=True, help="Steps between validation losses.",
-                       chosen=f"about {recipe.EVALS_PER_EPOCH} per epoch, {recipe.EVAL_EVERY_RANGE[0]} to {recipe.EVAL_EVERY_RANGE[1]}"),
+                       chosen=f"about {recipe.EVALS_PER_EPOCH} per epoch, "
+                              f"{recipe.EVAL_EVERY_RANGE[0]} to {recipe.EVAL_EVERY_RANGE[1]}"),
     "patience": Rule("patience", int, low=0, optional=True,
                      help="Stop after this many evaluations without a better validation loss; 0 = never.",
                      chosen=f"{recipe.PATIENCE_SHARE:.0%} of the chosen steps, 0 with --steps"),

@@ -145,7 +145,8 @@ def generate(
     after DROUGHT candidates in a row of which none passed, or sooner, after
     LOOK_AFTER in a row, when reach() estimates that the model practically
     never writes a name as long as spec.min_len. No rule depends on n, so a
-    request for k names gives up only where a request for more would have too: its names are always the first k of the larger request.
+    request for k names gives up only where a request for more would have too:
+    its names are always the first k of the larger request.
     When it gives up, the names found so far have been yielded and
     DinogenError says how many were found. training_names (all names of the
     training file) are needed for spec.novel and to mark each name novel or not.
@@ -206,9 +207,8 @@ def reach(params: dict[str, np.ndarray], cfg: model.ModelConfig, spec: SampleSpe
     """
     need = max(spec.min_len - prefix.length, 1)  # characters to draw after the prefix
     rows = prefix_rows(drafts, rng, chosen, categories, prefix)
-    states = [tuple(s[rows] for s in state) for state in prefix.states]
+    states, cats = _take(prefix.states, prefix.cats, rows)
     logits = prefix.logits[rows]  # (N, V)
-    cats = None if prefix.cats is None else prefix.cats[rows]
     log_reach = 0.0
     for t in range(need):
         top, weights, _ = _softmax_parts(logits)
@@ -222,8 +222,7 @@ def reach(params: dict[str, np.ndarray], cfg: model.ModelConfig, spec: SampleSpe
         keep = rng.choice(drafts, size=drafts, p=going / going.sum())  # (N,) drafts redrawn by that probability
         x = _draw(weights[keep], 1 - rng.random(drafts))  # never the end token
         if t + 1 < need:
-            states = [tuple(s[keep] for s in state) for state in states]
-            cats = None if cats is None else cats[keep]
+            states, cats = _take(states, cats, keep)
             logits, states = model.step(params, cfg, x, states, prefix.table, cats)
     return log_reach
 
@@ -238,7 +237,8 @@ def out_of_reach(found: int, n: int, tried: int, spec: SampleSpec, log_reach: fl
     if log_reach == -math.inf:  # only the end token is left by --top-k, --top-p or a temperature near 0
         odds, remedy = "never", remedy + " or loosen --top-k, --top-p or --temperature"
     else:
-        odds, remedy = f"about once in 10^{-log_reach / math.log(10):.0f} candidates", remedy + ", or insist with --max-attempts"
+        odds = f"about once in 10^{-log_reach / math.log(10):.0f} candidates"
+        remedy += ", or insist with --max-attempts"
     return (
         f"only {found:,} of {plural(n, 'name')}{describe(spec)} turned up in {plural(tried, 'attempt')}, and "
         f"more are out of reach: this model {what} {odds} (estimated from drafts kept from ending); {remedy}."
@@ -388,9 +388,8 @@ def draw_block(
     lengths = np.full(n, draws, dtype=np.int64)
     logprob = prefix.logprob[rows]  # (n,) float64
     alive = np.arange(n)  # rows still being written
-    states = [tuple(s[rows] for s in state) for state in prefix.states]
+    states, all_cats = _take(prefix.states, prefix.cats, rows)  # all_cats: (n,) each candidate's category
     logits = prefix.logits[rows]  # (N, V)
-    all_cats = None if prefix.cats is None else prefix.cats[rows]  # (n,) each candidate's category
     cats = all_cats
     for t in range(draws):
         top, weights, log_norm = _softmax_parts(logits)  # the model's own softmax, unnormalised
@@ -402,13 +401,17 @@ def draw_block(
         if not going.all():
             lengths[alive[~going]] = t
             alive, x = alive[going], x[going]
-            states = [tuple(s[going] for s in state) for state in states]
-            cats = None if cats is None else cats[going]
+            states, cats = _take(states, cats, going)
             if len(alive) == 0:
                 break
         if t + 1 < draws:
             logits, states = model.step(params, cfg, x, states, prefix.table, cats)  # (N, V)
     return Drafts(tokens, lengths, logprob, all_cats)
+
+
+def _take(states: list[tuple], cats: np.ndarray | None, index: np.ndarray) -> tuple[list[tuple], np.ndarray | None]:
+    """The rows index picks (integers or a mask) of every layer's state arrays and of the rows' categories."""
+    return [tuple(s[index] for s in state) for state in states], None if cats is None else cats[index]
 
 
 def _filter(logits: np.ndarray, top: np.ndarray, spec: SampleSpec) -> np.ndarray:

@@ -327,8 +327,9 @@ def test_reach_is_never_where_the_filter_leaves_only_the_end(small_trainer):
 
 def test_a_min_len_out_of_reach_is_refused_after_a_thousand_candidates(small_trainer):
     k = next(k for k in range(100) if drawn_in(k) >= sampling.LOOK_AFTER)  # blocks drawn before the estimate
-    with pytest.raises(DinogenError, match=f"only 0 of 10 names of exactly 100 characters turned up in {drawn_in(k):,} attempts, "
-                       r"and more are out of reach: this model goes on to 100 characters about once in 10\^\d+ candidates"):
+    with pytest.raises(DinogenError, match=f"only 0 of 10 names of exactly 100 characters turned up in {drawn_in(k):,} "
+                       r"attempts, and more are out of reach: this model goes on to 100 characters about once in "
+                       r"10\^\d+ candidates"):
         names(small_trainer, 10, min_len=100)
 
 
