@@ -152,7 +152,7 @@ def lstm_backward(dh: np.ndarray, cache):
     dh: (T, B, H) gradient of the loss w.r.t. each h_t from the layer above.
     Returns da_x: (T, B, 4H) and dW_hh: (H, 4H). Every factor that does not depend
     on the gradient flowing back is computed before the loop, over the whole
-    block, so the loop is seven NumPy calls a step:
+    block, so the loop is eight NumPy calls a step:
 
         dh_t = dh[t] + dh_next         dc_t = dc_next + dh_t * o (1 - tanh^2 c_t)
         [da_i, da_f, ., da_g] = dc_t * [g i', c_{t-1} f', ., i (1 - g^2)]
@@ -164,25 +164,26 @@ def lstm_backward(dh: np.ndarray, cache):
     gates, cs, tanh_c, hs, n_active, W_hh, ws = cache
     T, B, H = dh.shape
     k, dc_from_h = _lstm_factors(gates, cs, tanh_c, ws)  # (T, B, 4, H), (T, B, H)
-    k_o = k[:, :, 2]  # tanh(c_t) o': what turns dh_t into da_o
+    k_if, k_o, k_g = k[:, :, 0:2], k[:, :, 2], k[:, :, 3]  # (T, B, 2, H), (T, B, H), (T, B, H)
     f = gates[:, :, H : 2 * H]
     da_x = ws.zeros("da_x", gates.shape, dh.dtype)
-    da4 = da_x.reshape(T, B, 4, H)  # da_i, da_f, da_o, da_g = da4[:, :, 0], ..., da4[:, :, 3]
-    da_o = da4[:, :, 2]
+    da4 = da_x.reshape(T, B, 4, H)
+    da_if, da_o, da_g = da4[:, :, 0:2], da4[:, :, 2], da4[:, :, 3]  # views of da_x's gate blocks
     dh_next = ws.zeros("dh_next", (B, H), dh.dtype)  # gradient reaching h_t from step t + 1
-    dc = ws.zeros("dc", (B, H), dh.dtype)  # gradient reaching c_t from step t + 1, then the total dc_t
-    dh_t_buf = ws.empty("dh_t", (B, H), dh.dtype)
-    tmp_buf = ws.empty("tmp", (B, H), dh.dtype)
+    dc_next = ws.zeros("dc_next", (B, H), dh.dtype)  # gradient reaching c_t from step t + 1
+    dh_t_buf = ws.empty("dh_t", (B, H), dh.dtype)  # the total gradient at h_t
+    dc_t_buf = ws.empty("dc_t", (B, H), dh.dtype)  # the total gradient at c_t
     W_hh_T = transposed(W_hh, ws)
     for t in range(T - 1, -1, -1):
         n = n_active[t]
-        dh_t, dc_t, tmp = dh_t_buf[:n], dc[:n], tmp_buf[:n]
+        dh_t, dc_t = dh_t_buf[:n], dc_t_buf[:n]
         np.add(dh[t, :n], dh_next[:n], out=dh_t)
-        np.multiply(dh_t, dc_from_h[t, :n], out=tmp)
-        dc_t += tmp
-        np.multiply(dc_t[:, None, :], k[t, :n], out=da4[t, :n])  # da_i, da_f, da_g: dc_t times their factors;
-        np.multiply(dh_t, k_o[t, :n], out=da_o[t, :n])  # one call for all four, then da_o, which comes from dh_t
-        dc_t *= f[t, :n]  # now the gradient reaching c_{t-1}
+        np.multiply(dh_t, dc_from_h[t, :n], out=dc_t)  # through h_t = o tanh(c_t) ...
+        dc_t += dc_next[:n]  # ... and through c_{t+1} = f c_t + ...
+        np.multiply(dc_t[:, None, :], k_if[t, :n], out=da_if[t, :n])  # da_i, da_f in one call
+        np.multiply(dc_t, k_g[t, :n], out=da_g[t, :n])
+        np.multiply(dh_t, k_o[t, :n], out=da_o[t, :n])  # the output gate acts on h_t, not on c_t
+        np.multiply(dc_t, f[t, :n], out=dc_next[:n])  # for step t - 1
         if t > 0:
             np.matmul(da_x[t, :n], W_hh_T, out=dh_next[:n])
     dW_hh = weight_grad(hs[1:-1], da_x[1:], ws)  # sum_t h_{t-1}^T da_t

@@ -21,10 +21,13 @@ import sys
 import click
 
 from dinogen import __version__
-from dinogen.config import BUG_NAMES, CATEGORY_FORMS, CELL_NAMES, PRESETS, RULES, TrainConfig, config_from
+from dinogen.config import (BUG_NAMES, CATEGORY_FORMS, CELL_NAMES, DEFAULT_BEAM_WIDTH, DROUGHT, ENCODING,
+                            GRADCHECK_LAYERS, MAX_NAME_LENGTH, MAX_SCORED_LENGTH, PRESETS, RULES, TrainConfig,
+                            config_from)
 from dinogen.recipe import REFIT_BELOW
 from dinogen.errors import DinogenError, plural, shown
-from dinogen.threads import set_blas_threads
+from dinogen.resources import DEFAULT_CHECKPOINT
+from dinogen.threads import DEFAULT_THREADS, set_blas_threads
 
 EXIT_CODES = (
     "Exit codes: 0 success; 1 runtime error (a bad file or checkpoint, names skipped or not found); "
@@ -98,6 +101,18 @@ def _known_encoding(ctx, param, value: str) -> str:
     except DinogenError as exc:
         raise click.BadParameter(str(exc)) from None
     return value
+
+
+def encoding_option(what: str):
+    """--encoding of the commands that read names to score: score, classify, eval."""
+    return click.option("--encoding", default=ENCODING, show_default=True, callback=_known_encoding,
+                        help=f"Text encoding of {what}.")
+
+
+def scored_length_option(help: str):
+    """--max-name-length of the commands that read names to score: score, classify, eval."""
+    return click.option("--max-name-length", type=WholeRange(min=1), default=MAX_SCORED_LENGTH, show_default=True,
+                        help=help)
 
 
 class DinogenGroup(click.Group):
@@ -185,7 +200,7 @@ def _silence_stdout() -> None:
 )
 @click.version_option(__version__, "--version", prog_name="dinogen")
 @click.option("--threads", type=WholeRange(min=1), envvar="DINOGEN_THREADS", default=None,
-              help="BLAS threads [default: 1, or $DINOGEN_THREADS]; one is fastest for models this small.")
+              help=f"BLAS threads [default: {DEFAULT_THREADS}, or $DINOGEN_THREADS]; one is fastest for models this small.")
 def main(threads: int | None) -> None:
     """Train a character-level RNN on a list of names and sample new ones.
 
@@ -217,8 +232,8 @@ INFO_PIPE_WIDTH = 400  # columns of `info` on a pipe: long enough that a value s
 @click.option("--categories", "categories", type=click.Choice(CATEGORY_FORMS), default=None,
               help="files: each DATA file is a category (the default for several); tsv: one file of "
                    "name<TAB>category lines.")
-@click.option("--out", "-o", default="dinogen.npz", metavar="PATH", type=A_PATH,
-              help="Checkpoint to write (default dinogen.npz).")
+@click.option("--out", "-o", default=DEFAULT_CHECKPOINT, metavar="PATH", type=A_PATH,
+              help=f"Checkpoint to write (default {DEFAULT_CHECKPOINT}).")
 @setting_options("steps", "max_seconds", "batch_size", "hidden", "layers", "cell", "embed_dim", "dropout", "lr",
                  "schedule", "weight_decay", "optimizer", "clip", "seed", "val_fraction", "eval_every", "patience",
                  "workers")
@@ -228,10 +243,10 @@ INFO_PIPE_WIDTH = 400  # columns of `info` on a pipe: long enough that a value s
 @setting_options("lowercase")
 @click.option("--resume", "resume_path", default=None, metavar="PATH", type=A_PATH,
               help="Continue the run saved in this checkpoint exactly (--steps and --max-seconds count the whole run).")
-@click.option("--encoding", default="utf-8", callback=_known_encoding,
-              help="Text encoding of DATA (default utf-8).")
-@click.option("--max-name-length", type=WholeRange(min=1), default=64,
-              help="Skip (and count) names longer than this (default 64).")
+@click.option("--encoding", default=ENCODING, callback=_known_encoding,
+              help=f"Text encoding of DATA (default {ENCODING}).")
+@click.option("--max-name-length", type=WholeRange(min=1), default=MAX_NAME_LENGTH,
+              help=f"Skip (and count) names longer than this (default {MAX_NAME_LENGTH}).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar and no summary on stderr.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object on stdout.")
 def train(data, categories, out, quiet, as_json, encoding, preset, resume_path, max_name_length, **options) -> None:
@@ -582,7 +597,7 @@ def _chosen_line(s: dict) -> str:
 def checkpoint_option(verb: str):
     return click.option(
         "--checkpoint", "-c", "ckpt_path", default=None, metavar="PATH", type=A_PATH,
-        help=f"Checkpoint to {verb} [default: ./dinogen.npz, else the bundled model].",
+        help=f"Checkpoint to {verb} [default: ./{DEFAULT_CHECKPOINT}, else the bundled model].",
     )
 
 
@@ -616,12 +631,12 @@ def latest_option(command):
               help="With a model of several lists: names of this one [default: each drawn in the lists' shares].")
 @click.option("--max-attempts", type=WholeRange(min=1), default=None,
               help="Candidates to draw in all before giving up [default: no total; give up after "
-                   "100,000 in a row without a name that passes].")
+                   f"{DROUGHT:,} in a row without a name that passes].")
 @click.option("--likeliest", type=WholeRange(min=1), default=None, metavar="N",
               help="Instead of sampling, the N names the model finds likeliest, likeliest first (a beam search; "
                    "the constraints apply).")
 @click.option("--beam-width", type=WholeRange(1, MAX_BEAM_WIDTH), default=None,
-              help="With --likeliest: hypotheses kept per step [default: 4096]; wider misses less and takes longer.")
+              help=f"With --likeliest: hypotheses kept per step [default: {DEFAULT_BEAM_WIDTH}]; wider misses less and takes longer.")
 @click.option("--json", "as_json", is_flag=True,
               help="One JSON object per line: name, nll (per character), logprob (total), novel.")
 @click.option("--report", is_flag=True, help="After the names, a table about the batch on stderr.")
@@ -717,7 +732,7 @@ def _check_category(ckpt, category: str | None) -> None:
 def _write_likeliest(params, cfg, vocab, n: int, spec, beam_width: int | None, training_names, as_json: bool,
                      report: bool, categories) -> None:
     """The n likeliest names on stdout; a sentence on stderr when the beam cannot prove them the likeliest."""
-    from dinogen.likeliest import DEFAULT_BEAM_WIDTH, likeliest, shortfall
+    from dinogen.likeliest import likeliest, shortfall
 
     width = beam_width or DEFAULT_BEAM_WIDTH
     found = likeliest(params, cfg, vocab, n, spec, width, training_names, categories)
@@ -745,7 +760,6 @@ class _SearchNotes:
         self.last = self.clock()
 
     def __call__(self, found: int, tried: int, drought: int) -> None:
-        from dinogen.sampling import DROUGHT
 
         now = self.clock()
         if drought == 0 or now - self.last < self.EVERY_SECONDS:
@@ -797,11 +811,9 @@ def _fmt_num(value: float | None, spec: str) -> str:
 @main.command(epilog=EXIT_CODES)
 @click.argument("names", nargs=-1)
 @checkpoint_option("score with")
-@click.option("--encoding", default="utf-8", show_default=True, callback=_known_encoding,
-              help="Text encoding of standard input.")
+@encoding_option("standard input")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line: name, nll, logprob, novel.")
-@click.option("--max-name-length", type=WholeRange(min=1), default=1000, show_default=True,
-              help="Skip (and report) names longer than this, read from standard input.")
+@scored_length_option("Skip (and report) names longer than this, read from standard input.")
 @click.option("--explain", is_flag=True,
               help="For each position of each name: the model's probability for it, its surprise in bits and the "
                    "likeliest alternatives (a heat strip on a colour terminal).")
@@ -1024,15 +1036,13 @@ def info(ckpt_arg, ckpt_path, as_json) -> None:
 @main.command(epilog=EXIT_CODES)
 @click.argument("names", nargs=-1)
 @checkpoint_option("classify with")
-@click.option("--encoding", default="utf-8", show_default=True, callback=_known_encoding,
-              help="Text encoding of standard input.")
+@encoding_option("standard input")
 @click.option("--uniform-prior", is_flag=True,
               help="Take every category as equally likely beforehand, not in its share of the training names.")
 @click.option("--top", type=WholeRange(min=1), default=None, metavar="K", help="Only the K likeliest categories.")
 @click.option("--json", "as_json", is_flag=True,
               help="One JSON object per line: name, and categories with their posterior and logprob.")
-@click.option("--max-name-length", type=WholeRange(min=1), default=1000, show_default=True,
-              help="Skip (and report) stdin lines longer than this.")
+@scored_length_option("Skip (and report) stdin lines longer than this.")
 @latest_option
 def classify(names, ckpt_path, encoding, uniform_prior, top, as_json, max_name_length, latest) -> None:
     """Which list each name most likely comes from: NAMES, or one per line on stdin.
@@ -1085,11 +1095,9 @@ def classify(names, ckpt_path, encoding, uniform_prior, top, as_json, max_name_l
 @click.option("--categories", "categories", type=click.Choice(CATEGORY_FORMS), default=None,
               help="As for train: each FILE a category (the default for several), or tsv: name<TAB>category lines.")
 @checkpoint_option("evaluate")
-@click.option("--encoding", default="utf-8", show_default=True, callback=_known_encoding,
-              help="Text encoding of FILE.")
+@encoding_option("FILE")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of text.")
-@click.option("--max-name-length", type=WholeRange(min=1), default=1000, show_default=True,
-              help="Skip (and count) names longer than this.")
+@scored_length_option("Skip (and count) names longer than this.")
 @latest_option
 def evaluate(files, categories, ckpt_path, encoding, as_json, latest, max_name_length) -> None:
     """Mean negative log-likelihood per character of the names in FILE.
@@ -1157,7 +1165,8 @@ class BugMissed(click.ClickException):
 
 @main.command(epilog=EXIT_CODES + " With --bug: 1 when the bug is caught, 3 when the check misses it.")
 @click.option("--cell", type=click.Choice(CELL_NAMES), multiple=True, help="Cells to check; repeatable (default: all).")
-@click.option("--layers", type=WholeRange(1, 3), multiple=True, help="Layer counts to check; repeatable (default: 1 and 2).")
+@click.option("--layers", type=WholeRange(RULES["layers"].low, RULES["layers"].high), multiple=True,
+              help=f"Layer counts to check; repeatable (default: {' and '.join(map(str, GRADCHECK_LAYERS))}).")
 @click.option("--seed", type=WholeRange(min=0), default=0, show_default=True, help="Seed of the random model and batch.")
 @click.option("--bug", type=click.Choice(["list", *BUG_NAMES]), default=None, metavar="NAME",
               help="Inject the classic mistake NAME into the reference path and watch the check catch it; "
@@ -1183,9 +1192,9 @@ def gradcheck(cell, layers, seed, bug) -> None:
     if bug == "list":
         _list_bugs()
     elif bug:
-        _check_with_bug(bug, cell, layers or (1, 2), seed)
+        _check_with_bug(bug, cell, layers or GRADCHECK_LAYERS, seed)
     else:
-        failed = _gradcheck_table("gradient check", cell or CELL_NAMES, layers or (1, 2), seed)
+        failed = _gradcheck_table("gradient check", cell or CELL_NAMES, layers or GRADCHECK_LAYERS, seed)
         count = sum(len(rows) for _, rows in failed)
         if count:
             raise click.ClickException(f"{count} gradients disagree with finite differences.")

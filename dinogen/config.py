@@ -27,6 +27,14 @@ BUG_NAMES = ("softmax-axis", "target-axis", "dwhh-from-dh", "padding-counted", "
              "tanh-from-preactivation")  # the keys of bugs.BUGS, for `gradcheck --bug` without NumPy
 DEFAULT_MAX_SECONDS = 600.0  # when the steps are chosen for the list, a run never lasts longer than ten minutes
 
+# Defaults of the commands beyond training's settings, here so that the help states them without importing NumPy
+ENCODING = "utf-8"  # text encoding of a names file or of stdin, unless --encoding says another
+MAX_NAME_LENGTH = 64  # train: names longer than this are skipped when reading
+MAX_SCORED_LENGTH = 1_000  # score, classify, eval: names longer than this are skipped (and reported)
+DROUGHT = 100_000  # sample without --max-attempts: give up after this many candidates in a row with no name passing
+DEFAULT_BEAM_WIDTH = 4096  # sample --likeliest: hypotheses kept per step; see docs/sampling.md for its effect, measured
+GRADCHECK_LAYERS = (1, 2)  # gradcheck without --layers: the layer counts checked
+
 
 def is_finite_number(value) -> bool:
     """A finite int or float that fits a float (JSON also reads NaN, Infinity and 10**400)."""

@@ -23,12 +23,12 @@ from typing import Iterator, TextIO
 
 import numpy as np
 
+from dinogen.config import ENCODING, MAX_NAME_LENGTH
 from dinogen.errors import DinogenError
 from dinogen.files import ZIP_MAGIC, read_bytes
 
 BOUNDARY = 0  # token that starts every name and ends it
 PAD = -1  # target at padded positions (no prediction there)
-MAX_NAME_LENGTH = 64  # names longer than this are skipped when reading
 LINE_BREAK = re.compile("\r\n|\r|\n")  # LF, CRLF, or a lone CR
 NOT_TEXT = re.compile("[\x00-\x09\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")  # control characters (but the
 #   line breaks) and lone surrogates: no character of a name, and printed they would drive the terminal
@@ -58,7 +58,7 @@ def read_names(
     source: str | Path | TextIO,
     *,
     lowercase: bool = False,
-    encoding: str = "utf-8",
+    encoding: str = ENCODING,
     max_length: int = MAX_NAME_LENGTH,
     tsv: bool = False,
 ) -> NameList:
@@ -522,6 +522,10 @@ class Vocab:
     def encode(self, name: str) -> np.ndarray:
         """Tokens of one name, without boundaries: (L,) int32."""
         return encode_names([name], self).codes
+
+    def char(self, token: int) -> str:
+        """The character of one token (1 to size - 1; 0 is the boundary, which has none)."""
+        return self.chars[token - 1]
 
     def decode_rows(self, tokens: np.ndarray) -> list[str]:
         """Token rows (n, M), boundary-padded, to strings, vectorised over names."""

@@ -30,12 +30,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from dinogen import model
+from dinogen.config import DEFAULT_BEAM_WIDTH
 from dinogen.data import BOUNDARY, CategoryTable, Vocab
 from dinogen.errors import DinogenError, plural
 from dinogen.sampling import SampleSpec, category_rows, check_novel, describe, read_prefix
 from dinogen.scoring import Scored
-
-DEFAULT_BEAM_WIDTH = 4096  # hypotheses kept per step; see docs/sampling.md for its effect, measured
 
 
 @dataclass
@@ -215,8 +214,8 @@ def _can_still_match(ranked: np.ndarray, beam: _Beam, vocab: Vocab, spec: Sample
     end in the suffix and hold the text within max_len, in order."""
     matching = []
     for index in ranked:
-        parent, char = divmod(int(index), vocab.size - 1)
-        text = beam.texts[parent] + vocab.chars[char]
+        parent, char = divmod(int(index), vocab.size - 1)  # expansion `char` feeds token char + 1
+        text = beam.texts[parent] + vocab.char(char + 1)
         if len(text) + _characters_needed(text, spec) <= spec.max_len:
             matching.append(index)
             if len(matching) == wanted:
@@ -240,5 +239,5 @@ def _advance(params, cfg, vocab: Vocab, beam: _Beam, parents: np.ndarray, tokens
     states = [tuple(s[parents] for s in state) for state in beam.states]
     cats = None if category is None else np.full(len(tokens), category)
     logits, states = model.step(params, cfg, tokens, states, table, cats)
-    texts = [beam.texts[p] + vocab.chars[t - 1] for p, t in zip(parents.tolist(), tokens.tolist())]
+    texts = [beam.texts[p] + vocab.char(t) for p, t in zip(parents.tolist(), tokens.tolist())]
     return _Beam(texts, logprob, states, logits)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 BLAS_THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+DEFAULT_THREADS = 1  # BLAS threads unless --threads, $DINOGEN_THREADS or the environment chose
 
 
 def set_blas_threads(threads: int | None) -> None:
@@ -18,4 +19,4 @@ def set_blas_threads(threads: int | None) -> None:
         if threads is not None:
             os.environ[variable] = str(threads)
         else:
-            os.environ.setdefault(variable, "1")
+            os.environ.setdefault(variable, str(DEFAULT_THREADS))

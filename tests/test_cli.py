@@ -529,8 +529,10 @@ def test_train_help_states_the_real_defaults():
 def test_eval_uses_the_best_parameters_unless_latest_is_asked(runner, small_trainer, small_checkpoint, tmp_path):
     held = tmp_path / "held.txt"
     held.write_text("\n".join(small_trainer.names.names[i] for i in small_trainer.val_idx) + "\n")
-    best = json.loads(runner.invoke(main, ["eval", str(held), "-c", str(small_checkpoint), "--json"]).stdout)
-    latest = json.loads(runner.invoke(main, ["eval", str(held), "-c", str(small_checkpoint), "--json", "--latest"]).stdout)
+    best_run = runner.invoke(main, ["eval", str(held), "-c", str(small_checkpoint), "--json"])
+    latest_run = runner.invoke(main, ["eval", str(held), "-c", str(small_checkpoint), "--json", "--latest"])
+    assert best_run.exit_code == 0 and latest_run.exit_code == 0
+    best, latest = json.loads(best_run.stdout), json.loads(latest_run.stdout)
     assert best["nll"] == pytest.approx(small_trainer.best_val[1], rel=1e-5)
     assert latest["nll"] == pytest.approx(small_trainer.loss_on(small_trainer.val_idx), rel=1e-5)
 
@@ -579,6 +581,7 @@ def test_sample_report_shows_the_shares_of_the_names_printed(runner, small_check
     from dinogen.batch_report import batch_summary
 
     result = runner.invoke(main, ["sample", "-c", str(small_checkpoint), "--n", "200", "--seed", "4", "--report"])
+    assert result.exit_code == 0, result.stderr
     summary = batch_summary(lines_of(result), checkpoint.load(small_checkpoint).training_names())
     rows = {line.split("│")[1].strip(): line.split("│")[2].strip() for line in result.stderr.splitlines()
             if line.count("│") >= 3}
@@ -710,9 +713,11 @@ def test_training_into_a_pipe_prints_a_progress_line_every_so_often_and_none_whe
 
     monkeypatch.setattr(cli._progress_lines, "EVERY_SECONDS", 0.0)  # a line at every step, for the test
     args = ["train", str(BUNDLED_NAMES), "--steps", "5", "--hidden", "8", "-o", str(tmp_path / "p.npz")]
-    lines = [line for line in runner.invoke(main, args).stderr.splitlines() if ": step " in line]
+    loud, quiet = runner.invoke(main, args), runner.invoke(main, [*args, "-q"])
+    assert loud.exit_code == 0 and quiet.exit_code == 0
+    lines = [line for line in loud.stderr.splitlines() if ": step " in line]
     assert len(lines) == 5 and lines[-1].startswith("lstm 8, dropout 0.65: step 5 of 5, smooth loss")
-    assert ": step " not in runner.invoke(main, [*args, "-q"]).stderr
+    assert ": step " not in quiet.stderr
 
 
 def test_counts_agree_with_their_nouns_and_a_resume_names_a_flag_as_given(runner, tmp_path, small_checkpoint):

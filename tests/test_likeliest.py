@@ -203,9 +203,10 @@ def test_cli_prints_the_n_likeliest_likeliest_first_with_samples_json_fields(bun
 
 
 def test_cli_log_probabilities_are_what_score_reports(bundled):
-    _, lines, _ = bundled("--likeliest", "5", "--prefix", "Tyr", "--json")
+    code, lines, _ = bundled("--likeliest", "5", "--prefix", "Tyr", "--json")
     records = [json.loads(line) for line in lines]
     scored = CliRunner().invoke(main, ["score", "--json", *[r["name"] for r in records]])
+    assert code == 0 and scored.exit_code == 0
     assert [r["logprob"] for r in records] == pytest.approx(
         [json.loads(line)["logprob"] for line in scored.stdout.splitlines()], rel=1e-6)
 
