@@ -638,7 +638,8 @@ def latest_option(command):
 @click.option("--beam-width", type=WholeRange(1, MAX_BEAM_WIDTH), default=None,
               help=f"With --likeliest: hypotheses kept per step [default: {DEFAULT_BEAM_WIDTH}]; wider misses less and takes longer.")
 @click.option("--json", "as_json", is_flag=True,
-              help="One JSON object per line: name, nll (per character), logprob (total), novel.")
+              help="One JSON object per line: name, nll (per character), logprob (total), novel, and category "
+                   "with a model of several lists.")
 @click.option("--report", is_flag=True, help="After the names, a table about the batch on stderr.")
 @click.option("--verbose", "-v", is_flag=True, help="Say on stderr which checkpoint is used.")
 @latest_option
@@ -812,7 +813,8 @@ def _fmt_num(value: float | None, spec: str) -> str:
 @click.argument("names", nargs=-1)
 @checkpoint_option("score with")
 @encoding_option("standard input")
-@click.option("--json", "as_json", is_flag=True, help="One JSON object per line: name, nll, logprob, novel.")
+@click.option("--json", "as_json", is_flag=True,
+              help="One JSON object per line: name, nll, logprob, novel, and category with --category.")
 @scored_length_option("Skip (and report) names longer than this, read from standard input.")
 @click.option("--explain", is_flag=True,
               help="For each position of each name: the model's probability for it, its surprise in bits and the "

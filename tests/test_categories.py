@@ -87,6 +87,25 @@ def test_an_empty_category_is_refused(lists, tmp_path):
         read_lists([lists[0], str(empty)])
 
 
+def test_a_category_name_left_empty_before_the_equals_sign_is_refused(lists):
+    with pytest.raises(DinogenError, match="the category '' is empty"):
+        read_lists([f"={lists[0]}", lists[1]])
+    with pytest.raises(DinogenError, match="the category '' is empty"):
+        read_lists([f"={lists[0]}"])
+
+
+@pytest.mark.parametrize("form", ["files", "named", "tsv"])
+def test_a_model_of_one_category_is_refused(lists, tmp_path, form):
+    one_label = tmp_path / "one.tsv"
+    one_label.write_text("Lyon\tFR\nNice\tFR\n")
+    sources, categories = {"files": ([lists[0]], "files"), "named": ([f"q={lists[0]}"], None),
+                           "tsv": ([str(one_label)], "tsv")}[form]
+    with pytest.raises(DinogenError, match="a model of categories needs two or more"):
+        read_lists(sources, categories)
+    result = run("train", *sources, *(["--categories", categories] if categories else []), *TINY)
+    assert result.exit_code == 1 and "needs two or more" in result.stderr and result.stdout == ""
+
+
 def test_a_category_named_twice_is_refused(lists, tmp_path):
     other = tmp_path / "b" / "quakers.txt"
     other.parent.mkdir()
