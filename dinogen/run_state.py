@@ -1,14 +1,15 @@
 """Where a training run stands, apart from its arrays: what a checkpoint's metadata
-records and a resumed run takes up. RunState converts itself to and from the
-metadata in one place (to_meta and from_meta are each other's inverse), and
-RULES says what each field may be, for the checks of a stranger's checkpoint.
+records and a resumed run takes up, and the rule that stops the run. RunState
+converts itself to and from the metadata in one place (to_meta and from_meta are
+each other's inverse), and RULES says what each field may be, for the checks of a
+stranger's checkpoint.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from dinogen.config import Rule
+from dinogen.config import Rule, TrainConfig
 
 RULES: dict[str, Rule] = {  # the metadata fields of a RunState that are numbers
     "step": Rule("the step", int, low=0),
@@ -37,6 +38,32 @@ class RunState:
     val_history: list[tuple[int, float]] = field(default_factory=list)  # (step, validation loss)
     best_val: tuple[int, float] | None = None  # (step, loss) of the best parameters
     clock_led: bool = False  # the time limit, not the steps, set the learning rate at some step
+
+    def record_validation(self, val: float | None) -> bool:
+        """Record the validation loss at this step (and the smoothed training loss beside it);
+        True when it is a new best, whose parameters the caller then keeps."""
+        self.train_history.append((self.step, self.smooth_loss))
+        if val is None:
+            return False
+        self.val_history.append((self.step, val))
+        if self.best_val is None or val < self.best_val[1]:
+            self.best_val, self.stale_evals = (self.step, val), 0
+            return True
+        self.stale_evals += 1
+        return False
+
+    def out_of_patience(self, cfg: TrainConfig) -> bool:
+        return cfg.patience > 0 and self.stale_evals >= cfg.patience
+
+    def why_stop(self, cfg: TrainConfig) -> str | None:
+        """Why the run must stop now (steps, time, patience), or None to go on."""
+        if self.step >= cfg.steps:
+            return "steps"
+        if cfg.max_seconds is not None and self.elapsed >= cfg.max_seconds:
+            return "time"
+        if self.out_of_patience(cfg):
+            return "patience"
+        return None
 
     def to_meta(self) -> dict:
         """The metadata fields of this state."""

@@ -1,13 +1,16 @@
-"""Training: a seeded split, bucketed mini-batches, Adam or SGD, clipping, evaluation.
+"""Training: bucketed mini-batches, Adam or SGD, clipping, evaluation, the loop.
 
-The library reports progress through a callback and never prints; the CLI turns
-the callback into a progress bar.
+The Trainer is the step and the loop; its parts live beside it, one job each: the
+names as the run sees them (run_data.RunData: folded, encoded, split), where the
+run stands and when it stops (run_state.RunState, which the checkpoint records),
+the worker processes (parallel.SharedSteps) and the summary (run_summary). The
+library reports progress through a callback and never prints; the CLI turns the
+callback into a progress bar.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import math
 import time
 from dataclasses import asdict, dataclass, replace
@@ -16,21 +19,20 @@ from typing import Callable
 import numpy as np
 
 from dinogen import __version__, model, recipe
-from dinogen.baselines import ngram_nll, uniform_nll
 from dinogen.checkpoint import Checkpoint
-from dinogen.config import MAX_CATEGORIES, TrainConfig
-from dinogen.data import BatchSchedule, NameList, Vocab, clean_name, encode_names, make_batch, split_indices
-from dinogen.errors import DinogenError, plural
+from dinogen.config import TrainConfig
+from dinogen.data import BatchSchedule, NameList, make_batch
+from dinogen.errors import DinogenError
 from dinogen.optim import OPTIMIZERS, clip_elementwise, clip_global_norm, global_norm
 from dinogen.parallel import SharedSteps
+from dinogen.run_data import RunData
 from dinogen.run_state import RunState
+from dinogen.run_summary import summarise
 from dinogen.schedule import budget_spent, cosine_lr
 from dinogen.workspace import Workspace
 
 REFIT_STRETCH = 1.0  # a refit trains this many times the epochs of the first run's best
 SMOOTH_WINDOWS = (10, 200)  # the smoothed loss averages over a twentieth of the run, within these steps
-TRAIN_SUBSET = 5000  # names of the training split used to report the final training loss
-VAL_PROBE = 10_000  # validation names evaluated periodically (all of them when there are fewer)
 
 
 @dataclass
@@ -55,78 +57,45 @@ def smooth_window(steps: int) -> int:
     return min(max(steps // 20, low), high)
 
 
-def spread(idx: np.ndarray, at_most: int) -> np.ndarray:
-    """At most `at_most` of idx, evenly spread over it (all of them when there are fewer)."""
-    return idx[:: max(1, -(-len(idx) // at_most))]
-
-
-def data_fingerprint(names: list[str], categories: list[str] | None = None) -> str:
-    """SHA-256 of the names, one per line; with categories, each line is name<TAB>category."""
-    lines = names if categories is None else [f"{name}\t{category}" for name, category in zip(names, categories)]
-    return hashlib.sha256("\n".join(lines).encode("utf-8")).hexdigest()
-
-
 class Trainer:
-    """Owns the data, the parameters, the optimizer and the loss history of one run."""
+    """Owns the parameters, the optimizer and the state of one run, and runs its steps."""
 
     def __init__(self, names: NameList, cfg: TrainConfig) -> None:
         cfg.check()
-        given = cfg
-        if cfg.lowercase:  # read_names folds already; names a library caller passes as written are folded here
-            names = replace(names, names=[clean_name(name, lowercase=True) for name in names.names])
-        if not names.names:
-            skipped = (f" ({plural(names.skipped_long, 'name was', 'names were')} skipped for being longer than the "
-                       "maximum name length)" if names.skipped_long else "")
-            raise DinogenError(f"{names.source} holds no names{skipped}; give a file with one name per line.")
-        self.names = names
-        self.category_names = names.category_names if names.categories is not None else []  # K of them, or none
-        if len(self.category_names) > MAX_CATEGORIES:
-            raise DinogenError(f"{names.source} holds {len(self.category_names):,} categories; one model takes at "
-                               f"most {MAX_CATEGORIES:,}, so group them or train several models.")
-        labels = None if names.categories is None else [self.category_names[k] for k in names.categories]
-        self.data_sha256 = data_fingerprint(names.names, labels)  # stored in every checkpoint; the names never change
-        self.vocab = Vocab.from_names(names.names)
-        self.data = encode_names(names.names, self.vocab, names.line_numbers, categories=names.categories)
-        self.train_idx, self.val_idx = split_indices(len(self.data), cfg.val_fraction, cfg.seed, self.data.categories)
-        self.cfg = cfg = cfg.resolved(len(self.data), len(self.train_idx))
+        self.run_data = run = RunData.prepare(names, cfg)
+        given, cfg = cfg, cfg.resolved(len(run.data), len(run.train_idx))
+        self.cfg = cfg
         self.chosen = {k: v for k, v in asdict(cfg).items() if getattr(given, k) is None}  # what was left to us
-        self.refits = cfg.refit and recipe.refits(len(self.data))  # a second run on every name follows this one
-        self.val_probe = spread(self.val_idx, VAL_PROBE)
-        self.model_cfg = model.ModelConfig(self.vocab.size, cfg.cell, cfg.hidden, cfg.layers, cfg.embed_dim, cfg.dropout,
-                                           len(self.category_names))
+        self.refits = cfg.refit and recipe.refits(len(run.data))  # a second run on every name follows this one
+        self.model_cfg = model.ModelConfig(run.vocab.size, cfg.cell, cfg.hidden, cfg.layers, cfg.embed_dim, cfg.dropout,
+                                           len(run.category_names))
         self.params = model.init_params(self.model_cfg, np.random.default_rng(cfg.seed))
         self.optimizer = OPTIMIZERS[cfg.optimizer](self.params, lr=cfg.lr, weight_decay=cfg.weight_decay)
         self.workspace = Workspace()  # the training step's arrays, reused from step to step
-        self.schedule = BatchSchedule(self.train_idx, self.data.lengths, cfg.batch_size, cfg.seed)
+        self.schedule = BatchSchedule(run.train_idx, run.data.lengths, cfg.batch_size, cfg.seed)
         self.stop_reason: str | None = None  # why run() stopped: steps, time, patience, interrupted
-        self.state = RunState(smooth_loss=math.log(self.vocab.size))  # counters, histories, the best's record
+        self.state = RunState(smooth_loss=math.log(run.vocab.size))  # counters, histories, the best's record
         self.smooth_beta = 1.0 - 1.0 / smooth_window(cfg.steps)  # decay of the smoothed loss's moving average
         self.best: dict[str, np.ndarray] | None = None  # the parameters of state.best_val
         self.shared: SharedSteps | None = None  # the worker processes, while run() runs with cfg.workers > 1
 
-    @property
-    def step(self) -> int:
-        return self.state.step
+    # the run's data, as the run sees it (run_data.RunData)
+    names = property(lambda self: self.run_data.names)
+    category_names = property(lambda self: self.run_data.category_names)
+    data_sha256 = property(lambda self: self.run_data.data_sha256)
+    vocab = property(lambda self: self.run_data.vocab)
+    data = property(lambda self: self.run_data.data)
+    train_idx = property(lambda self: self.run_data.train_idx)
+    val_idx = property(lambda self: self.run_data.val_idx)
+    val_probe = property(lambda self: self.run_data.val_probe)
 
-    @property
-    def best_val(self) -> tuple[int, float] | None:
-        return self.state.best_val
-
-    @property
-    def val_history(self) -> list[tuple[int, float]]:
-        return self.state.val_history
-
-    @property
-    def stale_evals(self) -> int:
-        return self.state.stale_evals
-
-    @property
-    def elapsed(self) -> float:
-        return self.state.elapsed
-
-    @property
-    def smooth_loss(self) -> float:
-        return self.state.smooth_loss
+    # where the run stands (run_state.RunState)
+    step = property(lambda self: self.state.step)
+    best_val = property(lambda self: self.state.best_val)
+    val_history = property(lambda self: self.state.val_history)
+    stale_evals = property(lambda self: self.state.stale_evals)
+    elapsed = property(lambda self: self.state.elapsed)
+    smooth_loss = property(lambda self: self.state.smooth_loss)
 
     def budget_spent(self) -> float:
         """The share of the steps or time budget spent so far (0 when there is none)."""
@@ -204,15 +173,8 @@ class Trainer:
         if val is not None and not math.isfinite(val):
             raise Diverged(f"training diverged at step {self.state.step} (validation loss {val}); "
                            + self.remedy())
-        self.state.train_history.append((self.state.step, self.state.smooth_loss))
-        if val is not None:
-            self.state.val_history.append((self.state.step, val))
-            if self.state.best_val is None or val < self.state.best_val[1]:
-                self.state.best_val = (self.state.step, val)
-                self.best = {k: v.copy() for k, v in self.params.items()}
-                self.state.stale_evals = 0
-            else:
-                self.state.stale_evals += 1
+        if self.state.record_validation(val):
+            self.best = {k: v.copy() for k, v in self.params.items()}
         return val
 
     def remedy(self) -> str:
@@ -224,21 +186,6 @@ class Trainer:
         if not all(np.isfinite(p).all() for p in self.params.values()):
             raise Diverged(f"training diverged at step {self.state.step} (the weights are no longer finite); "
                            + self.remedy())
-
-    @property
-    def out_of_patience(self) -> bool:
-        return self.cfg.patience > 0 and self.state.stale_evals >= self.cfg.patience
-
-    def why_stop(self) -> str | None:
-        """Why the run must stop now, or None to go on."""
-        cfg = self.cfg
-        if self.state.step >= cfg.steps:
-            return "steps"
-        if cfg.max_seconds is not None and self.state.elapsed >= cfg.max_seconds:
-            return "time"
-        if self.out_of_patience:
-            return "patience"
-        return None
 
     def run(
         self,
@@ -282,7 +229,7 @@ class Trainer:
         """The loop of run(): steps, evaluations and callbacks until a reason to stop, which it returns."""
         cfg = self.cfg
         val = self.state.val_history[-1][1] if self.state.val_history else None
-        while (reason := self.why_stop()) is None:
+        while (reason := self.state.why_stop(cfg)) is None:
             if should_stop is not None and should_stop():
                 reason = "interrupted"
                 break
@@ -290,7 +237,7 @@ class Trainer:
             loss = self.train_step()
             self.state.seconds += time.perf_counter() - t0
             self.state.elapsed = time.perf_counter() - clock_zero
-            evaluated = self.state.step % cfg.eval_every == 0 and self.why_stop() is None
+            evaluated = self.state.step % cfg.eval_every == 0 and self.state.why_stop(cfg) is None
             if evaluated:  # not at the last step: the evaluation after the loop covers it
                 val = self.evaluate()
                 if on_evaluate is not None:
@@ -305,50 +252,8 @@ class Trainer:
         return self.state.predictions / self.state.seconds if self.state.seconds > 0 else 0.0
 
     def summary(self, seconds: float, steps_run: int | None = None) -> dict:
-        """What a run did: steps is the step reached, steps_run and seconds those of
-        this run (less than the whole after a resume); the losses are in nats."""
-        subset = spread(self.train_idx, TRAIN_SUBSET)
-        summary = {
-            "steps": self.state.step,
-            "steps_run": self.state.step if steps_run is None else steps_run,
-            "seconds": round(seconds, 3),
-            "chars_per_sec": round(self.chars_per_sec, 1),
-            "train_loss": self.loss_on(subset),
-            "smooth_loss": self.state.smooth_loss,
-            "val_loss": self.state.val_history[-1][1] if self.state.val_history else None,
-            "best_val_loss": self.state.best_val[1] if self.state.best_val else None,
-            "best_step": self.state.best_val[0] if self.state.best_val else None,
-            "stopped_early": self.stop_reason == "patience",
-            "stop_reason": self.stop_reason,
-            "clock_led": self.state.clock_led,
-            "epochs": self.state.step * self.cfg.batch_size / max(len(self.train_idx), 1),
-            "chosen": self.chosen,
-            "uniform_loss": uniform_nll(self.vocab.size),
-            "bigram_loss": self.bigram_loss(),
-            "vocab_size": self.vocab.size,
-            "train_names": len(self.train_idx),
-            "val_names": len(self.val_idx),
-            "val_probe_names": len(self.val_probe),
-        }
-        if self.category_names:  # a run of one list says nothing of categories, as before they existed
-            summary["categories"] = {entry["name"]: entry["names"] for entry in self.category_table()["categories"]}
-        return summary
-
-    def bigram_loss(self) -> float | None:
-        """Validation loss of an add-one bigram model fitted on the training split (with
-        categories, one bigram per category, fitted on and scored with its own names)."""
-        if len(self.val_idx) == 0:
-            return None
-        cats = self.data.categories
-        if cats is None:
-            return ngram_nll(self.data, self.train_idx, self.data, self.val_idx, self.vocab.size, n=2, alpha=1.0)
-        total = 0.0
-        for k in range(len(self.category_names)):
-            train, val = self.train_idx[cats[self.train_idx] == k], self.val_idx[cats[self.val_idx] == k]
-            if len(val):
-                total += self.data.predictions(val) * ngram_nll(self.data, train, self.data, val, self.vocab.size,
-                                                                n=2, alpha=1.0)
-        return total / self.data.predictions(self.val_idx)
+        """What the run did (run_summary.summarise)."""
+        return summarise(self, seconds, steps_run)
 
     def restore(self, ckpt: Checkpoint) -> None:
         """Take up the run saved in ckpt (the inverse of checkpoint()): parameters,
@@ -381,7 +286,7 @@ class Trainer:
             "dinogen_version": __version__,
             "model": self.model_cfg.to_dict(),
             "vocab": list(self.vocab.chars),
-            **self.category_table(),
+            **self.run_data.category_table(),
             "lowercase": self.cfg.lowercase,
             "train": asdict(self.cfg),
             **self.state.to_meta(),
@@ -393,16 +298,6 @@ class Trainer:
             },
         }
         return Checkpoint(self.params, meta, self.best, self.optimizer.state_dict(), self.data)
-
-
-    def category_table(self) -> dict:
-        """The checkpoint's "categories" entry: each category's name and its number of names
-        (both splits), in the order of W_cat's rows; nothing for a model of one list."""
-        if not self.category_names:
-            return {}
-        counts = np.bincount(self.data.categories, minlength=len(self.category_names))
-        return {"categories": [{"name": name, "names": int(count)}
-                               for name, count in zip(self.category_names, counts)]}
 
 
 def refit_config(trainer: Trainer) -> TrainConfig:

@@ -100,7 +100,7 @@ def test_adam_first_step_moves_each_weight_by_about_lr():
 
 @pytest.mark.parametrize("n", [0, 1, 4_999, 5_000, 5_001, 9_999, 10_000, 12_345])
 def test_a_spread_subset_never_holds_more_than_asked(n):
-    from dinogen.train import spread
+    from dinogen.run_data import spread
 
     subset = spread(np.arange(n), 5_000)
     assert len(subset) == n if n <= 5_000 else 2_500 < len(subset) <= 5_000
