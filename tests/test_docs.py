@@ -93,3 +93,38 @@ def test_the_quoted_bug_list_is_what_gradcheck_prints():
     [(args, quoted)] = [run for run in quoted_runs(DOCS / "commands.md", ("gradcheck",)) if run[0][1:] == ["--bug", "list"]]
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0 and [line.strip() for line in result.stdout.splitlines()] == quoted
+
+
+@pytest.mark.parametrize("page", [ROOT / "README.md", DOCS / "commands.md"], ids=lambda p: p.name)
+def test_quoted_gradcheck_bug_rows_are_rows_the_check_prints(page):
+    """Each quoted `gradcheck --bug` transcript: every row it shows (the page may leave rows
+    out) is a row of the table the command prints, and its last line is the verdict."""
+    from click.testing import CliRunner
+
+    runs = [run for run in quoted_runs(page, ("gradcheck",)) if run[0][1] == "--bug" and run[0][2] != "list"]
+    assert runs
+    for args, quoted in runs:
+        result = CliRunner().invoke(main, args, env={"COLUMNS": "200"})
+        assert result.exit_code == 1, args
+        printed = [cells(line) for line in result.stdout.splitlines() if line.startswith("│")]
+        rows = [cells(line) for line in quoted if line.startswith("│")]
+        assert rows and all(any(same_row(row, got) for got in printed) for row in rows), args
+        assert quoted[-1] == result.stderr.strip().splitlines()[-1], args
+
+
+def cells(row: str) -> list[str]:
+    return [cell.strip() for cell in row.strip().strip("│").split("│")]
+
+
+def same_row(quoted: list[str], got: list[str]) -> bool:
+    """The same cells, a passing error to within the finite difference's rounding (another BLAS
+    rounds the last digits differently), a failing one to 1%."""
+    import math
+
+    if len(quoted) != len(got) or quoted[-1] != got[-1]:
+        return False
+    *words_q, error_q, _ = quoted
+    *words_g, error_g, _ = got
+    if words_q != words_g:
+        return False
+    return quoted[-1] == "pass" or math.isclose(float(error_q), float(error_g), rel_tol=0.01)
