@@ -21,9 +21,9 @@ import sys
 import click
 
 from dinogen import __version__
-from dinogen.config import (BUG_NAMES, CATEGORY_FORMS, CELL_NAMES, DEFAULT_BEAM_WIDTH, DROUGHT, ENCODING,
-                            GRADCHECK_LAYERS, MAX_NAME_LENGTH, MAX_SCORED_LENGTH, PRESETS, RULES, TrainConfig,
-                            config_from)
+from dinogen.config import (BUG_NAMES, CATEGORY_FORMS, CELL_NAMES, DEFAULT_BEAM_WIDTH, DEFAULT_MAX_LEN, DROUGHT,
+                            ENCODING, GRADCHECK_LAYERS, MAX_NAME_LENGTH, MAX_SCORED_LENGTH, PRESETS, RULES,
+                            TrainConfig, config_from)
 from dinogen.recipe import REFIT_BELOW
 from dinogen.errors import DinogenError, plural, shown
 from dinogen.resources import DEFAULT_CHECKPOINT
@@ -623,7 +623,7 @@ def latest_option(command):
 @click.option("--contains", default="", help="Names hold this somewhere.")
 @click.option("--min-len", type=WholeRange(min=1), default=1, show_default=True,
               help="Shortest name, in characters.")
-@click.option("--max-len", type=WholeRange(1, 1000), default=100, show_default=True,
+@click.option("--max-len", type=WholeRange(1, 1000), default=DEFAULT_MAX_LEN, show_default=True,
               help="Longest name, in characters.")
 @click.option("--novel", is_flag=True, help="Only names that are not in the training data (in none of its lists).")
 @click.option("--unique", is_flag=True, help="No name twice.")
@@ -761,7 +761,6 @@ class _SearchNotes:
         self.last = self.clock()
 
     def __call__(self, found: int, tried: int, drought: int) -> None:
-
         now = self.clock()
         if drought == 0 or now - self.last < self.EVERY_SECONDS:
             return

@@ -425,7 +425,7 @@ def read_lists(sources: list[str], categories: str | None = None, **options) -> 
         if len(sources) != 1:
             raise DinogenError(f"--categories tsv reads one file with a category column, not {len(sources)}; "
                                "give one file, or several without --categories tsv.")
-        return _at_least_two(labelled_categories(read_names(sources[0], tsv=True, **options)))
+        return labelled_categories(read_names(sources[0], tsv=True, **options))
     if len(sources) == 1 and categories is None and _named_source(sources[0])[0] is None:
         return read_names(sources[0], **options)
     lists = []
@@ -434,7 +434,7 @@ def read_lists(sources: list[str], categories: str | None = None, **options) -> 
         if category is None:
             category = "stdin" if path == "-" else Path(path).stem
         lists.append((category, read_names(path, **options)))
-    return _at_least_two(merge_categories(lists))
+    return merge_categories(lists)
 
 
 def _named_source(source: str) -> tuple[str | None, str]:
@@ -444,16 +444,6 @@ def _named_source(source: str) -> tuple[str | None, str]:
     if not sep or not path or Path(source).exists():
         return None, source
     return category, path
-
-
-def _at_least_two(names: NameList) -> NameList:
-    """names, when they hold two categories or more: one category conditions on nothing, and
-    its classify would answer 1 for every name."""
-    if len(names.category_names) < 2:
-        given = f"only the category {names.category_names[0]!r}" if names.category_names else "no category"
-        raise DinogenError(f"{names.source} gives {given}; a model of categories needs two or more, so add "
-                           "another list, or train on one list without --categories or name=.")
-    return names
 
 
 @dataclass(frozen=True)

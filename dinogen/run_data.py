@@ -51,6 +51,10 @@ class RunData:
                        "maximum name length)" if names.skipped_long else "")
             raise DinogenError(f"{names.source} holds no names{skipped}; give a file with one name per line.")
         category_names = names.category_names if names.categories is not None else []
+        if names.categories is not None and len(category_names) < 2:  # it would condition on nothing, and
+            raise DinogenError(  # classify would answer 1 for every name
+                f"{names.source} gives only the category {category_names[0]!r}; a model of categories needs two "
+                "or more, so add another list, or train on this one without --categories or name=.")
         if len(category_names) > MAX_CATEGORIES:
             raise DinogenError(f"{names.source} holds {len(category_names):,} categories; one model takes at "
                                f"most {MAX_CATEGORIES:,}, so group them or train several models.")

@@ -36,12 +36,11 @@ from typing import Callable, Iterator
 import numpy as np
 
 from dinogen import model
-from dinogen.config import DROUGHT
+from dinogen.config import DEFAULT_MAX_LEN, DROUGHT
 from dinogen.data import BOUNDARY, CategoryTable, Vocab
 from dinogen.errors import DinogenError, plural
 from dinogen.scoring import Scored
 
-DEFAULT_MAX_LEN = 100  # longest name sampled, in characters; longer drafts are dropped
 FIRST_BLOCKS = (16, 32, 64)  # sizes of the first blocks of candidates: `sample --n 10` draws 16 rows, not BLOCK
 BLOCK = 128  # size of every later block; the schedule is fixed so that seeds reproduce
 LOOK_AFTER = 1_000  # that many candidates in a row with no name: check whether --min-len is out of the model's reach

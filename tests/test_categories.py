@@ -100,10 +100,19 @@ def test_a_model_of_one_category_is_refused(lists, tmp_path, form):
     one_label.write_text("Lyon\tFR\nNice\tFR\n")
     sources, categories = {"files": ([lists[0]], "files"), "named": ([f"q={lists[0]}"], None),
                            "tsv": ([str(one_label)], "tsv")}[form]
+    from dinogen.config import TrainConfig
+    from dinogen.train import Trainer
+
     with pytest.raises(DinogenError, match="a model of categories needs two or more"):
-        read_lists(sources, categories)
+        Trainer(read_lists(sources, categories), TrainConfig(steps=1, hidden=4))
     result = run("train", *sources, *(["--categories", categories] if categories else []), *TINY)
     assert result.exit_code == 1 and "needs two or more" in result.stderr and result.stdout == ""
+
+
+def test_eval_scores_the_file_of_one_category_under_that_category(lists, kinds_checkpoint):
+    result = run("eval", f"quakers={lists[0]}", "-c", kinds_checkpoint)
+    assert result.exit_code == 0, result.stderr
+    assert "quakers:" in result.stdout and "accuracy" in result.stdout
 
 
 def test_a_category_named_twice_is_refused(lists, tmp_path):
