@@ -147,8 +147,8 @@ def split_by_name(names: list[str], cats: np.ndarray) -> tuple[np.ndarray, np.nd
     for i, name in enumerate(names):
         entries.setdefault(name, []).append(i)
     distinct = list(entries)
-    kinds = {kind: k for k, kind in enumerate(dict.fromkeys(tuple(sorted(cats[entries[name]])) for name in distinct))}
-    strata = np.array([kinds[tuple(sorted(cats[entries[name]]))] for name in distinct])
+    numbers: dict[tuple, int] = {}  # each set of categories a name is in, numbered in order of first appearance
+    strata = np.array([numbers.setdefault(tuple(sorted(cats[entries[name]])), len(numbers)) for name in distinct])
     train_names, test_names = split_indices(len(distinct), TEST_FRACTION, TEST_SEED, strata)
 
     def rows(chosen: np.ndarray) -> np.ndarray:
