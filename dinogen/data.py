@@ -24,7 +24,7 @@ from typing import Iterator, TextIO
 import numpy as np
 
 from dinogen.config import ENCODING, MAX_NAME_LENGTH
-from dinogen.errors import DinogenError
+from dinogen.errors import DinogenError, plural
 from dinogen.files import ZIP_MAGIC, read_bytes
 
 BOUNDARY = 0  # token that starts every name and ends it
@@ -46,6 +46,7 @@ class NameList:
     labels: list[str] | None = None  # with --categories tsv: each name's category, as its line wrote it
     categories: list[int] | None = None  # each name's category, a position in category_names; None: one list
     category_names: list[str] = field(default_factory=list)  # the categories, in order of first appearance
+    long_labels: set[str] = field(default_factory=set)  # with --categories tsv: categories of names skipped_long
 
 
 def clean_name(line: str, lowercase: bool) -> str:
@@ -136,17 +137,19 @@ def _collect(entries: Iterator[tuple[int, str | None, str | None]], source: str,
              tsv: bool) -> NameList:
     """The NameList of (line number, name, category) entries: a blank name is skipped, and
     a name that is None (a line too long to hold) or longer than max_length is counted."""
-    names, line_numbers, labels, skipped_long = [], [], [], 0
+    names, line_numbers, labels, skipped_long, long_labels = [], [], [], 0, set()
     for number, name, label in entries:
         if name == "":
             continue
         if name is None or len(name) > max_length:
             skipped_long += 1
+            if label is not None:  # a line too long to hold (name None) was never split into its label
+                long_labels.add(label)
             continue
         names.append(name)
         line_numbers.append(number)
         labels.append(label)
-    return NameList(names, line_numbers, source, skipped_long, labels if tsv else None)
+    return NameList(names, line_numbers, source, skipped_long, labels if tsv else None, long_labels=long_labels)
 
 
 def _byte_lines(start: bytes, file, limit: int) -> Iterator[tuple[int, bytes | None]]:
@@ -477,8 +480,10 @@ def merge_categories(lists: list[tuple[str, NameList]]) -> NameList:
                                "give each list its own name with name=path.")
         seen[category] = names.source
         if not names.names:
-            raise DinogenError(f"the category {category!r} ({names.source}) holds no names; every list needs at "
-                               "least one.")
+            too_long = (f" ({plural(names.skipped_long, 'name was', 'names were')} longer than the maximum name "
+                        "length)" if names.skipped_long else "")
+            raise DinogenError(f"the category {category!r} ({names.source}) holds no names{too_long}; every list "
+                               "needs at least one.")
     merged = NameList([], [], " + ".join(names.source for _, names in lists), 0, None, [], [])
     for k, (category, names) in enumerate(lists):
         merged.names += names.names
@@ -491,9 +496,13 @@ def merge_categories(lists: list[tuple[str, NameList]]) -> NameList:
 
 def labelled_categories(names: NameList) -> NameList:
     """The NameList of a name<TAB>category file with its labels made categories, numbered in
-    order of first appearance."""
+    order of first appearance; DinogenError when every name of a category was too long to keep."""
     numbers: dict[str, int] = {}
     categories = [numbers.setdefault(label, len(numbers)) for label in names.labels or []]
+    lost = sorted(names.long_labels - numbers.keys())  # categories whose every name was too long
+    if lost:
+        raise DinogenError(f"{names.source}: every name of the category {lost[0]!r} is longer than the maximum "
+                           "name length, so the category would be lost; raise --max-name-length or drop its lines.")
     return replace(names, categories=categories, category_names=list(numbers))
 
 

@@ -87,6 +87,22 @@ def test_an_empty_category_is_refused(lists, tmp_path):
         read_lists([lists[0], str(empty)])
 
 
+def test_a_tsv_category_whose_every_name_is_too_long_is_refused_not_dropped(tmp_path):
+    path = tmp_path / "towns.tsv"
+    path.write_text(f"Lyon\tFR\n{'X' * 80}\tDE\nBonn\tAT\n")
+    with pytest.raises(DinogenError, match=r"towns.tsv: every name of the category 'DE' is longer than the maximum"):
+        read_lists([str(path)], "tsv")
+    path.write_text(f"Lyon\tFR\n{'X' * 80}\tDE\nBonn\tDE\n")  # one of its names is kept: the category stays
+    assert read_lists([str(path)], "tsv").category_names == ["FR", "DE"]
+
+
+def test_a_list_whose_every_name_is_too_long_says_so_when_refused(lists, tmp_path):
+    long = tmp_path / "long.txt"
+    long.write_text("X" * 80 + "\n")
+    with pytest.raises(DinogenError, match=r"the category 'long' .* holds no names \(1 name was longer than the max"):
+        read_lists([lists[0], str(long)])
+
+
 def test_a_category_name_left_empty_before_the_equals_sign_is_refused(lists):
     with pytest.raises(DinogenError, match="the category '' is empty"):
         read_lists([f"={lists[0]}", lists[1]])
@@ -143,11 +159,18 @@ def test_the_command_line_turns_a_bad_category_file_into_one_sentence(tmp_path):
     assert "Traceback" not in result.output
 
 
-def _train_tsv(tmp_path, text):
+def test_training_on_a_tsv_category_of_only_long_names_is_one_sentence(tmp_path):
+    result, out = _train_tsv(tmp_path, "Bonn\tDE\nLyon\tFR\nZug\tCH\n", "--max-name-length", "3")
+    assert result.exit_code == 1 and result.stdout == ""
+    assert "every name of the category 'DE' is longer than the maximum name length" in result.stderr
+    assert "Traceback" not in result.output and not out.exists()
+
+
+def _train_tsv(tmp_path, text, *flags):
     path = tmp_path / "t.tsv"
     path.write_text(text)
     out = tmp_path / "t.npz"
-    return run("train", path, "--categories", "tsv", "-o", out, *TINY), out
+    return run("train", path, "--categories", "tsv", "-o", out, *TINY, *flags), out
 
 
 def test_merge_keeps_line_numbers_and_counts_long_names_skipped():
