@@ -22,8 +22,8 @@ import click
 
 from dinogen import __version__
 from dinogen.config import (BUG_NAMES, CATEGORY_FORMS, CELL_NAMES, DEFAULT_BEAM_WIDTH, DEFAULT_MAX_LEN, DROUGHT,
-                            ENCODING, GRADCHECK_LAYERS, MAX_NAME_LENGTH, MAX_SCORED_LENGTH, PRESETS, RULES,
-                            TrainConfig, config_from)
+                            ENCODING, GRADCHECK_LAYERS, LONGEST_NAME_LIMIT, MAX_NAME_LENGTH, MAX_SCORED_LENGTH,
+                            PRESETS, RULES, TrainConfig, config_from)
 from dinogen.recipe import REFIT_BELOW
 from dinogen.errors import DinogenError, plural, shown
 from dinogen.resources import DEFAULT_CHECKPOINT
@@ -111,7 +111,8 @@ def encoding_option(what: str):
 
 def scored_length_option(help: str):
     """--max-name-length of the commands that read names to score: score, classify, eval."""
-    return click.option("--max-name-length", type=WholeRange(min=1), default=MAX_SCORED_LENGTH, show_default=True,
+    return click.option("--max-name-length", type=WholeRange(min=1, max=LONGEST_NAME_LIMIT), default=MAX_SCORED_LENGTH,
+                        show_default=True,
                         help=help)
 
 
@@ -120,6 +121,18 @@ class DinogenGroup(click.Group):
     a closed stdout pipe (`| head`) into a quiet exit 0, Ctrl-C into a quiet
     exit 130, and running out of memory or any other system error into one line
     and exit 1."""
+
+    def make_context(self, info_name, args, parent=None, **extra):
+        """The group's own options (--help, --version) write while the arguments are parsed,
+        before invoke: their failed writes end as invoke's do."""
+        try:
+            return super().make_context(info_name, args, parent, **extra)
+        except BrokenPipeError:
+            _silence_stdout()
+            raise click.exceptions.Exit(0) from None
+        except OSError as exc:
+            _silence_stdout()
+            raise click.ClickException(f"cannot write the results: {exc.strerror or exc}.") from None
 
     def invoke(self, ctx: click.Context):
         try:
@@ -180,10 +193,14 @@ def _console(stderr: bool = False, pipe_width: int | None = None):
     """
     from rich.console import Console
 
+    class QuietPipeConsole(Console):
+        def on_broken_pipe(self) -> None:  # rich exits 1 at once; DinogenGroup ends a closed pipe quietly, with 0
+            raise BrokenPipeError
+
     plain = os.environ.get("NO_COLOR", "") != ""
-    console = Console(stderr=stderr, color_system=None if plain else "auto")
+    console = QuietPipeConsole(stderr=stderr, color_system=None if plain else "auto")
     if pipe_width and not console.is_terminal:
-        console = Console(stderr=stderr, color_system=None if plain else "auto", width=pipe_width)
+        console = QuietPipeConsole(stderr=stderr, color_system=None if plain else "auto", width=pipe_width)
     return console
 
 
@@ -245,7 +262,7 @@ INFO_PIPE_WIDTH = 400  # columns of `info` on a pipe: long enough that a value s
               help="Continue the run saved in this checkpoint exactly (--steps and --max-seconds count the whole run).")
 @click.option("--encoding", default=ENCODING, callback=_known_encoding,
               help=f"Text encoding of DATA (default {ENCODING}).")
-@click.option("--max-name-length", type=WholeRange(min=1), default=MAX_NAME_LENGTH,
+@click.option("--max-name-length", type=WholeRange(min=1, max=LONGEST_NAME_LIMIT), default=MAX_NAME_LENGTH,
               help=f"Skip (and count) names longer than this (default {MAX_NAME_LENGTH}).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar and no summary on stderr.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object on stdout.")

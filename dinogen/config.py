@@ -31,6 +31,7 @@ DEFAULT_MAX_SECONDS = 600.0  # when the steps are chosen for the list, a run nev
 ENCODING = "utf-8"  # text encoding of a names file or of stdin, unless --encoding says another
 MAX_NAME_LENGTH = 64  # train: names longer than this are skipped when reading
 MAX_SCORED_LENGTH = 1_000  # score, classify, eval: names longer than this are skipped (and reported)
+LONGEST_NAME_LIMIT = 1_000_000  # the largest --max-name-length any command takes: a line is read in pieces this long
 DEFAULT_MAX_LEN = 100  # sample: longest name sampled, in characters; longer drafts are dropped
 DROUGHT = 100_000  # sample without --max-attempts: give up after this many candidates in a row with no name passing
 DEFAULT_BEAM_WIDTH = 4096  # sample --likeliest: hypotheses kept per step; see docs/sampling.md for its effect, measured

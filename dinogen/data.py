@@ -188,7 +188,7 @@ def _name_of_line(raw: bytes, number: int, source: str, encoding: str, codec: st
         raise DinogenError(f"{source} line {number} holds a NUL byte, so it looks like a binary file; {_TEXT_FILE}.")
     try:
         text = raw.decode("utf-8-sig" if codec == "utf-8" and number == 1 else codec)
-    except UnicodeDecodeError:
+    except UnicodeError:  # UnicodeDecodeError, or UTF-16/32 without its byte-order mark
         raise DinogenError(f"{source} line {number} is not valid {encoding} text; convert the file to UTF-8 or "
                            "name its encoding with --encoding.") from None
     return _entry(text, f"{source} line {number}", lowercase, tsv)
@@ -370,8 +370,9 @@ def _read_line(stream: TextIO, limit: int, source: str, line: int) -> str:
     decode or a NUL (binary data), naming the line."""
     try:
         piece = stream.readline(limit)
-    except UnicodeDecodeError as exc:
-        codec = (getattr(stream, "encoding", None) or exc.encoding).removesuffix("-sig")  # punycode's says ascii
+    except UnicodeError as exc:  # UnicodeDecodeError, or UTF-16/32 without its byte-order mark
+        # the stream's codec first: punycode's error says ascii
+        codec = (getattr(stream, "encoding", None) or getattr(exc, "encoding", "")).removesuffix("-sig")
         raise DinogenError(f"{source} line {line} (or the lines just after it) is not valid {codec} text; "
                            "convert it to UTF-8 or name its encoding with --encoding.") from None
     if "\x00" in piece:

@@ -81,6 +81,25 @@ def test_a_file_that_is_not_a_checkpoint_is_refused(tmp_path):
         checkpoint.load(path)
 
 
+@pytest.mark.parametrize("kind", ["device", "pipe"])
+def test_a_device_or_a_pipe_is_refused_as_a_checkpoint_without_reading_it(tmp_path, kind):
+    if kind == "pipe":
+        path = tmp_path / "endless"
+        os.mkfifo(path)  # no writer: opening it would wait for one, reading it would never end
+    else:
+        path = "/dev/zero"
+    with pytest.raises(DinogenError, match="is a device or a pipe, not a checkpoint file"):
+        checkpoint.load(path)
+
+
+def test_a_large_file_that_is_not_a_zip_is_refused_from_its_first_bytes(tmp_path, monkeypatch):
+    path = tmp_path / "video.npz"
+    path.write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(1000))
+    monkeypatch.setattr(checkpoint, "read_bytes", lambda *a: pytest.fail("the whole file was read"))
+    with pytest.raises(DinogenError, match="not even a zip archive"):
+        checkpoint.load(path)
+
+
 def test_an_npz_not_written_by_dinogen_is_refused(small_checkpoint, tmp_path):
     with np.load(small_checkpoint, allow_pickle=False) as npz:
         np.savez(tmp_path / "plain.npz", **{k: npz[k] for k in npz.files})

@@ -30,9 +30,10 @@ from conftest import BUNDLED_NAMES, TINY, train
         (b"Abc\rDef\rG\xffh\r", [], 1, "line 3 is not valid utf-8"),
         (b"Abc\n\\ud800d\n", ["--encoding", "unicode_escape"], 1, "line 2 holds U+D800, which is not a character"),
         (b"Abc\nD\\x00ef\n", ["--encoding", "unicode_escape"], 1, "line 2 holds U+0000"),
+        (b"Rex\nAnna\n", ["--encoding", "utf-16"], 1, "is not valid utf-16 text"),
     ],
     ids=["missing", "empty", "blank-lines", "binary", "not-utf8", "nul", "bad-encoding", "binary-codec", "text-to-text-codec", "punycode",
-         "all-too-long", "cr-line-number", "decoded-surrogate", "decoded-nul"],
+         "all-too-long", "cr-line-number", "decoded-surrogate", "decoded-nul", "utf16-without-bom"],
 )
 def test_unreadable_data_is_one_clear_error(tmp_path, content, flags, code, message):
     result, out = train(tmp_path, content, *TINY, *flags)
@@ -87,7 +88,8 @@ def test_max_name_length_is_a_setting(tmp_path):
     "flags", [["--steps", "0"], ["--batch-size", "0"], ["--hidden", "0"], ["--lr", "-1"], ["--val-fraction", "1"],
               ["--dropout", "1"], ["--layers", "4"], ["--cell", "transformer"], ["--preset", "fastest"],
               ["--seed", "-1"], ["--lr", "nan"], ["--dropout", "nan"], ["--max-seconds", "inf"],
-              ["--weight-decay", "inf"], ["--clip", "nan"], ["--patience", "3", "--val-fraction", "0"]],
+              ["--weight-decay", "inf"], ["--clip", "nan"], ["--patience", "3", "--val-fraction", "0"],
+              ["--max-name-length", str(2**62)]],
 )
 def test_impossible_flags_are_usage_errors(tmp_path, flags):
     result, out = train(tmp_path, b"Anna\nBert\n", *flags)
@@ -215,6 +217,24 @@ def test_a_megabyte_line_on_stdin_is_skipped_by_its_number_and_the_rest_is_score
     assert result.exit_code == 1
     assert [line.split("\t")[0] for line in result.stdout.splitlines()] == ["Rex", "Anna"]
     assert "skipped line 2: it is longer than 1,000 characters" in result.stderr
+
+
+@pytest.mark.parametrize("command", ["score", "eval"])
+def test_utf16_without_its_byte_order_mark_is_one_sentence_for_stdin_and_files(small_checkpoint, tmp_path, command):
+    path = tmp_path / "names.txt"
+    path.write_bytes(b"Rex\nAnna\n")
+    source = "-" if command == "score" else str(path)  # score reads a file only on stdin
+    result = CliRunner().invoke(main, [command, source, "-c", str(small_checkpoint), "--encoding", "utf-16"],
+                                input=path.read_bytes())
+    assert result.exit_code == 1 and result.stdout == ""
+    assert "is not valid utf-16 text" in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("command", ["score", "classify", "eval"])
+def test_a_max_name_length_beyond_the_limit_is_a_usage_error(small_checkpoint, command):
+    result = CliRunner().invoke(main, [command, "-", "-c", str(small_checkpoint), "--max-name-length", str(2**62)],
+                                input="Rex\n")
+    assert result.exit_code == 2 and "--max-name-length" in result.stderr
 
 
 def test_eval_skips_names_longer_than_its_limit(small_checkpoint, tmp_path):
