@@ -37,7 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dinogen.config import ModelConfig
+from dinogen.config import WEIGHT_LIMIT, ModelConfig
 from dinogen.data import CategoryTable, Dataset, Vocab, checked_category
 from dinogen.errors import CONTROL, DinogenError, shown
 from dinogen.files import ZIP_MAGIC, read_bytes
@@ -440,6 +440,9 @@ def _param_group(path, arrays, prefix, shapes, required):
             raise _invalid(path, f"{key} has shape {value.shape} and dtype {value.dtype}, expected {tuple(shape)} float")
         if not np.isfinite(value).all():
             raise DinogenError(f"{path} is not a valid dinogen checkpoint: {key} holds NaN or infinite values; retrain.")
+        if value.size and np.abs(value).max() > WEIGHT_LIMIT:
+            raise _invalid(path, f"{key} holds a weight of {float(np.abs(value).max()):.3g}, above the "
+                                 f"{WEIGHT_LIMIT:,.0f} that no training comes near (its predictions would overflow)")
         group[name] = value
     return group
 

@@ -204,6 +204,19 @@ def _console(stderr: bool = False, pipe_width: int | None = None):
     return console
 
 
+def _json(value, **options) -> str:
+    """value as JSON, whose numbers have no NaN or infinity: those are written as null (a
+    perplexity beyond the floats' range, a NaN in a metadata field written by hand)."""
+    def finite(v):
+        if isinstance(v, float) and not math.isfinite(v):
+            return None
+        if isinstance(v, dict):
+            return {k: finite(x) for k, x in v.items()}
+        return [finite(x) for x in v] if isinstance(v, (list, tuple)) else v
+
+    return json.dumps(finite(value), allow_nan=False, **options)
+
+
 def _silence_stdout() -> None:
     """After a failed write, point stdout at /dev/null so the interpreter's final flush is quiet."""
     devnull = os.open(os.devnull, os.O_WRONLY)
@@ -1033,7 +1046,7 @@ def info(ckpt_arg, ckpt_path, as_json) -> None:
     ckpt = checkpoint.load(path)
     if as_json:
         extra = {"parameters": count_params(ckpt.inference_params()), "training_names_stored": ckpt.data is not None}
-        text = json.dumps(dict(ckpt.meta, **extra), ensure_ascii=False)  # JSON escapes C0 itself; DEL and C1 too:
+        text = _json(dict(ckpt.meta, **extra), ensure_ascii=False)  # JSON escapes C0 itself; DEL and C1 too:
         _emit(re.sub("[\x7f-\x9f]", lambda m: f"\\u{ord(m.group()):04x}", text))
         return
     from rich.table import Table
@@ -1157,7 +1170,7 @@ def evaluate(files, categories, ckpt_path, encoding, as_json, latest, max_name_l
     result = scoring.evaluate(ckpt.inference_params(latest), ckpt.model_config, data,
                               None if table is None else table.priors, () if table is None else table.names)
     if as_json:
-        _emit(json.dumps(result))
+        _emit(_json(result))
         return
     lines = [_eval_line("", result)]
     for name, entry in result.get("categories", {}).items():
@@ -1170,7 +1183,8 @@ def evaluate(files, categories, ckpt_path, encoding, as_json, latest, max_name_l
 
 def _eval_line(label: str, result: dict) -> str:
     return (f"{label}{result['nll']:.4f} nats/char  {result['bits_per_char']:.4f} bits/char  "
-            f"perplexity {result['perplexity']:.3f}  ({plural(result['names'], 'name')}, "
+            f"perplexity {result['perplexity']:{'.3f' if result['perplexity'] < 1e6 else '.3e'}}  "
+            f"({plural(result['names'], 'name')}, "
             f"{plural(result['predictions'], 'prediction')})")
 
 

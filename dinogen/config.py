@@ -25,6 +25,8 @@ MAX_CATEGORIES = 1_000  # categories one model may be conditioned on (a file, a 
 CATEGORY_FORMS = ("files", "tsv")  # train --categories: a category per file, or one file's name<TAB>category lines
 BUG_NAMES = ("softmax-axis", "target-axis", "dwhh-from-dh", "padding-counted", "no-accumulate",
              "tanh-from-preactivation")  # the keys of bugs.BUGS, for `gradcheck --bug` without NumPy
+WEIGHT_LIMIT = 1e4  # the largest weight a checkpoint holds: trained ones stay below 10 (the bundled model's: 3.4);
+#                    larger ones would overflow float32 predictions, so training stops as diverged beyond it
 DEFAULT_MAX_SECONDS = 600.0  # when the steps are chosen for the list, a run never lasts longer than ten minutes
 
 # Defaults of the commands beyond training's settings, here so that the help states them without importing NumPy

@@ -17,6 +17,8 @@ from dinogen import model
 from dinogen.data import Dataset, Vocab, encode_names
 from dinogen.config import ModelConfig
 
+MAX_EXPONENT = math.log(2.0**1023)  # the largest nll whose perplexity exp(nll) is a float (about 709)
+
 
 def evaluate(params: dict[str, np.ndarray], cfg: ModelConfig, data: Dataset, priors: np.ndarray | None = None,
              category_names: list[str] | tuple[str, ...] = ()) -> dict:
@@ -54,7 +56,7 @@ def _nll_summary(nll_per_name: np.ndarray, data: Dataset, idx: np.ndarray | None
     return {
         "nll": nll,
         "bits_per_char": nll / math.log(2),
-        "perplexity": math.exp(nll),
+        "perplexity": math.exp(nll) if nll < MAX_EXPONENT else math.inf,  # inf: beyond the floats' range
         "names": len(data) if idx is None else len(idx),
         "predictions": predictions,
     }

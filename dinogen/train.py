@@ -20,7 +20,7 @@ import numpy as np
 
 from dinogen import __version__, model, recipe
 from dinogen.checkpoint import Checkpoint
-from dinogen.config import TrainConfig
+from dinogen.config import WEIGHT_LIMIT, TrainConfig
 from dinogen.data import BatchSchedule, NameList, make_batch
 from dinogen.errors import DinogenError
 from dinogen.optim import OPTIMIZERS, clip_elementwise, clip_global_norm, global_norm
@@ -182,10 +182,12 @@ class Trainer:
         return "lower --lr or --weight-decay" + (", or keep --clip on." if self.cfg.clip == 0 else ".")
 
     def check_finite(self) -> None:
-        """Raise Diverged when a weight is NaN or infinite."""
-        if not all(np.isfinite(p).all() for p in self.params.values()):
-            raise Diverged(f"training diverged at step {self.state.step} (the weights are no longer finite); "
-                           + self.remedy())
+        """Raise Diverged when a weight is NaN, infinite or beyond WEIGHT_LIMIT (which no
+        checkpoint may hold: its predictions would overflow)."""
+        usable = (np.isfinite(p).all() and np.abs(p).max(initial=0) <= WEIGHT_LIMIT for p in self.params.values())
+        if not all(usable):
+            raise Diverged(f"training diverged at step {self.state.step} (the weights are no longer finite, or "
+                           f"beyond {WEIGHT_LIMIT:,.0f}); " + self.remedy())
 
     def run(
         self,

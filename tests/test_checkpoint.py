@@ -3,6 +3,7 @@
 import hashlib
 import io
 import json
+import math
 import os
 import threading
 import zipfile
@@ -10,7 +11,8 @@ import zipfile
 import numpy as np
 import pytest
 
-from dinogen import checkpoint, model
+from dinogen import checkpoint, model, scoring
+from dinogen.config import WEIGHT_LIMIT
 from dinogen.errors import DinogenError
 
 from conftest import with_member
@@ -285,3 +287,54 @@ def test_a_member_the_metadata_does_not_call_for_is_refused_without_being_read(s
     path = with_member(small_checkpoint, tmp_path / "extra.npz", "param/bomb.npy", b"\0" * 4096, False)
     with pytest.raises(DinogenError, match="it holds 'param/bomb', which its metadata does not call for"):
         checkpoint.load(path)
+
+
+def _scaled(small_checkpoint, path, largest):
+    """A copy of the checkpoint, sealed as dinogen seals, whose largest weight is `largest`."""
+    from dataclasses import replace
+
+    ckpt = checkpoint.load(small_checkpoint)
+    factor = largest / max(float(np.abs(v).max()) for v in ckpt.params.values())
+    scale = lambda group: None if group is None else {k: (v * factor).astype(v.dtype) for k, v in group.items()}  # noqa: E731
+    checkpoint.save(path, replace(ckpt, params=scale(ckpt.params), best=scale(ckpt.best)))
+    return path
+
+
+def test_a_weight_above_the_limit_is_refused_as_no_training_writes_it(small_checkpoint, tmp_path):
+    path = _scaled(small_checkpoint, tmp_path / "huge.npz", 2 * WEIGHT_LIMIT)
+    with pytest.raises(DinogenError, match=r"holds a weight of 2e\+04, above the 10,000"):
+        checkpoint.load(path)
+
+
+def test_weights_below_the_limit_score_without_overflow_and_eval_json_stays_json(small_checkpoint, tmp_path):
+    from click.testing import CliRunner
+
+    from dinogen.cli import main
+
+    path = _scaled(small_checkpoint, tmp_path / "large.npz", 0.9 * WEIGHT_LIMIT)
+    names = tmp_path / "names.txt"
+    names.write_text("Tyrannosaurus\nAnkylosaurus\n")
+    result = CliRunner().invoke(main, ["eval", str(names), "-c", str(path), "--json"])
+    assert result.exit_code == 0
+    report = json.loads(result.stdout, parse_constant=lambda c: pytest.fail(f"{c} is not JSON"))
+    assert report["nll"] > scoring.MAX_EXPONENT and report["perplexity"] is None  # exp(nll) is beyond a float
+    text = CliRunner().invoke(main, ["eval", str(names), "-c", str(path)])
+    assert text.exit_code == 0 and "perplexity inf" in text.stdout
+    sampled = CliRunner().invoke(main, ["sample", "-c", str(path), "--n", "3"])
+    assert sampled.exit_code == 0 and len(sampled.stdout.splitlines()) == 3 and "Traceback" not in sampled.output
+
+
+def test_info_json_writes_a_nan_in_a_hand_written_metadata_field_as_null(small_checkpoint, tmp_path):
+    from dataclasses import replace
+
+    from click.testing import CliRunner
+
+    from dinogen.cli import main
+
+    ckpt = checkpoint.load(small_checkpoint)
+    path = tmp_path / "nan.npz"
+    checkpoint.save(path, replace(ckpt, meta={**ckpt.meta, "dinogen_version": math.nan}))
+    result = CliRunner().invoke(main, ["info", "-c", str(path), "--json"])
+    assert result.exit_code == 0
+    info = json.loads(result.stdout, parse_constant=lambda c: pytest.fail(f"{c} is not JSON"))
+    assert info["dinogen_version"] is None

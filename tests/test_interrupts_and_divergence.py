@@ -15,7 +15,7 @@ from click.testing import CliRunner
 from dinogen import checkpoint, model
 from dinogen.cli import main
 from dinogen.data import read_names
-from dinogen.config import TrainConfig
+from dinogen.config import WEIGHT_LIMIT, TrainConfig
 from dinogen.train import Diverged, Trainer
 from dinogen.workspace import FRESH
 
@@ -62,6 +62,13 @@ def test_an_interrupted_run_never_saves_weights_that_are_not_finite():
     trainer = Trainer(read_names(BUNDLED_NAMES), TrainConfig(optimizer="sgd", lr=1e300, clip=0.0, hidden=8, steps=5))
     trainer.run(should_stop=lambda: trainer.step >= 1)
     with pytest.raises(Diverged, match="weights are no longer finite"):
+        trainer.checkpoint()
+
+
+def test_weights_beyond_what_a_checkpoint_may_hold_are_a_divergence_not_saved(tmp_path):
+    trainer = Trainer(read_names(BUNDLED_NAMES), TrainConfig(hidden=8, steps=5, workers=1))
+    trainer.params["W_hy"][0, 0] = 2 * WEIGHT_LIMIT  # finite, but a checkpoint holding it would not load
+    with pytest.raises(Diverged, match="beyond 10,000"):
         trainer.checkpoint()
 
 
