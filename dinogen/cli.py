@@ -25,7 +25,7 @@ from dinogen.config import (BUG_NAMES, CATEGORY_FORMS, CELL_NAMES, DEFAULT_BEAM_
                             ENCODING, GRADCHECK_LAYERS, LONGEST_NAME_LIMIT, MAX_NAME_LENGTH, MAX_SCORED_LENGTH,
                             PRESETS, RULES, TrainConfig, config_from)
 from dinogen.recipe import REFIT_BELOW
-from dinogen.errors import DinogenError, plural, shown
+from dinogen.errors import DinogenError, SettingsConflict, plural, shown
 from dinogen.resources import DEFAULT_CHECKPOINT
 from dinogen.threads import DEFAULT_THREADS, set_blas_threads
 
@@ -324,7 +324,10 @@ def train(data, categories, out, quiet, as_json, encoding, preset, resume_path, 
             raise click.BadParameter("a preset cannot be applied to a resumed run; give the flags to change.", param_hint="--preset")
         lowercase = saved.lowercase
         names = read(lowercase)
-        trainer, changed = resume(names, saved, options)
+        try:
+            trainer, changed = resume(names, saved, options)
+        except SettingsConflict as exc:  # flags that contradict the run, or cannot go with its settings
+            raise click.UsageError(str(exc)) from None
         if not quiet:
             click.echo(f"resuming {resume_path} at step {trainer.step} of {trainer.cfg.steps}", err=True)
             for key, old, new in changed:

@@ -14,6 +14,11 @@ class DinogenError(Exception):
     """
 
 
+class SettingsConflict(DinogenError):
+    """Settings that cannot go together, or flags that contradict the run being resumed:
+    the CLI's usage error (exit 2), as a bad flag is."""
+
+
 def plural(count: int, noun: str, nouns: str | None = None) -> str:
     """"1 name", "2 names", "1,424 names": a count and its noun, agreeing."""
     return f"{count:,} {noun if count == 1 else nouns or noun + 's'}"

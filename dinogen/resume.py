@@ -7,7 +7,7 @@ from dataclasses import fields, replace
 from dinogen.checkpoint import Checkpoint
 from dinogen.config import TrainConfig
 from dinogen.data import NameList
-from dinogen.errors import DinogenError, shown
+from dinogen.errors import DinogenError, SettingsConflict, shown
 from dinogen.train import Trainer
 
 # Settings a resumed run must share with its checkpoint (the rest may change).
@@ -30,6 +30,10 @@ def resume(names: NameList, ckpt: Checkpoint, changes: dict) -> tuple[Trainer, l
         raise DinogenError(f"the checkpoint does not record its {', '.join(missing)}, so it cannot be resumed; "
                            "train a new model.")
     cfg, changed = _resumed_config(ckpt.meta["train"], changes)
+    try:  # a flag given again that the saved settings cannot take, such as --patience without validation names
+        cfg.check()
+    except DinogenError as exc:
+        raise SettingsConflict(str(exc)) from None
     trainer = Trainer(names, cfg)  # resolves any setting the checkpoint left to the recipe
     if not trainer.refits:
         _check_resumable(ckpt, trainer.cfg)
@@ -53,7 +57,7 @@ def _resumed_config(saved_values: dict, changes: dict) -> tuple[TrainConfig, lis
     for key in FIXED_ON_RESUME:
         if key in given and given[key] != getattr(saved, key):
             flag = "--" + key.replace("_", "-")
-            raise DinogenError(
+            raise SettingsConflict(
                 f"{_as_flag(flag, given[key])} contradicts the checkpoint, which was trained with "
                 f"{_as_flag(flag, getattr(saved, key))}; "
                 f"drop {flag} to resume, or train a new model without --resume."

@@ -5,7 +5,7 @@ import pytest
 
 from dinogen import checkpoint
 from dinogen.data import NameList, read_names
-from dinogen.errors import DinogenError
+from dinogen.errors import DinogenError, SettingsConflict
 from dinogen.config import TrainConfig
 from dinogen.resume import resume
 from dinogen.train import Trainer
@@ -67,8 +67,20 @@ def test_resume_reports_the_settings_that_changed(tmp_path):
                                              ({"seed": 2}, "--seed"), ({"val_fraction": 0.2}, "--val-fraction")])
 def test_resume_refuses_settings_that_contradict_the_checkpoint(tmp_path, change, message):
     half = trained(TrainConfig(hidden=8, steps=5))
-    with pytest.raises(DinogenError, match=message):
+    with pytest.raises(SettingsConflict, match=message):
         resume(NAMES, reloaded(half, tmp_path), {"steps": 10, **change})
+
+
+def test_a_flag_the_resumed_settings_cannot_take_is_a_usage_error_as_in_a_fresh_run(tmp_path):
+    from click.testing import CliRunner
+
+    from dinogen.cli import main
+
+    out = tmp_path / "all.npz"
+    checkpoint.save(out, trained(TrainConfig(hidden=8, steps=5, val_fraction=0.0)).checkpoint())
+    result = CliRunner().invoke(main, ["train", str(BUNDLED_NAMES), "--resume", str(out), "-o", str(out),
+                                       "--steps", "10", "--patience", "3"])
+    assert result.exit_code == 2 and "--patience needs validation names" in result.stderr
 
 
 def test_resume_refuses_other_data(tmp_path):
