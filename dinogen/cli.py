@@ -148,7 +148,7 @@ class DinogenGroup(click.Group):
         except KeyboardInterrupt:  # Ctrl-C outside training (which saves first): what was printed stays, quietly
             ctx.exit(130)
         except MemoryError:
-            remedy = OUT_OF_MEMORY.get(ctx.invoked_subcommand, "free some memory and try again")
+            remedy = OUT_OF_MEMORY.get(ctx.invoked_subcommand, "command; free some memory and try again")
             raise click.ClickException(f"not enough memory for this {remedy}.") from None
         except OSError as exc:  # not expected: the library reports its file errors, _results the writes
             where = f" ({exc.filename})" if exc.filename else ""

@@ -145,7 +145,8 @@ def test_ctrl_c_while_sampling_ends_quietly_with_130_and_the_names_printed_so_fa
     assert all(line for line in rest.splitlines()[:-1])  # whole lines; only the last may be cut by the signal
 
 
-@pytest.mark.parametrize("command, flag", [(["score", "Rex"], "--max-name-length"), (["sample", "--n", "2"], "--n")])
+@pytest.mark.parametrize("command, flag", [(["score", "Rex"], "--max-name-length"), (["sample", "--n", "2"], "--n"),
+                                           (["info"], "for this command; free some memory")])
 def test_running_out_of_memory_names_options_of_the_command_that_ran(monkeypatch, command, flag):
     from dinogen import checkpoint as checkpoints
 
