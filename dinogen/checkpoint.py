@@ -229,8 +229,8 @@ def load(path: str | Path) -> Checkpoint:
     if str(path) == "-":  # `-` is standard input for names, never a checkpoint
         raise DinogenError("a checkpoint is read from a file, not from standard input ('-'); give its path.")
     path = Path(path)
-    _refuse_before_reading(path)
-    raw = read_bytes(path, "checkpoint", "train one with `dinogen train`, or give the path of another")
+    raw = read_bytes(path, "checkpoint", "train one with `dinogen train`, or give the path of another",
+                     ZIP_MAGIC, str(_not_a_zip(path)))
     _verify_digest(path, raw)
     try:
         _check_members(path, raw)
@@ -282,24 +282,6 @@ def _check_members(path: Path, raw: bytes) -> None:
                 raise _invalid(path, f"it holds {shown(member.filename)!r}, which the format does not define")
             if member.compress_type != zipfile.ZIP_STORED or member.file_size > len(raw):
                 raise _invalid(path, f"its member {member.filename} is compressed, which dinogen never writes")
-
-
-def _refuse_before_reading(path: Path) -> None:
-    """DinogenError for a device, a pipe or a file that does not start as a zip archive, before
-    any of it is held: /dev/zero or `<(yes)` would never end. Other failures (a missing file, a
-    folder, no permission) are left to read_bytes, which names each."""
-    try:
-        if path.is_dir():
-            return
-        if not stat.S_ISREG(path.stat().st_mode):
-            raise DinogenError(f"{path} is a device or a pipe, not a checkpoint file; give the path of a checkpoint "
-                               "that `dinogen train` wrote.")
-        with open(path, "rb") as file:
-            head = file.read(len(ZIP_MAGIC))
-    except OSError:
-        return
-    if head != ZIP_MAGIC:
-        raise _not_a_zip(path)
 
 
 def _not_a_zip(path: Path) -> DinogenError:

@@ -195,6 +195,7 @@ def _console(stderr: bool = False, pipe_width: int | None = None):
 
     class QuietPipeConsole(Console):
         def on_broken_pipe(self) -> None:  # rich exits 1 at once; DinogenGroup ends a closed pipe quietly, with 0
+            self.quiet = True  # as rich's own: nothing more is written to the closed pipe
             raise BrokenPipeError
 
     plain = os.environ.get("NO_COLOR", "") != ""
@@ -727,7 +728,8 @@ def sample(count, ckpt_path, seed, as_json, report, verbose, latest, likeliest, 
                 drawn.extend(chunk.names)
     except DinogenError:
         if report and drawn:
-            _print_batch_report(drawn, training_names)
+            with contextlib.suppress(BrokenPipeError):  # a closed stderr must not turn the failure into exit 0
+                _print_batch_report(drawn, training_names)
         raise
     if report:
         _print_batch_report(drawn, training_names)

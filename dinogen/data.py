@@ -46,7 +46,8 @@ class NameList:
     labels: list[str] | None = None  # with --categories tsv: each name's category, as its line wrote it
     categories: list[int] | None = None  # each name's category, a position in category_names; None: one list
     category_names: list[str] = field(default_factory=list)  # the categories, in order of first appearance
-    long_labels: set[str] = field(default_factory=set)  # with --categories tsv: categories of names skipped_long
+    long_labels: dict[str, int] = field(default_factory=dict)  # with --categories tsv: the category of each name
+    #                                                            skipped_long -> the first line of one
 
 
 def clean_name(line: str, lowercase: bool) -> str:
@@ -137,14 +138,14 @@ def _collect(entries: Iterator[tuple[int, str | None, str | None]], source: str,
              tsv: bool) -> NameList:
     """The NameList of (line number, name, category) entries: a blank name is skipped, and
     a name that is None (a line too long to hold) or longer than max_length is counted."""
-    names, line_numbers, labels, skipped_long, long_labels = [], [], [], 0, set()
+    names, line_numbers, labels, skipped_long, long_labels = [], [], [], 0, {}
     for number, name, label in entries:
         if name == "":
             continue
         if name is None or len(name) > max_length:
             skipped_long += 1
             if label is not None:  # a line too long to hold (name None) was never split into its label
-                long_labels.add(label)
+                long_labels.setdefault(label, number)
             continue
         names.append(name)
         line_numbers.append(number)
@@ -500,10 +501,11 @@ def labelled_categories(names: NameList) -> NameList:
     order of first appearance; DinogenError when every name of a category was too long to keep."""
     numbers: dict[str, int] = {}
     categories = [numbers.setdefault(label, len(numbers)) for label in names.labels or []]
-    lost = sorted(names.long_labels - numbers.keys())  # categories whose every name was too long
+    lost = [label for label in names.long_labels if label not in numbers]  # every name too long, in file order
     if lost:
-        raise DinogenError(f"{names.source}: every name of the category {lost[0]!r} is longer than the maximum "
-                           "name length, so the category would be lost; raise --max-name-length or drop its lines.")
+        raise DinogenError(f"{names.source}: every name of the category {lost[0]!r} (line {names.long_labels[lost[0]]} "
+                           "and on) is longer than the maximum name length, so the category would be lost; raise "
+                           "--max-name-length or drop its lines.")
     return replace(names, categories=categories, category_names=list(numbers))
 
 

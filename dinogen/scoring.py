@@ -9,6 +9,7 @@ so `score` of one name and `eval` of a file holding only that name agree.
 from __future__ import annotations
 
 import math
+import sys
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -17,7 +18,7 @@ from dinogen import model
 from dinogen.data import Dataset, Vocab, encode_names
 from dinogen.config import ModelConfig
 
-MAX_EXPONENT = math.log(2.0**1023)  # the largest nll whose perplexity exp(nll) is a float (about 709)
+MAX_EXPONENT = math.log(sys.float_info.max)  # the largest nll whose perplexity exp(nll) is a float (about 709.78)
 
 
 def evaluate(params: dict[str, np.ndarray], cfg: ModelConfig, data: Dataset, priors: np.ndarray | None = None,
@@ -56,7 +57,7 @@ def _nll_summary(nll_per_name: np.ndarray, data: Dataset, idx: np.ndarray | None
     return {
         "nll": nll,
         "bits_per_char": nll / math.log(2),
-        "perplexity": math.exp(nll) if nll < MAX_EXPONENT else math.inf,  # inf: beyond the floats' range
+        "perplexity": math.exp(nll) if nll <= MAX_EXPONENT else math.inf,  # inf: beyond the floats' range
         "names": len(data) if idx is None else len(idx),
         "predictions": predictions,
     }

@@ -90,7 +90,7 @@ def test_an_empty_category_is_refused(lists, tmp_path):
 def test_a_tsv_category_whose_every_name_is_too_long_is_refused_not_dropped(tmp_path):
     path = tmp_path / "towns.tsv"
     path.write_text(f"Lyon\tFR\n{'X' * 80}\tDE\nBonn\tAT\n")
-    with pytest.raises(DinogenError, match=r"towns.tsv: every name of the category 'DE' is longer than the maximum"):
+    with pytest.raises(DinogenError, match=r"towns.tsv: every name of the category 'DE' \(line 2 and on\) is longer"):
         read_lists([str(path)], "tsv")
     path.write_text(f"Lyon\tFR\n{'X' * 80}\tDE\nBonn\tDE\n")  # one of its names is kept: the category stays
     assert read_lists([str(path)], "tsv").category_names == ["FR", "DE"]
@@ -162,7 +162,7 @@ def test_the_command_line_turns_a_bad_category_file_into_one_sentence(tmp_path):
 def test_training_on_a_tsv_category_of_only_long_names_is_one_sentence(tmp_path):
     result, out = _train_tsv(tmp_path, "Bonn\tDE\nLyon\tFR\nZug\tCH\n", "--max-name-length", "3")
     assert result.exit_code == 1 and result.stdout == ""
-    assert "every name of the category 'DE' is longer than the maximum name length" in result.stderr
+    assert "every name of the category 'DE' (line 1 and on) is longer than the maximum name length" in result.stderr
     assert "Traceback" not in result.output and not out.exists()
 
 

@@ -9,6 +9,7 @@ from click.testing import CliRunner
 
 from dinogen import checkpoint
 from dinogen.cli import main
+from dinogen.config import LONGEST_NAME_LIMIT
 from dinogen.data import read_names
 
 from conftest import BUNDLED_NAMES, TINY, train
@@ -231,10 +232,17 @@ def test_utf16_without_its_byte_order_mark_is_one_sentence_for_stdin_and_files(s
 
 
 @pytest.mark.parametrize("command", ["score", "classify", "eval"])
-def test_a_max_name_length_beyond_the_limit_is_a_usage_error(small_checkpoint, command):
-    result = CliRunner().invoke(main, [command, "-", "-c", str(small_checkpoint), "--max-name-length", str(2**62)],
+@pytest.mark.parametrize("length", [LONGEST_NAME_LIMIT + 1, 2**62])
+def test_a_max_name_length_beyond_the_limit_is_a_usage_error(small_checkpoint, command, length):
+    result = CliRunner().invoke(main, [command, "-", "-c", str(small_checkpoint), "--max-name-length", str(length)],
                                 input="Rex\n")
     assert result.exit_code == 2 and "--max-name-length" in result.stderr
+
+
+def test_the_longest_max_name_length_is_taken(small_checkpoint):
+    result = CliRunner().invoke(main, ["score", "-", "-c", str(small_checkpoint), "--max-name-length",
+                                       str(LONGEST_NAME_LIMIT)], input="Rex\n")
+    assert result.exit_code == 0 and result.stdout.startswith("Rex\t")
 
 
 def test_eval_skips_names_longer_than_its_limit(small_checkpoint, tmp_path):
