@@ -116,15 +116,12 @@ def scored_length_option(help: str):
                         help=help)
 
 
-class DinogenGroup(click.Group):
-    """Turns the library's errors into one clean line on stderr and exit 1,
-    a closed stdout pipe (`| head`) into a quiet exit 0, Ctrl-C into a quiet
-    exit 130, and running out of memory or any other system error into one line
-    and exit 1."""
+class WritesWhileParsing:
+    """--help and --version write while the arguments are parsed, before any command
+    runs: a failed write ends as one of results does (a closed pipe quietly with 0, a
+    full disk in one sentence and exit 1)."""
 
     def make_context(self, info_name, args, parent=None, **extra):
-        """The group's own options (--help, --version) write while the arguments are parsed,
-        before invoke: their failed writes end as invoke's do."""
         try:
             return super().make_context(info_name, args, parent, **extra)
         except BrokenPipeError:
@@ -133,6 +130,19 @@ class DinogenGroup(click.Group):
         except OSError as exc:
             _silence_stdout()
             raise click.ClickException(f"cannot write the results: {exc.strerror or exc}.") from None
+
+
+class DinogenCommand(WritesWhileParsing, click.Command):
+    """Every subcommand: its --help fails as the group's does."""
+
+
+class DinogenGroup(WritesWhileParsing, click.Group):
+    """Turns the library's errors into one clean line on stderr and exit 1,
+    a closed stdout pipe (`| head`) into a quiet exit 0, Ctrl-C into a quiet
+    exit 130, and running out of memory or any other system error into one line
+    and exit 1."""
+
+    command_class = DinogenCommand
 
     def invoke(self, ctx: click.Context):
         try:

@@ -188,15 +188,15 @@ def test_results_that_cannot_be_written_are_one_sentence_and_exit_1(small_checkp
 
 
 @pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
-@pytest.mark.parametrize("option", ["--version", "--help"])
-def test_the_groups_own_options_that_cannot_write_are_one_sentence_and_exit_1(option):
+@pytest.mark.parametrize("option", ["--version", "--help", "sample --help", "gradcheck --help"])
+def test_help_and_version_that_cannot_write_are_one_sentence_and_exit_1(option):
     result = run(f"{sys.executable} -m dinogen {option} > /dev/full")
     assert result.returncode == 1
     assert result.stderr == "Error: cannot write the results: No space left on device.\n"
 
 
 @pytest.mark.parametrize("command", [["info"], ["gradcheck", "--cell", "rnn", "--layers", "1"], ["--version"],
-                                     ["--help"]])
+                                     ["--help"], ["sample", "--help"]])
 def test_a_pipe_closed_before_a_table_or_the_version_is_written_ends_quietly_with_0(command):
     process = subprocess.Popen([sys.executable, "-m", "dinogen", *command], stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE)
