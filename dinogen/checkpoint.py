@@ -229,8 +229,9 @@ def load(path: str | Path) -> Checkpoint:
     if str(path) == "-":  # `-` is standard input for names, never a checkpoint
         raise DinogenError("a checkpoint is read from a file, not from standard input ('-'); give its path.")
     path = Path(path)
-    raw = read_bytes(path, "checkpoint", "train one with `dinogen train`, or give the path of another",
-                     ZIP_MAGIC, str(_not_a_zip(path)))
+    raw = read_bytes(path, "checkpoint", "train one with `dinogen train`, or give the path of another", ZIP_MAGIC,
+                     f"{path} is not a dinogen checkpoint (not even a zip archive); a file of names goes to "
+                     "`dinogen train` or `dinogen eval`, a checkpoint comes from `dinogen train`.")
     _verify_digest(path, raw)
     try:
         _check_members(path, raw)
@@ -284,15 +285,8 @@ def _check_members(path: Path, raw: bytes) -> None:
                 raise _invalid(path, f"its member {member.filename} is compressed, which dinogen never writes")
 
 
-def _not_a_zip(path: Path) -> DinogenError:
-    return DinogenError(f"{path} is not a dinogen checkpoint (not even a zip archive); a file of names goes to "
-                        "`dinogen train` or `dinogen eval`, a checkpoint comes from `dinogen train`.")
-
-
 def _verify_digest(path: Path, raw: bytes) -> None:
-    tail = raw[-(len(DIGEST_PREFIX) + DIGEST_LEN) :]
-    if not raw.startswith(ZIP_MAGIC):
-        raise _not_a_zip(path)
+    tail = raw[-(len(DIGEST_PREFIX) + DIGEST_LEN) :]  # raw starts as a zip does: read_bytes checked it
     if not tail.startswith(DIGEST_PREFIX):
         raise DinogenError(
             f"{path} is not a dinogen checkpoint, or it is truncated (no checksum at its end); {RETRAIN}."
@@ -422,9 +416,10 @@ def _param_group(path, arrays, prefix, shapes, required):
             raise _invalid(path, f"{key} has shape {value.shape} and dtype {value.dtype}, expected {tuple(shape)} float")
         if not np.isfinite(value).all():
             raise DinogenError(f"{path} is not a valid dinogen checkpoint: {key} holds NaN or infinite values; retrain.")
-        if value.size and np.abs(value).max() > WEIGHT_LIMIT:
-            raise _invalid(path, f"{key} holds a weight of {float(np.abs(value).max()):.3g}, above the "
-                                 f"{WEIGHT_LIMIT:,.0f} that no training comes near (its predictions would overflow)")
+        largest = float(np.abs(value).max(initial=0))
+        if largest > WEIGHT_LIMIT:
+            raise _invalid(path, f"{key} holds a weight of {largest:.3g}, above the {WEIGHT_LIMIT:,.0f} that no "
+                                 "training comes near (its predictions would overflow)")
         group[name] = value
     return group
 

@@ -64,6 +64,9 @@ class WholeRange(click.IntRange):
             raise exc
 
 
+NAME_LENGTH = WholeRange(min=1, max=LONGEST_NAME_LIMIT)  # --max-name-length of every command that reads names
+
+
 def setting_options(*names: str):
     """Options of `train` for these TrainConfig settings, built from config.RULES: the
     type, range or choices, the help, and the default stated from TrainConfig (or how
@@ -111,9 +114,7 @@ def encoding_option(what: str):
 
 def scored_length_option(help: str):
     """--max-name-length of the commands that read names to score: score, classify, eval."""
-    return click.option("--max-name-length", type=WholeRange(min=1, max=LONGEST_NAME_LIMIT), default=MAX_SCORED_LENGTH,
-                        show_default=True,
-                        help=help)
+    return click.option("--max-name-length", type=NAME_LENGTH, default=MAX_SCORED_LENGTH, show_default=True, help=help)
 
 
 class WritesWhileParsing:
@@ -286,7 +287,7 @@ INFO_PIPE_WIDTH = 400  # columns of `info` on a pipe: long enough that a value s
               help="Continue the run saved in this checkpoint exactly (--steps and --max-seconds count the whole run).")
 @click.option("--encoding", default=ENCODING, callback=_known_encoding,
               help=f"Text encoding of DATA (default {ENCODING}).")
-@click.option("--max-name-length", type=WholeRange(min=1, max=LONGEST_NAME_LIMIT), default=MAX_NAME_LENGTH,
+@click.option("--max-name-length", type=NAME_LENGTH, default=MAX_NAME_LENGTH,
               help=f"Skip (and count) names longer than this (default {MAX_NAME_LENGTH}).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar and no summary on stderr.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object on stdout.")
@@ -347,7 +348,7 @@ def train(data, categories, out, quiet, as_json, encoding, preset, resume_path, 
         cfg = config_from(preset, **options)
         try:
             cfg.check()
-        except DinogenError as exc:  # settings that cannot go together, such as --patience without validation
+        except SettingsConflict as exc:  # settings that cannot go together, such as --patience without validation
             raise click.UsageError(str(exc)) from None
         names = read(cfg.lowercase)
         trainer = Trainer(names, cfg)

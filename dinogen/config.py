@@ -15,7 +15,7 @@ import os
 from dataclasses import asdict, dataclass, fields, replace
 
 from dinogen import recipe
-from dinogen.errors import DinogenError
+from dinogen.errors import DinogenError, SettingsConflict
 
 CELL_NAMES = ("rnn", "gru", "lstm")  # the keys of cells.CELLS
 OPTIMIZER_NAMES = ("adam", "sgd")  # the keys of optim.OPTIMIZERS
@@ -110,10 +110,10 @@ class Rule:
         return f"{noun} " + " and ".join(bounds) if bounds else noun
 
     def check(self, value) -> None:
-        """Raise DinogenError with one sentence when value breaks the rule."""
+        """Raise SettingsConflict with one sentence when value breaks the rule."""
         expected = self.problem(value)
         if expected:
-            raise DinogenError(f"{self.what} must be {expected}, not {value!r}.")
+            raise SettingsConflict(f"{self.what} must be {expected}, not {value!r}.")
 
 
 RULES: dict[str, Rule] = {
@@ -224,15 +224,15 @@ class TrainConfig:
     refit: bool = False  # then train again on every name, for as many epochs as made the best (--preset best)
 
     def check(self) -> None:
-        """Raise DinogenError for values training cannot run with (None: chosen later)."""
+        """Raise SettingsConflict for values training cannot run with (None: chosen later)."""
         for name, value in asdict(self).items():
             RULES[name].check(value)
         if self.patience and self.val_fraction == 0:
-            raise DinogenError("--patience needs validation names to watch; hold some out with --val-fraction.")
+            raise SettingsConflict("--patience needs validation names to watch; hold some out with --val-fraction.")
         if self.workers is not None and self.workers > 1 and not hasattr(os, "fork"):
-            raise DinogenError("--workers above 1 needs os.fork, which this platform does not have; give --workers 1.")
+            raise SettingsConflict("--workers above 1 needs os.fork, which this platform does not have; give --workers 1.")
         if self.refit and self.val_fraction == 0:
-            raise DinogenError("a refit finds its length on validation names; drop --val-fraction 0.")
+            raise SettingsConflict("a refit finds its length on validation names; drop --val-fraction 0.")
 
     def resolved(self, n_names: int, n_train: int) -> "TrainConfig":
         """This config with every None chosen, for a list of n_names names of which n_train

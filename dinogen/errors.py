@@ -15,8 +15,8 @@ class DinogenError(Exception):
 
 
 class SettingsConflict(DinogenError):
-    """Settings that cannot go together, or flags that contradict the run being resumed:
-    the CLI's usage error (exit 2), as a bad flag is."""
+    """A setting out of its range, settings that cannot go together (TrainConfig.check), or
+    flags that contradict the run being resumed: the CLI's usage error (exit 2), as a bad flag is."""
 
 
 def plural(count: int, noun: str, nouns: str | None = None) -> str:

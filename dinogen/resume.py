@@ -30,11 +30,7 @@ def resume(names: NameList, ckpt: Checkpoint, changes: dict) -> tuple[Trainer, l
         raise DinogenError(f"the checkpoint does not record its {', '.join(missing)}, so it cannot be resumed; "
                            "train a new model.")
     cfg, changed = _resumed_config(ckpt.meta["train"], changes)
-    try:  # a flag given again that the saved settings cannot take, such as --patience without validation names
-        cfg.check()
-    except DinogenError as exc:
-        raise SettingsConflict(str(exc)) from None
-    trainer = Trainer(names, cfg)  # resolves any setting the checkpoint left to the recipe
+    trainer = Trainer(names, cfg)  # checks the settings (SettingsConflict) and resolves any left to the recipe
     if not trainer.refits:
         _check_resumable(ckpt, trainer.cfg)
     if trainer.data_sha256 != ckpt.meta.get("data", {}).get("sha256"):  # the names as the Trainer keeps them

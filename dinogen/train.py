@@ -184,8 +184,7 @@ class Trainer:
     def check_finite(self) -> None:
         """Raise Diverged when a weight is NaN, infinite or beyond WEIGHT_LIMIT (which no
         checkpoint may hold: its predictions would overflow)."""
-        usable = (np.isfinite(p).all() and np.abs(p).max(initial=0) <= WEIGHT_LIMIT for p in self.params.values())
-        if not all(usable):
+        if not all(np.abs(p).max(initial=0) <= WEIGHT_LIMIT for p in self.params.values()):  # NaN: the max is NaN
             raise Diverged(f"training diverged at step {self.state.step} (the weights are no longer finite, or "
                            f"beyond {WEIGHT_LIMIT:,.0f}); " + self.remedy())
 
