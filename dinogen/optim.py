@@ -53,6 +53,9 @@ class SGD:
         return None
 
 
+ADAM_CHUNK = 1 << 15  # entries of a parameter that Adam updates together (see Adam.update)
+
+
 class Adam:
     """Adam with bias correction (Kingma & Ba, 2015) and decoupled weight decay
     (AdamW, Loshchilov & Hutter, 2019): p -= lr * weight_decay * p, apart from the
@@ -89,9 +92,23 @@ class Adam:
 
     def update(self, name: str, p: np.ndarray, g: np.ndarray, state: tuple, coeffs: tuple[float, ...]) -> None:
         """Update p (a parameter or a slice of one, named name) in place from g, its gradient,
-        and its moments; state is (m, v, scratch), arrays shaped like p."""
+        and its moments; state is (m, v, scratch), arrays shaped like p.
+
+        A large parameter is updated ADAM_CHUNK entries at a time, so that the eleven
+        passes over each piece find it in the cache; every entry is computed exactly as
+        in one piece."""
+        arrays = (p, g, *state)
+        if p.size <= ADAM_CHUNK or not all(a.flags.c_contiguous for a in arrays):
+            self.update_piece(name, *arrays, coeffs)
+            return
+        flat = [a.reshape(-1) for a in arrays]  # views, as every array is contiguous
+        for lo in range(0, p.size, ADAM_CHUNK):
+            self.update_piece(name, *(a[lo : lo + ADAM_CHUNK] for a in flat), coeffs)
+
+    def update_piece(self, name: str, p: np.ndarray, g: np.ndarray, m: np.ndarray, v: np.ndarray,
+                     s: np.ndarray, coeffs: tuple[float, ...]) -> None:
+        """Adam's update of p in place, with its moments m and v and a scratch array s."""
         lr, step_size, eps_hat = coeffs
-        m, v, s = state
         b1, b2 = self.beta1, self.beta2
         np.multiply(g, 1 - b1, out=s)
         m *= b1

@@ -9,6 +9,7 @@ import pytest
 
 from dinogen import cells, gradcheck, model
 from dinogen.data import Dataset, make_batch
+from dinogen.workspace import Workspace
 
 CELL_NAMES = ["rnn", "lstm", "gru"]
 
@@ -105,3 +106,11 @@ def test_gradcheck_catches_a_broken_backward(monkeypatch, cell, broken_backward,
     checks = {c.name: c for c in gradcheck.check_model(model.ModelConfig(vocab_size=7, hidden=5, layers=1, cell=cell))}
     assert not checks[param].passed
     assert checks[param].rel_error > 1000 * gradcheck.TOLERANCE
+
+
+@pytest.mark.parametrize("shape", [(5, 20), (32, 128), (37, 148), (512, 2048)])
+def test_the_transpose_copied_by_blocks_of_rows_is_exactly_the_transpose(shape):
+    W = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+    W_T = cells.transposed(W, Workspace())
+    assert W_T.flags.c_contiguous
+    assert np.array_equal(W_T, W.T)

@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from dinogen import model
+from dinogen import model, optim
 from dinogen.baselines import ngram_logprob, ngram_nll
 from dinogen.data import NameList, Vocab, encode_names, make_batch
 from dinogen.errors import DinogenError
@@ -139,6 +139,22 @@ def test_weight_decay_shrinks_weights_and_the_embedding_but_not_biases(optimizer
     opt.step(params, {name: np.zeros(3) for name in names})
     assert {name for name in names if np.allclose(params[name], 0.95)} == {"W_emb", "W_xh.0", "W_hh.0", "W_hy"}
     assert np.allclose(params["b_h.0"], 1.0) and np.allclose(params["b_y"], 1.0)
+
+
+def test_adam_updates_a_large_parameter_by_pieces_exactly_as_in_one(monkeypatch):
+    rng = np.random.default_rng(0)
+    start = {"W_hh.0": rng.standard_normal((70, 30)).astype(np.float32), "b_y": np.zeros(5, np.float32)}
+    grads = [{name: rng.standard_normal(p.shape).astype(np.float32) for name, p in start.items()} for _ in range(3)]
+    results = []
+    for chunk in (64, 10**6):  # 2,100 entries in 33 pieces, then in one
+        monkeypatch.setattr(optim, "ADAM_CHUNK", chunk)
+        params = {name: p.copy() for name, p in start.items()}
+        opt = Adam(params, lr=0.01, weight_decay=0.1)
+        for g in grads:
+            opt.step(params, g)
+        results.append(params["W_hh.0"])
+    assert not np.array_equal(results[0], start["W_hh.0"])
+    assert np.array_equal(results[0], results[1])
 
 
 def test_cosine_schedule_runs_from_lr_to_the_floor():
