@@ -94,7 +94,7 @@ class Adam:
         """Update p (a parameter or a slice of one, named name) in place from g, its gradient,
         and its moments; state is (m, v, scratch), arrays shaped like p.
 
-        A large parameter is updated ADAM_CHUNK entries at a time, so that the eleven
+        A large parameter is updated ADAM_CHUNK entries at a time, so that the twelve
         passes over each piece find it in the cache; every entry is computed exactly as
         in one piece."""
         arrays = (p, g, *state)

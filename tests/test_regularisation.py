@@ -157,6 +157,17 @@ def test_adam_updates_a_large_parameter_by_pieces_exactly_as_in_one(monkeypatch)
     assert np.array_equal(results[0], results[1])
 
 
+def test_adam_updates_a_large_parameter_that_is_not_contiguous_in_place(monkeypatch):
+    monkeypatch.setattr(optim, "ADAM_CHUNK", 64)  # where reshape(-1) would copy instead of viewing
+    rng = np.random.default_rng(0)
+    W = np.asfortranarray(rng.standard_normal((70, 30)).astype(np.float32))
+    g = rng.standard_normal(W.shape).astype(np.float32)
+    expected = W.copy(order="C")
+    Adam({"W": expected}, lr=0.01).step({"W": expected}, {"W": g})
+    Adam({"W": W}, lr=0.01).step({"W": W}, {"W": g})
+    assert np.array_equal(W, expected)
+
+
 def test_cosine_schedule_runs_from_lr_to_the_floor():
     assert cosine_lr(0.01, 0.0, 0.1) == pytest.approx(0.01)
     assert cosine_lr(0.01, 0.5, 0.1) == pytest.approx(0.0055)
