@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from dinogen import checkpoint, model, parallel
+from dinogen import checkpoint, model, optim, parallel
 from dinogen.cli import main
 from dinogen.config import TrainConfig
 from dinogen.data import make_batch, read_names
@@ -69,6 +69,17 @@ def test_the_same_seed_and_workers_give_the_same_parameters_bit_for_bit():
     for name in runs[0].params:
         assert np.array_equal(runs[0].params[name], runs[1].params[name]), name
     assert runs[0].best_val == runs[1].best_val
+
+
+def test_workers_updating_their_slices_in_pieces_give_the_parameters_of_one_piece(monkeypatch):
+    runs = []
+    for chunk in (100, 10**9):  # the 16 x 64 weights of W_hh in pieces of 100 entries, across the workers' slices
+        monkeypatch.setattr(optim, "ADAM_CHUNK", chunk)
+        trainer = Trainer(NAMES, TrainConfig(**SMALL, dropout=0.3, weight_decay=0.1, steps=15, workers=2))
+        trainer.run()
+        runs.append(trainer.params)
+    for name in runs[0]:
+        assert np.array_equal(runs[0][name], runs[1][name]), name
 
 
 @pytest.mark.parametrize("settings", [dict(), dict(optimizer="sgd", lr=0.5, clip_mode="value", clip=0.05),
