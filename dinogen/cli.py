@@ -21,6 +21,7 @@ import sys
 import click
 
 from dinogen import __version__
+from dinogen.diagnostics import guard_stderr
 from dinogen.config import (BUG_NAMES, CATEGORY_FORMS, CELL_NAMES, DEFAULT_BEAM_WIDTH, DEFAULT_MAX_LEN, DROUGHT,
                             ENCODING, GRADCHECK_LAYERS, LONGEST_NAME_LIMIT, MAX_NAME_LENGTH, MAX_SCORED_LENGTH,
                             PRESETS, RULES, TrainConfig, config_from)
@@ -144,6 +145,10 @@ class DinogenGroup(WritesWhileParsing, click.Group):
     and exit 1."""
 
     command_class = DinogenCommand
+
+    def main(self, *args, **kwargs):
+        guard_stderr()  # before anything is parsed or written: a lost stderr never ends the work
+        return super().main(*args, **kwargs)
 
     def invoke(self, ctx: click.Context):
         try:

@@ -215,6 +215,38 @@ def test_a_closed_stdin_or_stdout_is_one_sentence_and_exit_1(small_checkpoint, c
     assert result.returncode == 1 and message in result.stderr and "Traceback" not in result.stderr
 
 
+def with_stderr_reader_gone(args: list[str], stdin: bytes = b""):
+    """Run dinogen with stderr a pipe whose reader closed before it started: every write there fails."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        return subprocess.run([sys.executable, "-m", "dinogen", *args], input=stdin, stdout=subprocess.PIPE,
+                              stderr=write_end, timeout=120)
+    finally:
+        os.close(write_end)
+
+
+def test_training_whose_stderr_reader_has_gone_still_writes_its_checkpoint(tmp_path):
+    names = tmp_path / "names.txt"
+    names.write_text("Anna\nBert\n" + "C" * 100 + "\nDora\n")  # the long name is warned about, first of all
+    result = with_stderr_reader_gone(["train", str(names), "--steps", "3", "--hidden", "8", "-o", str(tmp_path / "m.npz")])
+    assert result.returncode == 0
+    assert (tmp_path / "m.npz").is_file()
+
+
+def test_scores_whose_stderr_reader_has_gone_are_still_written_and_the_skip_still_exits_1(small_checkpoint):
+    result = with_stderr_reader_gone(["score", "-c", str(small_checkpoint)], stdin=b"Rex\nZ#rg\nAnna\n")
+    assert result.returncode == 1
+    assert [line.split(b"\t")[0] for line in result.stdout.splitlines()] == [b"Rex", b"Anna"]
+
+
+@pytest.mark.parametrize("command, code", [("sample -c nothere.npz", 1), ("sample --n 0", 2)])
+def test_with_stderr_closed_an_error_never_reaches_stdout(command, code):
+    result = run(f"{sys.executable} -m dinogen {command} 2>&-")
+    assert result.returncode == code
+    assert result.stdout == ""
+
+
 @pytest.mark.parametrize("command", ["info {long}.npz", "eval {long}.txt", "train {long}.txt", "train -o {long}.npz"])
 def test_a_file_name_too_long_is_an_input_error_not_a_write_error(runner, command):
     result = runner.invoke(main, command.format(long="a" * 300).split())
