@@ -49,6 +49,7 @@ FORMAT = "dinogen-checkpoint"
 FORMAT_VERSION = 2  # the newest this version reads and writes; a model of one list is written as version 1
 DIGEST_PREFIX = b"dinogen-sha256:"  # the zip comment: this prefix and 64 hex digits
 DIGEST_LEN = 64
+TMP_NAME_PART = 32  # characters of the target's name in the temporary file's, which adds 14 more
 
 
 @dataclass
@@ -134,10 +135,22 @@ def check_writable(path: str | Path) -> None:
         if path.exists() and path.stat().st_size and not is_sealed(path):
             raise DinogenError(f"{path} exists and is not a checkpoint; writing over it would destroy it, so "
                                "choose another --out or remove the file.")
+        if path.exists() and not may_replace(path):
+            raise DinogenError(f"cannot write {path}: it belongs to another user, in a folder where only a file's "
+                               "owner may replace it; choose another --out.")
     except OSError as exc:  # a name too long, a folder that cannot be searched, ...
         raise DinogenError(f"cannot write {path} ({exc.strerror}); choose another --out.") from None
     if not os.access(folder, os.W_OK | os.X_OK):
         raise DinogenError(f"cannot write {path}: the folder {folder} is not writable; choose another --out.")
+
+
+def may_replace(path: Path) -> bool:
+    """Whether this process may rename a file over path: in a sticky folder (/tmp, say)
+    only the file's owner, the folder's owner or root may."""
+    folder = path.parent.stat()
+    if not folder.st_mode & stat.S_ISVTX or not hasattr(os, "geteuid"):
+        return True
+    return os.geteuid() in (0, path.stat().st_uid, folder.st_uid)
 
 
 def is_sealed(path: Path) -> bool:
@@ -187,11 +200,12 @@ def write_arrays(path: str | Path, arrays: dict[str, np.ndarray]) -> None:
     check_writable(path)
     raw = encode_arrays(arrays)
     try:
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        # the target's name, cut short, so that a name near the file system's limit still has a temporary file
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name[:TMP_NAME_PART]}.", suffix=".tmp", dir=path.parent)
     except OSError as exc:
         raise DinogenError(f"cannot write {path}: {exc.strerror}; choose another --out.") from None
     try:
-        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; a checkpoint is an ordinary file
+        os.fchmod(fd, _mode_for(path))
         with os.fdopen(fd, "wb") as f:
             f.write(raw)
             f.flush()
@@ -203,6 +217,16 @@ def write_arrays(path: str | Path, arrays: dict[str, np.ndarray]) -> None:
             raise DinogenError(f"cannot write {path}: {exc.strerror or exc}; the previous file, if any, is unchanged.") from None
         raise
     _fsync_folder(path.parent)
+
+
+def _mode_for(path: Path) -> int:
+    """The permissions of a checkpoint written at path: those of the file it replaces, so
+    that a checkpoint made private stays private (it holds the training names), else an
+    ordinary file's (mkstemp makes 0600)."""
+    try:
+        return stat.S_IMODE(path.stat().st_mode)
+    except OSError:  # nothing there yet
+        return 0o666 & ~_umask()
 
 
 def _umask() -> int:

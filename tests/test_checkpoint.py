@@ -290,6 +290,33 @@ def test_a_saved_checkpoint_has_ordinary_file_permissions(small_trainer, tmp_pat
     assert path.stat().st_mode & 0o777 == 0o644
 
 
+def test_a_checkpoint_written_over_a_private_one_stays_private(small_trainer, tmp_path):
+    path = tmp_path / "private.npz"
+    checkpoint.save(path, small_trainer.checkpoint())
+    path.chmod(0o600)  # it holds the training names
+    checkpoint.save(path, small_trainer.checkpoint())
+    assert path.stat().st_mode & 0o777 == 0o600
+
+
+def test_a_name_at_the_file_system_s_limit_is_written(small_trainer, tmp_path):
+    path = tmp_path / ("a" * 251 + ".npz")  # 255 bytes: the temporary file's name must be shorter
+    checkpoint.save(path, small_trainer.checkpoint())
+    assert checkpoint.is_sealed(path)
+
+
+def test_another_user_s_checkpoint_in_a_sticky_folder_is_refused_before_training(small_trainer, tmp_path,
+                                                                                 monkeypatch):
+    folder = tmp_path / "shared"
+    folder.mkdir()
+    path = folder / "theirs.npz"
+    checkpoint.save(path, small_trainer.checkpoint())
+    folder.chmod(0o1777)  # as /tmp: only a file's owner may rename over it
+    owner = path.stat().st_uid
+    monkeypatch.setattr(os, "geteuid", lambda: owner + 1, raising=False)
+    with pytest.raises(DinogenError, match="belongs to another user"):
+        checkpoint.check_writable(path)
+
+
 @pytest.mark.parametrize("name, compress", [("param/extra.npy", True), ("notes.txt", False), ("../../evil.npy", False)])
 def test_a_member_the_format_does_not_define_or_a_compressed_one_is_refused_unread(small_checkpoint, tmp_path,
                                                                                   name, compress):
