@@ -49,6 +49,15 @@ REACH_KEY = (0, 0)  # spawn key of the reach estimate's stream: two numbers, nev
 REACH_DRAFTS = 1_024  # drafts the estimate follows: with 128 its log spread over orders of ten, with 1,024 under one
 
 
+def shortest_with(prefix: str, suffix: str) -> int:
+    """The length of the shortest name that continues prefix (by one character or more) and ends
+    with suffix: the two overlap by the most characters that prefix ends with and suffix starts with."""
+    for overlap in range(min(len(suffix) - 1, len(prefix)), 0, -1):
+        if prefix.endswith(suffix[:overlap]):
+            return len(prefix) + len(suffix) - overlap
+    return len(prefix) + len(suffix)
+
+
 @dataclass
 class SampleSpec:
     """How to draw names and which ones to keep."""
@@ -80,6 +89,9 @@ class SampleSpec:
             (len(self.prefix) >= self.max_len,
              f"the prefix leaves no room within the maximum length {self.max_len}: names continue it with at least "
              "one character"),
+            (self.prefix and self.suffix and shortest_with(self.prefix, self.suffix) > self.max_len,
+             f"no name of at most {self.max_len} characters (--max-len) both continues the prefix {self.prefix!r} "
+             f"and ends with {self.suffix!r}: the shortest has {shortest_with(self.prefix, self.suffix)}"),
             (self.max_attempts is not None and self.max_attempts < 1, "the number of attempts must be at least 1"),
         ]
         for failed, message in problems:

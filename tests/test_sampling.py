@@ -233,10 +233,22 @@ def test_a_string_with_a_character_the_model_never_saw_is_refused(small_trainer,
     (dict(prefix="Abcd", max_len=4), "prefix leaves no room"),
     (dict(suffix="saurus", max_len=3), "longer than the maximum length"),
     (dict(contains="saurus", max_len=3), "longer than the maximum length"),
+    (dict(prefix="Tyr", suffix="saurus", max_len=8), "the shortest has 9"),
 ])
 def test_impossible_settings_are_refused(small_trainer, spec, message):
     with pytest.raises(DinogenError, match=message):
         names(small_trainer, 1, **spec)
+
+
+@pytest.mark.parametrize("prefix, suffix, shortest", [
+    ("Tyr", "saurus", 9),  # Tyrsaurus
+    ("Tyrs", "saurus", 9),  # Tyrsaurus, overlapping by the s
+    ("ab", "bc", 3),  # abc
+    ("ab", "b", 3),  # abb: a name continues its prefix, so it cannot be ab itself
+    ("Tyrannosaurus", "saurus", 18),  # Tyrannosaurusaurus
+])
+def test_the_shortest_name_holding_a_prefix_and_a_suffix(prefix, suffix, shortest):
+    assert sampling.shortest_with(prefix, suffix) == shortest
 
 
 def test_a_certain_model_always_draws_its_only_choice():
