@@ -16,6 +16,7 @@ import json
 import math
 import os
 import re
+import shlex
 import sys
 
 import click
@@ -372,12 +373,8 @@ def train(data, categories, out, quiet, as_json, encoding, preset, resume_path, 
         if not quiet:
             _print_train_summary(summary, trainer.cfg)
         if stop.signum is not None:
-            click.echo(
-                f"interrupted at step {trainer.step}: saved {out}; continue with "
-                f"`dinogen train {' '.join(data)}{f' --categories {categories}' if categories else ''} --resume {out} "
-                f"-o {out}`.".replace("  ", " "),
-                err=True,
-            )
+            command = _resume_command(data, categories, encoding, max_name_length, out)
+            click.echo(f"interrupted at step {trainer.step}: saved {out}; continue with `{command}`.", err=True)
             sys.exit(128 + stop.signum)
         if not trainer.refits:
             if trainer.cfg.refit and not quiet:
@@ -443,6 +440,19 @@ def _train_stage(trainer, out: str, quiet: bool, stop: "_StopSignals", refit: bo
         sys.exit(130)
     summary["checkpoint"] = str(out)
     return summary
+
+
+def _resume_command(data: tuple[str, ...], categories: str | None, encoding: str, max_name_length: int,
+                    out: str) -> str:
+    """The shell command that continues an interrupted run: the same names, read the same way."""
+    words = ["dinogen", "train", *data]
+    if categories:
+        words += ["--categories", categories]
+    if encoding != ENCODING:
+        words += ["--encoding", encoding]
+    if max_name_length != MAX_NAME_LENGTH:
+        words += ["--max-name-length", str(max_name_length)]
+    return shlex.join([*words, "--resume", str(out), "-o", str(out)])
 
 
 class _StopSignals:

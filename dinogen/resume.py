@@ -37,7 +37,7 @@ def resume(names: NameList, ckpt: Checkpoint, changes: dict) -> tuple[Trainer, l
         raise DinogenError(
             f"{names.source} is not the data this checkpoint was trained on "
             f"({shown(str(ckpt.meta.get('data', {}).get('source')))}); "
-            "resume with the same file, or train a new model."
+            "resume with the same file, read the same way (--encoding, --max-name-length), or train a new model."
         )
     if trainer.vocab != ckpt.vocab or replace(trainer.model_cfg, dropout=ckpt.model_config.dropout) != ckpt.model_config:
         raise DinogenError("the checkpoint's vocabulary or model does not match this data; train a new model.")
