@@ -1073,7 +1073,7 @@ def info(ckpt_arg, ckpt_path, as_json) -> None:
 
     if ckpt_arg is not None and ckpt_path is not None and ckpt_arg != ckpt_path:
         raise click.UsageError("give the checkpoint once: as CHECKPOINT or as -c PATH.")
-    path, _ = resolve_checkpoint(ckpt_path or ckpt_arg)
+    path, _ = resolve_checkpoint(ckpt_path if ckpt_path is not None else ckpt_arg)
     ckpt = checkpoint.load(path)
     if as_json:
         extra = {"parameters": count_params(ckpt.inference_params()), "training_names_stored": ckpt.data is not None}

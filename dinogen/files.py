@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from dinogen.errors import DinogenError
@@ -28,6 +29,9 @@ def read_bytes(path: Path, what: str, hint: str, magic: bytes = b"", not_magic: 
                 raise DinogenError(not_magic)
             return head + file.read()
     except FileNotFoundError:
+        if path.is_symlink():
+            raise DinogenError(f"{what} {path} is a symbolic link to {os.readlink(path)}, which does not exist; "
+                               f"{hint}.") from None
         raise DinogenError(f"{what} {path} does not exist; {hint}.") from None
     except PermissionError:
         raise DinogenError(f"{what} {path} cannot be read (permission denied); check its permissions.") from None

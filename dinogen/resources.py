@@ -6,6 +6,7 @@ data/dinos.txt there); in a source checkout the names are read from data/.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from dinogen.errors import DinogenError
@@ -36,6 +37,6 @@ def resolve_checkpoint(path: str | Path | None) -> tuple[Path, str]:
     if path is not None:
         return Path(path), "given with -c"
     local = Path(DEFAULT_CHECKPOINT)
-    if local.is_file():
+    if os.path.lexists(local):  # a folder or a broken link there is said, not passed over for the bundled model
         return local, f"./{DEFAULT_CHECKPOINT} in the current folder"
     return bundled_model(), "the bundled pretrained model"

@@ -57,6 +57,25 @@ def test_sample_without_checkpoint_uses_dinogen_npz_in_the_current_folder(runner
     assert "./dinogen.npz" in result.stderr
 
 
+@pytest.mark.parametrize("make, message", [
+    (lambda path: path.mkdir(), "dinogen.npz is a folder"),
+    (lambda path: path.symlink_to("gone.npz"), "dinogen.npz is a symbolic link to gone.npz, which does not exist"),
+])
+def test_a_dinogen_npz_that_is_not_a_file_is_said_not_passed_over_for_the_bundled_model(runner, tmp_path,
+                                                                                       monkeypatch, make, message):
+    make(tmp_path / "dinogen.npz")
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(main, ["sample", "--n", "1"])
+    assert result.exit_code == 1 and result.stdout == ""
+    assert message in result.stderr
+
+
+def test_info_of_an_empty_checkpoint_path_is_refused_not_the_bundled_model(runner):
+    result = runner.invoke(main, ["info", "-c", ""])
+    assert result.exit_code == 1 and result.stdout == ""
+    assert "is a folder" in result.stderr
+
+
 def test_train_writes_a_checkpoint_and_a_json_summary(runner, tmp_path):
     out = tmp_path / "m.npz"
     result = runner.invoke(
