@@ -395,8 +395,8 @@ def text_codec(encoding: str) -> str:
     """The canonical name of a codec Python knows ("utf-8", "utf-16", "iso8859-1", ...)."""
     try:
         info = codecs.lookup(encoding)
-        if not getattr(info, "_is_text_encoding", True):  # rot13, base64 and the like: codecs, but not of text
-            raise LookupError(encoding)
+        if not getattr(info, "_is_text_encoding", True) or info.name == "undefined":  # rot13, base64 and the like:
+            raise LookupError(encoding)  # codecs, but not of text; "undefined" fails on every character
         return info.name
     except LookupError:
         raise DinogenError(_not_a_text_encoding(encoding)) from None

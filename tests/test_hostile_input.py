@@ -26,6 +26,7 @@ from conftest import BUNDLED_NAMES, TINY, train
         (b"Bront\xeb\nZo\xe9\n", ["--encoding", "no-such-codec"], 2, "not a text encoding"),
         (b"Rex\n", ["--encoding", "base64"], 2, "not a text encoding"),
         (b"Rex\n", ["--encoding", "rot13"], 2, "not a text encoding"),
+        (b"Rex\n", ["--encoding", "undefined"], 2, "not a text encoding"),
         (b"Ann\xffa\n", ["--encoding", "punycode"], 1, "not valid punycode"),
         (b"Bartholomew\nMaximilian\n", ["--max-name-length", "5"], 1, "2 names were skipped for being longer than the maximum name length"),
         (b"Abc\rDef\rG\xffh\r", [], 1, "line 3 is not valid utf-8"),
@@ -33,7 +34,7 @@ from conftest import BUNDLED_NAMES, TINY, train
         (b"Abc\nD\\x00ef\n", ["--encoding", "unicode_escape"], 1, "line 2 holds U+0000"),
         (b"Rex\nAnna\n", ["--encoding", "utf-16"], 1, "is not valid utf-16 text"),
     ],
-    ids=["missing", "empty", "blank-lines", "binary", "not-utf8", "nul", "bad-encoding", "binary-codec", "text-to-text-codec", "punycode",
+    ids=["missing", "empty", "blank-lines", "binary", "not-utf8", "nul", "bad-encoding", "binary-codec", "text-to-text-codec", "undefined-codec", "punycode",
          "all-too-long", "cr-line-number", "decoded-surrogate", "decoded-nul", "utf16-without-bom"],
 )
 def test_unreadable_data_is_one_clear_error(tmp_path, content, flags, code, message):
