@@ -875,7 +875,7 @@ def _fmt_num(value: float | None, spec: str) -> str:
 @encoding_option("standard input")
 @click.option("--json", "as_json", is_flag=True,
               help="One JSON object per line: name, nll, logprob, novel, and category with --category.")
-@scored_length_option("Skip (and report) names longer than this, read from standard input.")
+@scored_length_option("Skip (and report) names longer than this.")
 @click.option("--explain", is_flag=True,
               help="For each position of each name: the model's probability for it, its surprise in bits and the "
                    "likeliest alternatives (a heat strip on a colour terminal).")
@@ -927,7 +927,7 @@ def _name_chunks(names: tuple[str, ...], ckpt, encoding: str, max_name_length: i
 
 def _names_to_read(names: tuple[str, ...], ckpt, encoding: str, max_name_length: int):
     """StreamedLines of the names given as arguments, or of standard input as it comes (no names, or `-`)."""
-    from dinogen.data import StreamedLine, clean_name, open_text_stream, stream_names
+    from dinogen.data import argument_names, open_text_stream, stream_names
 
     if len(names) > 1 and "-" in names:
         raise click.UsageError("`-` (standard input) cannot go with names given as arguments; "
@@ -937,7 +937,7 @@ def _names_to_read(names: tuple[str, ...], ckpt, encoding: str, max_name_length:
         if files:
             click.echo(f"note: {files[0]} is a file, scored here as a name; to score the names in it, "
                        f"use `dinogen score < {files[0]}` or `dinogen eval {files[0]}`.", err=True)
-        return [StreamedLine(0, name) for name in (clean_name(arg, ckpt.lowercase) for arg in names) if name]
+        return argument_names(names, lowercase=ckpt.lowercase, max_length=max_name_length)
     if sys.stdin is None:
         raise click.ClickException("standard input is closed, so there are no names to read; give them as arguments.")
     if sys.stdin.isatty():
@@ -977,7 +977,7 @@ def _readable(ckpt, chunk, counts: dict) -> list[str]:
     for line in chunk:
         unknown = None if line.name is None else ckpt.vocab.unknown(line.name)
         if line.name is None:
-            click.echo(f"skipped line {line.line}: it {line.problem}", err=True)
+            click.echo(f"skipped {line.where} {line.line}: it {line.problem}", err=True)
         elif unknown is not None:
             click.echo(f"skipped {line.name!r}: the model never saw the character {unknown!r}", err=True)
         else:
@@ -1104,7 +1104,7 @@ def info(ckpt_arg, ckpt_path, as_json) -> None:
 @click.option("--top", type=WholeRange(min=1), default=None, metavar="K", help="Only the K likeliest categories.")
 @click.option("--json", "as_json", is_flag=True,
               help="One JSON object per line: name, and categories with their posterior and logprob.")
-@scored_length_option("Skip (and report) stdin lines longer than this.")
+@scored_length_option("Skip (and report) names longer than this.")
 @latest_option
 def classify(names, ckpt_path, encoding, uniform_prior, top, as_json, max_name_length, latest) -> None:
     """Which list each name most likely comes from: NAMES, or one per line on stdin.

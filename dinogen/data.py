@@ -19,7 +19,7 @@ import unicodedata
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
-from typing import Iterator, TextIO
+from typing import Iterable, Iterator, TextIO
 
 import numpy as np
 
@@ -32,6 +32,7 @@ PAD = -1  # target at padded positions (no prediction there)
 LINE_BREAK = re.compile("\r\n|\r|\n")  # LF, CRLF, or a lone CR
 NOT_TEXT = re.compile("[\x00-\x09\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")  # control characters (but the
 #   line breaks) and lone surrogates: no character of a name, and printed they would drive the terminal
+UNDECODED = re.compile("[\udc80-\udcff]")  # bytes of an argument that did not decode, as Python keeps them
 _TEXT_FILE = "give a text file with one name per line"
 
 
@@ -281,6 +282,7 @@ class StreamedLine:
     line: int  # 1-based
     name: str | None  # the cleaned name; None when refused
     problem: str | None = None  # why it was refused: "is longer than 64 characters", "holds U+001B, ..."
+    where: str = "line"  # what `line` counts: the lines of a stream, or the arguments of a command
 
 
 def stream_names(stream: TextIO, *, lowercase: bool = False, max_length: int = MAX_NAME_LENGTH,
@@ -304,6 +306,24 @@ def stream_names(stream: TextIO, *, lowercase: bool = False, max_length: int = M
             yield StreamedLine(line_number, None, f"is longer than {max_length:,} characters")
         else:
             yield StreamedLine(line_number, name)
+
+
+def argument_names(args: Iterable[str], *, lowercase: bool = False,
+                   max_length: int = MAX_NAME_LENGTH) -> Iterator[StreamedLine]:
+    """The names given as command-line arguments, numbered from 1, each refused as a line of
+    a stream would be; an empty one is refused too, and one whose bytes did not decode in
+    the locale's encoding (Python keeps them as U+DC80 to U+DCFF) says so."""
+    for number, arg in enumerate(args, start=1):
+        name = clean_name(arg, lowercase)
+        if UNDECODED.search(arg):
+            problem = f"is not valid {sys.getfilesystemencoding()} text"
+        elif not name:
+            problem = "is empty"
+        elif len(name) > max_length:
+            problem = f"is longer than {max_length:,} characters"
+        else:
+            problem = _not_text(name)
+        yield StreamedLine(number, None if problem else name, problem, where="argument")
 
 
 def _text_lines(stream: TextIO, limit: int, source: str) -> Iterator[tuple[int, str | None]]:

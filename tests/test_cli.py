@@ -441,6 +441,26 @@ def test_score_skips_names_with_unseen_characters_and_exits_1(runner, small_chec
     assert "Error: 1 of 3 names were skipped" in result.stderr
 
 
+@pytest.mark.parametrize("argument, flags, said", [
+    ("", [], "skipped argument 2: it is empty"),
+    ("a" * 30_000, [], "skipped argument 2: it is longer than 1,000 characters"),
+    ("Tyrannosaurus", ["--max-name-length", "5"], "skipped argument 2: it is longer than 5 characters"),
+])
+def test_score_refuses_an_argument_as_it_refuses_a_line_of_stdin(runner, small_checkpoint, argument, flags, said):
+    result = runner.invoke(main, ["score", "-c", str(small_checkpoint), *flags, "Rex", argument, "Anna"])
+    assert result.exit_code == 1
+    assert [line.split("\t")[0] for line in lines_of(result)] == ["Rex", "Anna"]
+    assert said in result.stderr
+
+
+def test_score_says_an_argument_that_is_not_text_in_the_locale_s_encoding(small_checkpoint):
+    result = subprocess.run([sys.executable.encode(), b"-m", b"dinogen", b"score", b"-c", bytes(small_checkpoint),
+                             b"\xff\xfeRex"], capture_output=True, text=True, timeout=120,
+                            env=dict(os.environ, PYTHONUTF8="1"))
+    assert result.returncode == 1 and result.stdout == ""
+    assert "skipped argument 1: it is not valid utf-8 text" in result.stderr
+
+
 def test_score_without_stored_training_names_leaves_novelty_out(runner, small_checkpoint, tmp_path):
     old = without_training_names(small_checkpoint, tmp_path)
     result = runner.invoke(main, ["score", "-c", str(old), "Rex"])
