@@ -757,6 +757,14 @@ class BatchSchedule:
 
 EVAL_POSITIONS = 8192  # at most this many (T * B) positions in an evaluation batch: 256 names of up to 31
 #   characters, fewer of longer ones, so memory follows the model, not the longest name a file holds
+EVAL_LOGITS = 1 << 23  # ... and at most this many logits (positions x vocabulary): 32 MB in float32, so that a
+#   vocabulary of thousands of characters (Chinese names) does not take gigabytes
+
+
+def eval_positions(vocab_size: int) -> int:
+    """Positions an evaluation batch may hold: EVAL_POSITIONS, fewer when a vocabulary is so
+    large that their logits would pass EVAL_LOGITS (from 1,024 characters)."""
+    return max(1, min(EVAL_POSITIONS, EVAL_LOGITS // vocab_size))
 
 
 def iter_eval_batches(data: Dataset, idx: np.ndarray, batch_size: int = 256,

@@ -25,7 +25,7 @@ import numpy as np
 
 from dinogen.cells import CELLS
 from dinogen.config import ModelConfig
-from dinogen.data import Batch, Dataset, iter_eval_batches
+from dinogen.data import Batch, Dataset, eval_positions, iter_eval_batches
 from dinogen.layers import (
     category_backward,
     category_forward,
@@ -218,7 +218,7 @@ def nll_per_name(params: dict[str, np.ndarray], cfg: ModelConfig, data: Dataset,
     idx = np.asarray(idx)
     totals = np.zeros(len(data))  # by name; only idx is filled
     ws = Workspace()  # the batches' arrays, reused from batch to batch
-    for batch in iter_eval_batches(data, idx):
+    for batch in iter_eval_batches(data, idx, max_positions=eval_positions(cfg.vocab_size)):
         nll, _ = forward(params, cfg, batch, ws=ws)  # (P,) in the order of batch.real
         width = batch.x.shape[1]
         columns = batch.real % width  # (P,) the batch column of each prediction

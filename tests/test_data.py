@@ -202,6 +202,14 @@ def test_a_long_utf16_or_utf32_line_is_skipped_without_being_held(tmp_path, code
     assert peak < 2_000_000  # bytes: the file is 6 or 12 MB
 
 
+def test_a_vocabulary_of_thousands_of_characters_makes_evaluation_batches_smaller_not_memory_larger():
+    from dinogen.data import EVAL_LOGITS, EVAL_POSITIONS, eval_positions
+
+    assert eval_positions(245) == EVAL_POSITIONS  # the 34,000 cities' vocabulary: batches as ever
+    assert eval_positions(20_000) * 20_000 <= EVAL_LOGITS < (eval_positions(20_000) + 1) * 20_000
+    assert eval_positions(10**9) == 1
+
+
 def test_an_evaluation_batch_holds_at_most_its_positions_so_long_names_cost_no_more_memory():
     from dinogen.data import EVAL_POSITIONS, Dataset, iter_eval_batches
 
