@@ -120,6 +120,9 @@ def check_writable(path: str | Path) -> None:
     if str(path) == "-":  # elsewhere `-` is standard input: a file named "-" would surprise
         raise DinogenError("a checkpoint is written to a file, not to standard output ('-'); give a file name "
                            "such as dinogen.npz.")
+    if str(path).endswith(("/", os.sep)):  # Path() would drop the slash and write a file there
+        raise DinogenError(f"cannot write {path}: it names a folder (it ends with a slash); give a file name "
+                           "such as dinogen.npz.")
     path = Path(path)
     folder = path.parent
     try:
@@ -128,6 +131,8 @@ def check_writable(path: str | Path) -> None:
                                "it points to, or another --out.")
         if path.is_dir():
             raise DinogenError(f"cannot write {path}: it is a folder; give a file name such as {path / 'dinogen.npz'}.")
+        if folder.exists() and not folder.is_dir():
+            raise DinogenError(f"cannot write {path}: {folder} is a file, not a folder; choose another --out.")
         if not folder.is_dir():
             raise DinogenError(f"cannot write {path}: the folder {folder} does not exist; create it or choose another --out.")
         if path.exists() and not stat.S_ISREG(path.stat().st_mode):

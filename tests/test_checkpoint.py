@@ -76,6 +76,18 @@ def test_saving_into_a_missing_folder_is_a_clear_error(small_trainer, tmp_path):
         checkpoint.save(tmp_path / "no" / "model.npz", small_trainer.checkpoint())
 
 
+def test_saving_under_a_file_says_it_is_not_a_folder(small_trainer, tmp_path):
+    (tmp_path / "names.txt").write_text("Rex\n")
+    with pytest.raises(DinogenError, match="names.txt is a file, not a folder"):
+        checkpoint.save(tmp_path / "names.txt" / "model.npz", small_trainer.checkpoint())
+
+
+def test_a_path_ending_with_a_slash_is_refused_as_a_folder_not_written_as_a_file(small_trainer, tmp_path):
+    with pytest.raises(DinogenError, match="it names a folder"):
+        checkpoint.save(f"{tmp_path / 'model.npz'}/", small_trainer.checkpoint())
+    assert not (tmp_path / "model.npz").exists()
+
+
 def test_a_file_that_is_not_a_checkpoint_is_refused(tmp_path):
     path = tmp_path / "names.npz"
     path.write_text("Tyrannosaurus\n")
