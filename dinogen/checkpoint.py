@@ -201,8 +201,8 @@ def write_arrays(path: str | Path, arrays: dict[str, np.ndarray]) -> None:
     any previous file at `path` untouched, and concurrent writers never mix."""
     import tempfile  # here, not at the top: `dinogen sample` never saves, and starts sooner without it
 
+    check_writable(path)  # the path as given: Path() would drop a trailing slash
     path = Path(path)
-    check_writable(path)
     raw = encode_arrays(arrays)
     try:
         # the target's name, cut short, so that a name near the file system's limit still has a temporary file
