@@ -330,6 +330,8 @@ def train(data, categories, out, quiet, as_json, encoding, preset, resume_path, 
         checkpoint.check_writable(out)
     except DinogenError as exc:
         raise click.BadParameter(str(exc), param_hint="--out") from None
+    if as_json and sys.stdout is None:  # started with stdout closed (>&-): say so before training, not after
+        raise click.ClickException("standard output is closed, so the --json summary has nowhere to go.")
     sources = list(data) or [str(bundled_names())]
     _check_category_form(categories, sources)
 

@@ -266,6 +266,13 @@ def test_with_stderr_closed_an_error_never_reaches_stdout(command, code):
     assert result.stdout == ""
 
 
+def test_train_json_with_stdout_closed_is_refused_before_training(tmp_path):
+    out = tmp_path / "m.npz"
+    result = run(f"{sys.executable} -m dinogen train {BUNDLED_NAMES} --steps 3 --hidden 8 --json -o {out} >&-")
+    assert result.returncode == 1 and "standard output is closed" in result.stderr
+    assert not out.exists()
+
+
 @pytest.mark.parametrize("command", ["info {long}.npz", "eval {long}.txt", "train {long}.txt", "train -o {long}.npz"])
 def test_a_file_name_too_long_is_an_input_error_not_a_write_error(runner, command):
     result = runner.invoke(main, command.format(long="a" * 300).split())
