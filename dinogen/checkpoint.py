@@ -120,9 +120,8 @@ def check_writable(path: str | Path) -> None:
     if str(path) == "-":  # elsewhere `-` is standard input: a file named "-" would surprise
         raise DinogenError("a checkpoint is written to a file, not to standard output ('-'); give a file name "
                            "such as dinogen.npz.")
-    if str(path).endswith(("/", os.sep)):  # Path() would drop the slash and write a file there
-        raise DinogenError(f"cannot write {path}: it names a folder (it ends with a slash); give a file name "
-                           "such as dinogen.npz.")
+    if os.path.basename(os.fspath(path)) in ("", ".", ".."):  # dir/ or dir/.: Path() would make them dir
+        raise DinogenError(f"cannot write {path}: it names a folder; give a file name such as dinogen.npz.")
     path = Path(path)
     folder = path.parent
     try:
@@ -229,9 +228,10 @@ def _mode_for(path: Path) -> int:
     that a checkpoint made private stays private (it holds the training names), else an
     ordinary file's (mkstemp makes 0600)."""
     try:
-        return stat.S_IMODE(path.stat().st_mode)
+        mode = os.lstat(path).st_mode
     except OSError:  # nothing there yet
-        return 0o666 & ~_umask()
+        mode = 0
+    return mode & 0o777 if stat.S_ISREG(mode) else 0o666 & ~_umask()  # read and write bits only, never setuid
 
 
 def _umask() -> int:

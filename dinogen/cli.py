@@ -22,7 +22,7 @@ import sys
 import click
 
 from dinogen import __version__
-from dinogen.diagnostics import guard_stderr
+from dinogen.diagnostics import guarded_stderr
 from dinogen.config import (BUG_NAMES, CATEGORY_FORMS, CELL_NAMES, DEFAULT_BEAM_WIDTH, DEFAULT_MAX_LEN, DROUGHT,
                             ENCODING, GRADCHECK_LAYERS, LONGEST_NAME_LIMIT, MAX_NAME_LENGTH, MAX_SCORED_LENGTH,
                             PRESETS, RULES, TrainConfig, config_from)
@@ -148,8 +148,8 @@ class DinogenGroup(WritesWhileParsing, click.Group):
     command_class = DinogenCommand
 
     def main(self, *args, **kwargs):
-        guard_stderr()  # before anything is parsed or written: a lost stderr never ends the work
-        return super().main(*args, **kwargs)
+        with guarded_stderr():  # before anything is parsed or written: a lost stderr never ends the work
+            return super().main(*args, **kwargs)
 
     def invoke(self, ctx: click.Context):
         try:
@@ -447,14 +447,15 @@ def _train_stage(trainer, out: str, quiet: bool, stop: "_StopSignals", refit: bo
 def _resume_command(data: tuple[str, ...], categories: str | None, encoding: str, max_name_length: int,
                     out: str) -> str:
     """The shell command that continues an interrupted run: the same names, read the same way."""
-    words = ["dinogen", "train", *data]
+    words = ["dinogen", "train"]
     if categories:
         words += ["--categories", categories]
     if encoding != ENCODING:
         words += ["--encoding", encoding]
     if max_name_length != MAX_NAME_LENGTH:
         words += ["--max-name-length", str(max_name_length)]
-    return shlex.join([*words, "--resume", str(out), "-o", str(out)])
+    names = ["--", *data] if data else []  # after --: a file named -x.txt is not an option
+    return shlex.join([*words, "--resume", str(out), "-o", str(out), *names])
 
 
 class _StopSignals:
@@ -756,8 +757,7 @@ def sample(count, ckpt_path, seed, as_json, report, verbose, latest, likeliest, 
                 drawn.extend(chunk.names)
     except DinogenError:
         if report and drawn:
-            with contextlib.suppress(BrokenPipeError):  # a closed stderr must not turn the failure into exit 0
-                _print_batch_report(drawn, training_names)
+            _print_batch_report(drawn, training_names)
         raise
     if report:
         _print_batch_report(drawn, training_names)

@@ -11,6 +11,7 @@ Click would write its error sentences to stdout when stderr is closed.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import sys
@@ -49,6 +50,13 @@ class Diagnostics(io.TextIOBase):
         except (OSError, ValueError):  # a stream without a descriptor (a test's capture): nothing to point
             pass
 
+    def __getattr__(self, name: str):
+        """What else a text stream has (name, line_buffering, ...), from the real one; not its
+        binary buffer, whose writes would escape the guard."""
+        if name == "buffer" or self.stream is None:
+            raise AttributeError(name)
+        return getattr(self.stream, name)
+
     def isatty(self) -> bool:
         return not self.lost and self.stream.isatty()
 
@@ -69,7 +77,32 @@ class Diagnostics(io.TextIOBase):
         return getattr(self.stream, "errors", None) or "backslashreplace"
 
 
-def guard_stderr() -> None:
-    """Put sys.stderr behind a Diagnostics stream (once)."""
-    if not isinstance(sys.stderr, Diagnostics):
-        sys.stderr = Diagnostics(sys.stderr)
+@contextlib.contextmanager
+def guarded_stderr():
+    """sys.stderr behind a Diagnostics stream while the block runs, then as it was.
+
+    A standard descriptor (0, 1, 2) closed at start is opened on /dev/null first, while
+    sys.stdin, sys.stdout and sys.stderr still say they are closed: otherwise the next
+    file opened (a checkpoint's temporary file) would take its number, and whatever C
+    code writes to standard error would land in it."""
+    for fd in (0, 1, 2):
+        _fill_if_closed(fd)
+    if isinstance(sys.stderr, Diagnostics):
+        yield
+        return
+    previous = sys.stderr
+    sys.stderr = Diagnostics(previous)
+    try:
+        yield
+    finally:
+        sys.stderr = previous
+
+
+def _fill_if_closed(fd: int) -> None:
+    try:
+        os.fstat(fd)
+    except OSError:  # closed: give the number to /dev/null
+        devnull = os.open(os.devnull, os.O_RDWR)
+        if devnull != fd:
+            os.dup2(devnull, fd)
+            os.close(devnull)

@@ -82,9 +82,10 @@ def test_saving_under_a_file_says_it_is_not_a_folder(small_trainer, tmp_path):
         checkpoint.save(tmp_path / "names.txt" / "model.npz", small_trainer.checkpoint())
 
 
-def test_a_path_ending_with_a_slash_is_refused_as_a_folder_not_written_as_a_file(small_trainer, tmp_path):
+@pytest.mark.parametrize("ending", ["/", "/."])
+def test_a_path_naming_a_folder_is_refused_not_written_as_a_file(small_trainer, tmp_path, ending):
     with pytest.raises(DinogenError, match="it names a folder"):
-        checkpoint.save(f"{tmp_path / 'model.npz'}/", small_trainer.checkpoint())
+        checkpoint.save(f"{tmp_path / 'model.npz'}{ending}", small_trainer.checkpoint())
     assert not (tmp_path / "model.npz").exists()
 
 
@@ -308,6 +309,14 @@ def test_a_checkpoint_written_over_a_private_one_stays_private(small_trainer, tm
     path.chmod(0o600)  # it holds the training names
     checkpoint.save(path, small_trainer.checkpoint())
     assert path.stat().st_mode & 0o777 == 0o600
+
+
+def test_a_checkpoint_written_over_another_takes_its_read_and_write_bits_never_setuid(small_trainer, tmp_path):
+    path = tmp_path / "odd.npz"
+    checkpoint.save(path, small_trainer.checkpoint())
+    path.chmod(0o6750)
+    checkpoint.save(path, small_trainer.checkpoint())
+    assert path.stat().st_mode & 0o7777 == 0o750
 
 
 def test_a_name_at_the_file_system_s_limit_is_written(small_trainer, tmp_path):

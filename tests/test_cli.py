@@ -70,6 +70,13 @@ def test_a_dinogen_npz_that_is_not_a_file_is_said_not_passed_over_for_the_bundle
     assert message in result.stderr
 
 
+def test_a_fifo_at_dinogen_npz_is_refused_not_waited_on(runner, tmp_path, monkeypatch):
+    os.mkfifo(tmp_path / "dinogen.npz")
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(main, ["sample", "--n", "1"])
+    assert result.exit_code == 1 and "is not a regular file" in result.stderr
+
+
 def test_info_of_an_empty_checkpoint_path_is_refused_not_the_bundled_model(runner):
     result = runner.invoke(main, ["info", "-c", ""])
     assert result.exit_code == 1 and result.stdout == ""
@@ -257,6 +264,22 @@ def test_scores_whose_stderr_reader_has_gone_are_still_written_and_the_skip_stil
     result = with_stderr_reader_gone(["score", "-c", str(small_checkpoint)], stdin=b"Rex\nZ#rg\nAnna\n")
     assert result.returncode == 1
     assert [line.split(b"\t")[0] for line in result.stdout.splitlines()] == [b"Rex", b"Anna"]
+
+
+def test_the_command_line_leaves_sys_stderr_as_it_found_it():
+    before = sys.stderr
+    with pytest.raises(SystemExit):
+        main(["--version"])
+    assert sys.stderr is before
+
+
+def test_with_stderr_closed_a_checkpoint_never_takes_its_descriptor(tmp_path):
+    script = ("import os, sys; from dinogen.diagnostics import guarded_stderr\n"
+              "with guarded_stderr():\n"
+              "    fd = os.open(sys.argv[1], os.O_WRONLY | os.O_CREAT)\n"
+              "print(fd)")
+    result = run(f"{sys.executable} -c '{script}' {tmp_path / 'x'} 2>&-")
+    assert result.returncode == 0 and int(result.stdout) > 2
 
 
 @pytest.mark.parametrize("command, code", [("sample -c nothere.npz", 1), ("sample --n 0", 2)])

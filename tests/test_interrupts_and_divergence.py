@@ -162,14 +162,14 @@ def test_running_out_of_memory_names_options_of_the_command_that_ran(monkeypatch
 
 def test_the_command_to_continue_quotes_paths_and_reads_the_names_the_same_way():
     from dinogen.cli import _resume_command
-    command = _resume_command(("my  names.txt",), None, "latin-1", 10, "my model.npz")
-    assert shlex.split(command) == ["dinogen", "train", "my  names.txt", "--encoding", "latin-1",
-                                    "--max-name-length", "10", "--resume", "my model.npz", "-o", "my model.npz"]
+    command = _resume_command(("my  names.txt", "-x.txt"), None, "latin-1", 10, "my model.npz")
+    assert shlex.split(command) == ["dinogen", "train", "--encoding", "latin-1", "--max-name-length", "10",
+                                    "--resume", "my model.npz", "-o", "my model.npz", "--", "my  names.txt", "-x.txt"]
 
 
 def test_the_command_to_continue_leaves_out_the_reading_defaults():
     from dinogen.cli import _resume_command
     from dinogen.config import ENCODING, MAX_NAME_LENGTH
     assert _resume_command(("a.txt", "b.txt"), "files", ENCODING, MAX_NAME_LENGTH, "m.npz") == (
-        "dinogen train a.txt b.txt --categories files --resume m.npz -o m.npz")
+        "dinogen train --categories files --resume m.npz -o m.npz -- a.txt b.txt")
 
