@@ -280,8 +280,8 @@ INFO_PIPE_WIDTH = 400  # columns of `info` on a pipe: long enough that a value s
 @click.option("--categories", "categories", type=click.Choice(CATEGORY_FORMS), default=None,
               help="files: each DATA file is a category (the default for several); tsv: one file of "
                    "name<TAB>category lines.")
-@click.option("--out", "-o", default=DEFAULT_CHECKPOINT, metavar="PATH", type=A_PATH,
-              help=f"Checkpoint to write (default {DEFAULT_CHECKPOINT}).")
+@click.option("--out", "-o", default=None, metavar="PATH", type=A_PATH,
+              help=f"Checkpoint to write (default {DEFAULT_CHECKPOINT}; with --resume, the checkpoint resumed).")
 @setting_options("steps", "max_seconds", "batch_size", "hidden", "layers", "cell", "embed_dim", "dropout", "lr",
                  "schedule", "weight_decay", "optimizer", "clip", "seed", "val_fraction", "eval_every", "patience",
                  "workers")
@@ -326,6 +326,8 @@ def train(data, categories, out, quiet, as_json, encoding, preset, resume_path, 
     from dinogen.resume import resume
     from dinogen.train import Trainer, refit_config
 
+    if out is None:  # a resumed run goes on in its own file, not in ./dinogen.npz over another model
+        out = resume_path if resume_path not in (None, "-") else DEFAULT_CHECKPOINT  # `-`: refused when read
     try:
         checkpoint.check_writable(out)
     except DinogenError as exc:

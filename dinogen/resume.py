@@ -31,14 +31,14 @@ def resume(names: NameList, ckpt: Checkpoint, changes: dict) -> tuple[Trainer, l
                            "train a new model.")
     cfg, changed = _resumed_config(ckpt.meta["train"], changes)
     trainer = Trainer(names, cfg)  # checks the settings (SettingsConflict) and resolves any left to the recipe
-    if not trainer.refits:
-        _check_resumable(ckpt, trainer.cfg)
     if trainer.data_sha256 != ckpt.meta.get("data", {}).get("sha256"):  # the names as the Trainer keeps them
-        raise DinogenError(
+        raise DinogenError(  # first: no other advice helps with other names
             f"{names.source} is not the data this checkpoint was trained on "
             f"({shown(str(ckpt.meta.get('data', {}).get('source')))}); "
             "resume with the same file, read the same way (--encoding, --max-name-length), or train a new model."
         )
+    if not trainer.refits:
+        _check_resumable(ckpt, trainer.cfg)
     if trainer.vocab != ckpt.vocab or replace(trainer.model_cfg, dropout=ckpt.model_config.dropout) != ckpt.model_config:
         raise DinogenError("the checkpoint's vocabulary or model does not match this data; train a new model.")
     trainer.restore(ckpt)

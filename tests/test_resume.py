@@ -2,8 +2,10 @@
 
 import numpy as np
 import pytest
+from click.testing import CliRunner
 
 from dinogen import checkpoint
+from dinogen.cli import main
 from dinogen.data import NameList, read_names
 from dinogen.errors import DinogenError, SettingsConflict
 from dinogen.config import TrainConfig
@@ -88,6 +90,26 @@ def test_resume_refuses_other_data(tmp_path):
     other = NameList(NAMES.names[:-1], NAMES.line_numbers[:-1], "other.txt")
     with pytest.raises(DinogenError, match="not the data"):
         resume(other, reloaded(half, tmp_path), {"steps": 10})
+
+
+def test_other_data_is_said_before_anything_about_the_steps(tmp_path):
+    half = trained(TrainConfig(hidden=8, steps=5))
+    other = NameList(NAMES.names[:-1], NAMES.line_numbers[:-1], "other.txt")
+    with pytest.raises(DinogenError, match="not the data"):
+        resume(other, reloaded(half, tmp_path), {})  # no more steps asked for either
+
+
+def test_a_resume_without_out_continues_in_the_checkpoint_it_resumes(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    first = ["train", str(BUNDLED_NAMES), "--hidden", "8", "-q"]
+    assert CliRunner().invoke(main, [*first, "--steps", "5"]).exit_code == 0  # ./dinogen.npz, another model
+    other = tmp_path / "other.npz"
+    assert CliRunner().invoke(main, [*first, "--steps", "5", "--seed", "7", "-o", str(other)]).exit_code == 0
+    before = (tmp_path / "dinogen.npz").read_bytes()
+    result = CliRunner().invoke(main, ["train", str(BUNDLED_NAMES), "--resume", str(other), "--steps", "8", "-q"])
+    assert result.exit_code == 0
+    assert checkpoint.load(other).meta["step"] == 8
+    assert (tmp_path / "dinogen.npz").read_bytes() == before
 
 
 def test_resume_needs_more_total_steps_than_done(tmp_path):
