@@ -485,7 +485,9 @@ class CategoryTable:
         return counts / counts.sum()
 
     def index(self, name: str) -> int:
-        """The row of the category called name; DinogenError naming the categories otherwise."""
+        """The row of the category called name, written as categories are stored (NFC, stripped);
+        DinogenError naming the categories otherwise."""
+        name = unicodedata.normalize("NFC", name.strip())
         if name not in self.names:
             raise DinogenError(f"the model has no category {name!r}; its categories are {', '.join(self.names)}.")
         return self.names.index(name)

@@ -67,6 +67,15 @@ def test_a_tsv_file_gives_each_line_its_category_in_order_of_first_appearance(tm
     assert names.category_names == ["FR", "DE"] and names.categories == [0, 1, 0]
 
 
+def test_a_category_is_found_however_its_accents_are_composed(lists, tmp_path):
+    out = tmp_path / "accents.npz"
+    composed, decomposed = "M\u00e9lanie", "Me\u0301lanie"
+    assert run("train", f"{decomposed}={lists[0]}", lists[1], "-o", out, *TINY).exit_code == 0
+    for asked in (composed, decomposed, f" {decomposed} "):
+        result = run("sample", "-c", out, "--category", asked, "--n", "2", "--seed", "1")
+        assert result.exit_code == 0, result.stderr
+
+
 def test_one_file_without_categories_reads_as_before(lists):
     assert read_lists([lists[0]]).categories is None
     assert read_lists([lists[0]]).names == read_names(lists[0]).names
