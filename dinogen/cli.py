@@ -366,29 +366,30 @@ def train(data, categories, out, quiet, as_json, encoding, preset, resume_path, 
         click.echo(f"warning: skipped {plural(names.skipped_long, 'name')} longer than {max_name_length} characters.",
                    err=True)
 
-    stop = _StopSignals()
-    first_run = None  # the summary of the run that found the length, when a refit follows it
-    while True:
-        summary = _train_stage(trainer, out, quiet, stop, first_run is not None)
-        if first_run is not None:  # the refit's settings were all given by the first run: show what it chose
-            summary["first_run"], summary["chosen"] = first_run, first_run["chosen"]
-        if as_json and (stop.signum is not None or not trainer.refits):
-            _emit(json.dumps(summary))
-        if not quiet:
-            _print_train_summary(summary, trainer.cfg)
-        if stop.signum is not None:
-            command = _resume_command(data, categories, encoding, max_name_length, out)
-            click.echo(f"interrupted at step {trainer.step}: saved {out}; continue with `{command}`.", err=True)
-            sys.exit(128 + stop.signum)
-        if not trainer.refits:
-            if trainer.cfg.refit and not quiet:
-                click.echo(f"no refit: --preset best refits lists of fewer than {REFIT_BELOW:,} names.", err=True)
-            return
-        first_run = {k: summary[k] for k in ("steps", "seconds", "best_step", "best_val_loss", "stop_reason", "chosen")}
-        trainer = Trainer(trainer.names, refit_config(trainer))
-        if not quiet:
-            click.echo(f"refit: training again on all {len(trainer.data):,} names for {trainer.cfg.steps:,} steps "
-                       "(the epochs of the best validation loss, along a whole cosine)", err=True)
+    with _StopSignals() as stop:  # across both stages of --preset best: a signal between them is kept too
+        first_run = None  # the summary of the run that found the length, when a refit follows it
+        while True:
+            summary = _train_stage(trainer, out, quiet, stop, first_run is not None)
+            if first_run is not None:  # the refit's settings were all given by the first run: show what it chose
+                summary["first_run"], summary["chosen"] = first_run, first_run["chosen"]
+            if as_json and (stop.signum is not None or not trainer.refits):
+                _emit(json.dumps(summary))
+            if not quiet:
+                _print_train_summary(summary, trainer.cfg)
+            if stop.signum is not None:
+                command = _resume_command(data, categories, encoding, max_name_length, out)
+                click.echo(f"interrupted at step {trainer.step}: saved {out}; continue with `{command}`.", err=True)
+                sys.exit(128 + stop.signum)
+            if not trainer.refits:
+                if trainer.cfg.refit and not quiet:
+                    click.echo(f"no refit: --preset best refits lists of fewer than {REFIT_BELOW:,} names.", err=True)
+                return
+            first_run = {k: summary[k]
+                         for k in ("steps", "seconds", "best_step", "best_val_loss", "stop_reason", "chosen")}
+            trainer = Trainer(trainer.names, refit_config(trainer))
+            if not quiet:
+                click.echo(f"refit: training again on all {len(trainer.data):,} names for {trainer.cfg.steps:,} steps "
+                           "(the epochs of the best validation loss, along a whole cosine)", err=True)
 
 
 def _check_category_form(categories: str | None, sources: list[str]) -> None:
@@ -418,17 +419,16 @@ def _train_stage(trainer, out: str, quiet: bool, stop: "_StopSignals", refit: bo
                 else f"{out} keeps the first run, before the refit" if refit else "no checkpoint was written")
 
     try:
-        with stop:  # the final save too: a second Ctrl-C during it aborts as during training
-            label = f"{trainer.cfg.cell} {trainer.cfg.hidden}, dropout {trainer.cfg.dropout:g}"
-            if quiet:
-                bar = contextlib.nullcontext()
-            elif sys.stderr is not None and sys.stderr.isatty():
-                bar = _progress_bar(trainer.cfg.steps, True, trainer.step, label)
-            else:
-                bar = _progress_lines(trainer.cfg.steps, label)
-            with bar as on_progress:
-                summary = trainer.run(on_progress, on_evaluate=save, should_stop=stop.requested)
-            save(trainer)
+        label = f"{trainer.cfg.cell} {trainer.cfg.hidden}, dropout {trainer.cfg.dropout:g}"
+        if quiet:
+            bar = contextlib.nullcontext()
+        elif sys.stderr is not None and sys.stderr.isatty():
+            bar = _progress_bar(trainer.cfg.steps, True, trainer.step, label)
+        else:
+            bar = _progress_lines(trainer.cfg.steps, label)
+        with bar as on_progress:
+            summary = trainer.run(on_progress, on_evaluate=save, should_stop=stop.requested)
+        save(trainer)
     except Diverged as exc:
         raise click.ClickException(f"{str(exc).rstrip('.')}; {last_good()}.") from None
     except WorkerFailed as exc:
@@ -439,9 +439,9 @@ def _train_stage(trainer, out: str, quiet: bool, stop: "_StopSignals", refit: bo
             raise click.ClickException(f"{exc}; saved {out} at step {trainer.step}: continue with "
                                        f"--resume {out} -o {out}.") from None
         raise click.ClickException(f"{exc}; {last_good()}.") from None
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # a second signal
         click.echo(f"aborted at once; {out} holds the last complete checkpoint, if any.", err=True)
-        sys.exit(130)
+        sys.exit(128 + (stop.abort_signum or 2))  # 130 for SIGINT, 143 for SIGTERM
     summary["checkpoint"] = str(out)
     return summary
 
@@ -465,7 +465,8 @@ class _StopSignals:
     a second one aborts at once."""
 
     def __init__(self) -> None:
-        self.signum: int | None = None
+        self.signum: int | None = None  # the first signal: stop after the current step
+        self.abort_signum: int | None = None  # the second: abort at once
         self._previous: dict = {}
 
     def requested(self) -> bool:
@@ -473,6 +474,7 @@ class _StopSignals:
 
     def _handle(self, signum, frame) -> None:
         if self.signum is not None:
+            self.abort_signum = signum
             raise KeyboardInterrupt
         self.signum = signum
 

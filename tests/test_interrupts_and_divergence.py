@@ -114,12 +114,13 @@ def test_a_signal_saves_a_checkpoint_and_exits_with_its_code(tmp_path, sig, code
     assert ckpt.meta["step"] > 0
 
 
-def test_a_second_ctrl_c_aborts_at_once_and_leaves_the_last_checkpoint(tmp_path, monkeypatch):
+@pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_second_signal_aborts_at_once_and_leaves_the_last_checkpoint(tmp_path, sig, code):
     process, out = start_training(tmp_path)
-    os.kill(process.pid, signal.SIGINT)
-    os.kill(process.pid, signal.SIGINT)
+    os.kill(process.pid, sig)
+    os.kill(process.pid, sig)
     stdout, stderr = process.communicate(timeout=60)
-    assert process.returncode == 130
+    assert process.returncode == code
     assert "Traceback" not in stderr
     checkpoint.load(out)
 
@@ -172,4 +173,24 @@ def test_the_command_to_continue_leaves_out_the_reading_defaults():
     from dinogen.config import ENCODING, MAX_NAME_LENGTH
     assert _resume_command(("a.txt", "b.txt"), "files", ENCODING, MAX_NAME_LENGTH, "m.npz") == (
         "dinogen train --categories files --resume m.npz -o m.npz -- a.txt b.txt")
+
+
+def test_a_signal_between_the_first_run_and_the_refit_is_kept_and_the_refit_resumes(tmp_path, monkeypatch):
+    import dinogen.train
+
+    def refit_config_then_ctrl_c(trainer):  # the signal lands after the first run, before the refit trains
+        os.kill(os.getpid(), signal.SIGINT)
+        return original(trainer)
+
+    original = dinogen.train.refit_config
+    monkeypatch.setattr(dinogen.train, "refit_config", refit_config_then_ctrl_c)
+    out = tmp_path / "best.npz"
+    flags = ["--preset", "best", "--hidden", "8", "--embed-dim", "4", "--steps", "20", "--eval-every", "10", "-q"]
+    result = CliRunner().invoke(main, ["train", str(BUNDLED_NAMES), "-o", str(out), *flags])
+    assert result.exit_code == 130
+    assert "interrupted at step 0" in result.stderr and "continue with" in result.stderr
+    monkeypatch.setattr(dinogen.train, "refit_config", original)
+    resumed = CliRunner().invoke(main, ["train", str(BUNDLED_NAMES), "--resume", str(out), "-q"])
+    assert resumed.exit_code == 0
+    assert checkpoint.load(out).meta["step"] == 22  # the refit run to its end: 20 steps of 9/10 of the names, in epochs
 
