@@ -51,6 +51,42 @@ class NameList:
     #                                                            skipped_long -> the first line of one
 
 
+def as_name_list(names) -> NameList:
+    """names as a NameList: one already, or a list of strings a library caller passes
+    (numbered from 1, as lines); DinogenError for anything else."""
+    if isinstance(names, NameList):
+        return names
+    if isinstance(names, (list, tuple)) and all(isinstance(name, str) for name in names):
+        return NameList(list(names), list(range(1, len(names) + 1)), "the names given")
+    raise DinogenError(f"the names to train on are {type(names).__name__}, not a list of strings or a NameList "
+                       "(dinogen.data.read_names gives one).")
+
+
+def check_name_list(names: NameList) -> None:
+    """DinogenError, naming the first problem, for a NameList that a checkpoint could not hold:
+    a name that is empty, not text or holding a control character, or categories that are
+    not names, are named twice or hold no name. read_names never gives such a list; a
+    library caller may build one."""
+    for number, name in zip(names.line_numbers, names.names):
+        problem = "is empty" if not name else _not_text(name) if isinstance(name, str) else "is not text"
+        if problem:
+            raise DinogenError(f"{names.source} line {number}: the name {_shown_line(str(name))} {problem}.")
+    if names.categories is None:
+        return
+    for label in names.category_names:
+        if not isinstance(label, str) or checked_category(label, names.source) != label:
+            raise DinogenError(f"{names.source}: the category {label!r} is not written as a category is read "
+                               "(NFC, without surrounding spaces).")
+    if len(set(names.category_names)) != len(names.category_names):
+        raise DinogenError(f"{names.source} names a category twice; give each category once.")
+    counts = np.bincount(np.asarray(names.categories, dtype=np.int64), minlength=len(names.category_names))
+    if len(counts) > len(names.category_names) or np.any(np.asarray(names.categories) < 0):
+        raise DinogenError(f"{names.source}: a name's category is not one of its {len(names.category_names)}.")
+    if not counts.all():
+        raise DinogenError(f"{names.source}: the category {names.category_names[int(np.argmin(counts))]!r} holds "
+                           "no name; give each category one name or more.")
+
+
 def clean_name(line: str, lowercase: bool) -> str:
     """The name a line holds: NFC-normalised, stripped, optionally lower-cased."""
     name = unicodedata.normalize("NFC", line.strip())

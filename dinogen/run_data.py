@@ -12,7 +12,8 @@ import numpy as np
 
 from dinogen.baselines import ngram_nll
 from dinogen.config import MAX_CATEGORIES, TrainConfig
-from dinogen.data import Dataset, NameList, Vocab, clean_name, encode_names, split_indices
+from dinogen.data import (Dataset, NameList, Vocab, as_name_list, check_name_list, clean_name, encode_names,
+                          split_indices)
 from dinogen.errors import DinogenError, plural
 
 VAL_PROBE = 10_000  # validation names evaluated periodically (all of them when there are fewer)
@@ -44,6 +45,8 @@ class RunData:
     def prepare(cls, names: NameList, cfg: TrainConfig) -> "RunData":
         """The run's data from the names read and the settings (lowercase, val_fraction, seed);
         one sentence of DinogenError when there is nothing to train on."""
+        names = as_name_list(names)  # a library caller may pass a list of strings
+        check_name_list(names)  # one the reader did not make may hold what no checkpoint can
         if cfg.lowercase:  # read_names folds already; names a library caller passes as written are folded here
             names = replace(names, names=[clean_name(name, lowercase=True) for name in names.names])
         if not names.names:

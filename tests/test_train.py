@@ -1,6 +1,7 @@
 """Training: it learns, it keeps the best parameters, and seeds reproduce it."""
 
 import math
+import re
 
 import numpy as np
 import pytest
@@ -132,3 +133,24 @@ def test_a_time_limit_that_sets_the_learning_rate_is_recorded_and_said():
     assert clocked.state.clock_led and clocked.checkpoint().meta["clock_led"] is True
     by_steps = Trainer(names, TrainConfig(hidden=8, steps=20))
     assert not by_steps.run()["clock_led"]
+
+
+def test_a_library_caller_may_train_on_a_plain_list_of_strings():
+    trainer = Trainer(["Anna", "Bob", "Carl", "Dora", "Emil", "Fritz", "Gus", "Hans", "Ida", "Jan"],
+                      TrainConfig(steps=3, hidden=8, cell="rnn", embed_dim=0))
+    trainer.run()
+    assert trainer.step == 3
+
+
+@pytest.mark.parametrize("names, message", [
+    ("Anna", "not a list of strings or a NameList"),
+    (NameList(["An\x1bna", "Bob"], [1, 2], "lib"), "line 1: the name 'An\\x1bna' holds U+001B"),
+    (NameList(["Anna", ""], [1, 2], "lib"), "line 2: the name '' is empty"),
+    (NameList(["Ann", "Bo", "Cy", "Di"], [1, 2, 3, 4], "lib", categories=[0, 0, 1, 1], category_names=["a", "a"]),
+     "names a category twice"),
+    (NameList(["Ann", "Bo", "Cy", "Di"], [1, 2, 3, 4], "lib", categories=[0, 0, 0, 0], category_names=["a", "b"]),
+     "the category 'b' holds no name"),
+])
+def test_names_a_checkpoint_could_not_hold_are_refused_before_training_not_after(names, message):
+    with pytest.raises(DinogenError, match=re.escape(message)):
+        Trainer(names, TrainConfig(steps=3, hidden=8))
