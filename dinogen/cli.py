@@ -1202,7 +1202,10 @@ def evaluate(files, categories, ckpt_path, encoding, as_json, latest, max_name_l
                    "characters (--max-name-length).", err=True)
     if not names.names:
         raise DinogenError(f"{names.source} holds no names to evaluate.")
-    rows = None if names.categories is None else [table.index(names.category_names[k]) for k in names.categories]
+    try:  # a category the model does not have is a bad argument, as --category is in sample and score
+        rows = None if names.categories is None else [table.index(names.category_names[k]) for k in names.categories]
+    except DinogenError as exc:
+        raise click.BadParameter(str(exc), param_hint="FILE") from None
     data = encode_names(names.names, ckpt.vocab, names.line_numbers, names.source, categories=rows)
     result = scoring.evaluate(ckpt.inference_params(latest), ckpt.model_config, data,
                               None if table is None else table.priors, () if table is None else table.names)

@@ -140,6 +140,13 @@ def test_eval_scores_the_file_of_one_category_under_that_category(lists, kinds_c
     assert "quakers:" in result.stdout and "accuracy" in result.stdout
 
 
+def test_eval_of_a_category_the_model_lacks_is_a_usage_error_as_in_sample(lists, kinds_checkpoint):
+    for result in (run("eval", f"pirates={lists[0]}", "-c", kinds_checkpoint),
+                   run("sample", "-c", kinds_checkpoint, "--category", "pirates")):
+        assert result.exit_code == 2
+        assert "the model has no category 'pirates'" in result.stderr
+
+
 def test_a_category_named_twice_is_refused(lists, tmp_path):
     other = tmp_path / "b" / "quakers.txt"
     other.parent.mkdir()
