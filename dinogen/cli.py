@@ -18,6 +18,7 @@ import os
 import re
 import shlex
 import sys
+from pathlib import Path
 
 import click
 
@@ -370,6 +371,7 @@ def train(data, categories, out, quiet, as_json, encoding, preset, resume_path, 
         first_run = None  # the summary of the run that found the length, when a refit follows it
         while True:
             summary = _train_stage(trainer, out, quiet, stop, first_run is not None)
+            out = summary["checkpoint"]  # where the stage saved: out, or a rescue when out stopped taking it
             if first_run is not None:  # the refit's settings were all given by the first run: show what it chose
                 summary["first_run"], summary["chosen"] = first_run, first_run["chosen"]
             if as_json and (stop.signum is not None or not trainer.refits):
@@ -410,7 +412,16 @@ def _train_stage(trainer, out: str, quiet: bool, stop: "_StopSignals", refit: bo
     saved_at: list[int] = []  # steps at which this run wrote `out`
 
     def save(t) -> None:
-        checkpoint.save(out, t.checkpoint())
+        nonlocal out
+        try:
+            checkpoint.save(out, t.checkpoint())
+        except DinogenError as exc:  # out stopped being writable or ours during the run: keep the run elsewhere
+            rescue = _rescue(t, out)
+            if rescue is None:
+                raise
+            reason = str(exc).split(";")[0].rstrip(".")  # what happened, without the advice for a fresh run
+            click.echo(f"warning: {reason}, so this run's checkpoints go to {rescue} instead.", err=True)
+            out = rescue
         saved_at.append(t.step)
 
     def last_good() -> str:
@@ -444,6 +455,28 @@ def _train_stage(trainer, out: str, quiet: bool, stop: "_StopSignals", refit: bo
         sys.exit(128 + (stop.abort_signum or 2))  # 130 for SIGINT, 143 for SIGTERM
     summary["checkpoint"] = str(out)
     return summary
+
+
+RESCUES = 9  # names tried for a run whose checkpoint can no longer be written where asked
+
+
+def _rescue(trainer, out: str) -> str | None:
+    """Where a run goes on saving when `out` stopped taking its checkpoint during the run (a
+    file of the user's written there, a folder or a link put in its place): a new file beside
+    it, named after it; the path saved, or None when none would take it (a full disk)."""
+    from dinogen import checkpoint
+
+    path = Path(out)
+    for k in range(1, RESCUES + 1):
+        candidate = path.with_name(f"{path.stem}.rescued{f'-{k}' if k > 1 else ''}{path.suffix or '.npz'}")
+        if os.path.lexists(candidate):  # never over a file, not even an earlier rescue of another run
+            continue
+        try:
+            checkpoint.save(candidate, trainer.checkpoint())
+        except DinogenError:
+            return None
+        return str(candidate)
+    return None
 
 
 def _resume_command(data: tuple[str, ...], categories: str | None, encoding: str, max_name_length: int,

@@ -96,6 +96,24 @@ def test_train_writes_a_checkpoint_and_a_json_summary(runner, tmp_path):
     assert "checkpoint:" in result.stderr
 
 
+def test_a_file_written_over_the_checkpoint_during_training_is_kept_and_the_run_moves(runner, tmp_path, monkeypatch):
+    out, real_save = tmp_path / "y.npz", checkpoint.save
+
+    def save_after_a_user_wrote_there(path, ckpt):
+        if Path(path) == out and out.is_file() and checkpoint.is_sealed(out):  # from the second save on
+            out.write_text("notes\n")
+        real_save(path, ckpt)
+
+    monkeypatch.setattr(checkpoint, "save", save_after_a_user_wrote_there)
+    result = runner.invoke(main, ["train", str(BUNDLED_NAMES), "-o", str(out), "--steps", "30", "--hidden", "8",
+                                  "--eval-every", "10"])
+    assert result.exit_code == 0, result.stderr
+    assert out.read_text() == "notes\n"
+    rescue = tmp_path / "y.rescued.npz"
+    assert f"checkpoints go to {rescue} instead" in result.stderr and f"checkpoint: {rescue}" in result.stderr
+    assert checkpoint.load(rescue).meta["step"] == 30
+
+
 def test_train_reads_names_from_stdin(runner, tmp_path):
     out = tmp_path / "stdin.npz"
     result = runner.invoke(main, ["train", "-", "--steps", "5", "--hidden", "8", "-q", "-o", str(out)],
