@@ -384,7 +384,9 @@ def train(data, categories, out, quiet, as_json, encoding, preset, resume_path, 
                 sys.exit(128 + stop.signum)
             if not trainer.refits:
                 if trainer.cfg.refit and not quiet:
-                    click.echo(f"no refit: --preset best refits lists of fewer than {REFIT_BELOW:,} names.", err=True)
+                    why = (f"--preset best refits lists of fewer than {REFIT_BELOW:,} names" if len(trainer.val_idx)
+                           else "no name was held out for validation, so this run trained on every name already")
+                    click.echo(f"no refit: {why}.", err=True)
                 return
             first_run = {k: summary[k]
                          for k in ("steps", "seconds", "best_step", "best_val_loss", "stop_reason", "chosen")}

@@ -66,7 +66,8 @@ class Trainer:
         given, cfg = cfg, cfg.resolved(len(run.data), len(run.train_idx))
         self.cfg = cfg
         self.chosen = {k: v for k, v in asdict(cfg).items() if getattr(given, k) is None}  # what was left to us
-        self.refits = cfg.refit and recipe.refits(len(run.data))  # a second run on every name follows this one
+        self.refits = (cfg.refit and recipe.refits(len(run.data))  # a second run on every name follows this one,
+                       and len(run.val_idx) > 0)  # unless this one held none out (a list too small to split)
         self.model_cfg = model.ModelConfig(run.vocab.size, cfg.cell, cfg.hidden, cfg.layers, cfg.embed_dim, cfg.dropout,
                                            len(run.category_names))
         self.params = model.init_params(self.model_cfg, np.random.default_rng(cfg.seed))

@@ -120,6 +120,12 @@ def test_preset_best_refits_lists_below_the_large_size_only():
     assert not Trainer(NAMES, TrainConfig(**QUICK)).refits
 
 
+def test_a_list_too_small_to_hold_any_name_out_is_not_refitted():
+    two = NameList(["Zed", "Zed"], [1, 1], "a + b", categories=[0, 1], category_names=["a", "b"])
+    trainer = Trainer(two, TrainConfig(**QUICK, refit=True))
+    assert len(trainer.val_idx) == 0 and not trainer.refits
+
+
 def test_without_validation_names_the_chosen_length_runs_with_no_patience():
     trainer = Trainer(NAMES, TrainConfig(**QUICK, val_fraction=0.0))
     assert trainer.cfg.patience == 0 and trainer.cfg.steps == recipe.steps_for(320, 16)
