@@ -325,14 +325,19 @@ def train(data, categories, out, quiet, as_json, encoding, preset, resume_path, 
     from dinogen.data import read_lists
     from dinogen.resources import bundled_names
     from dinogen.resume import resume
-    from dinogen.train import Trainer, refit_config
+    from dinogen.train import Trainer
 
+    back_to_resumed = out is None and resume_path not in (None, "-")  # `-` is refused when read
     if out is None:  # a resumed run goes on in its own file, not in ./dinogen.npz over another model
-        out = resume_path if resume_path not in (None, "-") else DEFAULT_CHECKPOINT  # `-`: refused when read
+        out = resume_path if back_to_resumed else DEFAULT_CHECKPOINT
     try:
         checkpoint.check_writable(out)
     except DinogenError as exc:
-        raise click.BadParameter(str(exc), param_hint="--out") from None
+        if not back_to_resumed:
+            raise click.BadParameter(str(exc), param_hint="--out") from None
+        checkpoint.load(resume_path)  # a file that is no checkpoint says so first
+        raise click.UsageError(f"{str(exc).rstrip('.')}; without -o a resumed run is written back to the checkpoint "
+                               "it resumes, so give -o PATH.") from None
     if as_json and sys.stdout is None:  # started with stdout closed (>&-): say so before training, not after
         raise click.ClickException("standard output is closed, so the --json summary has nowhere to go.")
     sources = list(data) or [str(bundled_names())]
@@ -368,32 +373,53 @@ def train(data, categories, out, quiet, as_json, encoding, preset, resume_path, 
                    err=True)
 
     with _StopSignals() as stop:  # across both stages of --preset best: a signal between them is kept too
-        first_run = None  # the summary of the run that found the length, when a refit follows it
-        while True:
-            summary = _train_stage(trainer, out, quiet, stop, first_run is not None)
-            out = summary["checkpoint"]  # where the stage saved: out, or a rescue when out stopped taking it
-            if first_run is not None:  # the refit's settings were all given by the first run: show what it chose
-                summary["first_run"], summary["chosen"] = first_run, first_run["chosen"]
-            if as_json and (stop.signum is not None or not trainer.refits):
+        try:
+            _train_stages(trainer, out, quiet, as_json, stop,
+                          lambda path: _resume_command(data, categories, encoding, max_name_length, path))
+        except KeyboardInterrupt:  # a second signal outside a stage: what is on disk is whole
+            click.echo(f"aborted at once; {out} holds the last complete checkpoint.", err=True)
+            sys.exit(128 + (stop.abort_signum or 2))
+
+
+def _train_stages(trainer, out: str, quiet: bool, as_json: bool, stop: "_StopSignals", continue_with) -> None:
+    """The run, and --preset best's refit after it; exits 128 + the signal when one stops it.
+    continue_with(path): the command that continues the run saved at path."""
+    from dinogen.train import Trainer, refit_config
+
+    first_run = None  # the summary of the run that found the length, when a refit follows it
+    while True:
+        summary = _train_stage(trainer, out, quiet, stop, first_run is not None)
+        out = summary["checkpoint"]  # out, or a rescue beside it when out stopped taking the checkpoint
+        interrupted = trainer.stop_reason == "interrupted"  # a signal after the stage ended stops only what follows
+        if first_run is not None:  # the refit's settings were all given by the first run: show what it chose
+            summary["first_run"], summary["chosen"] = first_run, first_run["chosen"]
+        if as_json and (interrupted or not trainer.refits):
+            _emit(json.dumps(summary))
+        if not quiet:
+            _print_train_summary(summary, trainer.cfg)
+        if interrupted:
+            before_refit = first_run is not None and trainer.step == 0
+            where = f"before the refit trained: {out} keeps the first run" if before_refit else \
+                f"at step {trainer.step}: saved {out}"
+            click.echo(f"interrupted {where}; continue with `{continue_with(out)}`.", err=True)
+            sys.exit(128 + stop.signum)
+        if not trainer.refits:
+            if trainer.cfg.refit and not quiet:
+                why = (f"--preset best refits lists of fewer than {REFIT_BELOW:,} names" if len(trainer.val_idx)
+                       else "no name was held out for validation, so this run trained on every name already")
+                click.echo(f"no refit: {why}.", err=True)
+            return
+        first_run = {k: summary[k] for k in ("steps", "seconds", "best_step", "best_val_loss", "stop_reason", "chosen")}
+        trainer = Trainer(trainer.names, refit_config(trainer))
+        if stop.signum is not None:  # after the first run ended, before the refit began: keep the first run
+            if as_json:
                 _emit(json.dumps(summary))
-            if not quiet:
-                _print_train_summary(summary, trainer.cfg)
-            if stop.signum is not None:
-                command = _resume_command(data, categories, encoding, max_name_length, out)
-                click.echo(f"interrupted at step {trainer.step}: saved {out}; continue with `{command}`.", err=True)
-                sys.exit(128 + stop.signum)
-            if not trainer.refits:
-                if trainer.cfg.refit and not quiet:
-                    why = (f"--preset best refits lists of fewer than {REFIT_BELOW:,} names" if len(trainer.val_idx)
-                           else "no name was held out for validation, so this run trained on every name already")
-                    click.echo(f"no refit: {why}.", err=True)
-                return
-            first_run = {k: summary[k]
-                         for k in ("steps", "seconds", "best_step", "best_val_loss", "stop_reason", "chosen")}
-            trainer = Trainer(trainer.names, refit_config(trainer))
-            if not quiet:
-                click.echo(f"refit: training again on all {len(trainer.data):,} names for {trainer.cfg.steps:,} steps "
-                           "(the epochs of the best validation loss, along a whole cosine)", err=True)
+            click.echo(f"interrupted before the refit: {out} keeps the first run; continue with "
+                       f"`{continue_with(out)}`.", err=True)
+            sys.exit(128 + stop.signum)
+        if not quiet:
+            click.echo(f"refit: training again on all {len(trainer.data):,} names for {trainer.cfg.steps:,} steps "
+                       "(the epochs of the best validation loss, along a whole cosine)", err=True)
 
 
 def _check_category_form(categories: str | None, sources: list[str]) -> None:
@@ -421,8 +447,8 @@ def _train_stage(trainer, out: str, quiet: bool, stop: "_StopSignals", refit: bo
             rescue = _rescue(t, out)
             if rescue is None:
                 raise
-            reason = str(exc).split(";")[0].rstrip(".")  # what happened, without the advice for a fresh run
-            click.echo(f"warning: {reason}, so this run's checkpoints go to {rescue} instead.", err=True)
+            click.echo(f"warning: {out} no longer takes this run's checkpoint ({str(exc).rstrip('.')}); "
+                       f"the run goes on in {rescue}.", err=True)
             out = rescue
         saved_at.append(t.step)
 
@@ -441,7 +467,8 @@ def _train_stage(trainer, out: str, quiet: bool, stop: "_StopSignals", refit: bo
             bar = _progress_lines(trainer.cfg.steps, label)
         with bar as on_progress:
             summary = trainer.run(on_progress, on_evaluate=save, should_stop=stop.requested)
-        save(trainer)
+        if not (refit and trainer.step == 0):  # a refit stopped before its first step: out keeps the first run
+            save(trainer)
     except Diverged as exc:
         raise click.ClickException(f"{str(exc).rstrip('.')}; {last_good()}.") from None
     except WorkerFailed as exc:
@@ -1217,7 +1244,7 @@ def evaluate(files, categories, ckpt_path, encoding, as_json, latest, max_name_l
     Examples:
       dinogen eval held_out.txt -c dinogen.npz
       dinogen eval names.txt --json
-      dinogen eval boys_test.txt girls_test.txt -c first.npz
+      dinogen eval boys=boys_test.txt girls=girls_test.txt -c first.npz
     """
     from dinogen import checkpoint, scoring
     from dinogen.data import encode_names, read_lists
@@ -1240,7 +1267,8 @@ def evaluate(files, categories, ckpt_path, encoding, as_json, latest, max_name_l
     try:  # a category the model does not have is a bad argument, as --category is in sample and score
         rows = None if names.categories is None else [table.index(names.category_names[k]) for k in names.categories]
     except DinogenError as exc:
-        raise click.BadParameter(str(exc), param_hint="FILE") from None
+        raise click.BadParameter(f"{str(exc).rstrip('.')}; name each file's category with name=path "
+                                 "(boys=boys_test.txt).", param_hint="FILE") from None
     data = encode_names(names.names, ckpt.vocab, names.line_numbers, names.source, categories=rows)
     result = scoring.evaluate(ckpt.inference_params(latest), ckpt.model_config, data,
                               None if table is None else table.priors, () if table is None else table.names)

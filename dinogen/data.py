@@ -24,7 +24,7 @@ from typing import Iterable, Iterator, TextIO
 import numpy as np
 
 from dinogen.config import ENCODING, MAX_NAME_LENGTH
-from dinogen.errors import DinogenError, plural
+from dinogen.errors import CONTROL, DinogenError, plural
 from dinogen.files import ZIP_MAGIC, read_bytes
 
 BOUNDARY = 0  # token that starts every name and ends it
@@ -69,6 +69,8 @@ def check_name_list(names: NameList) -> None:
     library caller may build one."""
     for number, name in zip(names.line_numbers, names.names):
         problem = "is empty" if not name else _not_text(name) if isinstance(name, str) else "is not text"
+        if not problem and (found := CONTROL.search(name)):  # a line break: no line holds one, a list may
+            problem = f"holds U+{ord(found.group()):04X}, which is not a character of a name"
         if problem:
             raise DinogenError(f"{names.source} line {number}: the name {_shown_line(str(name))} {problem}.")
     if names.categories is None:

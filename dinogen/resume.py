@@ -6,7 +6,7 @@ from dataclasses import fields, replace
 
 from dinogen.checkpoint import Checkpoint
 from dinogen.config import TrainConfig
-from dinogen.data import NameList
+from dinogen.data import NameList, as_name_list
 from dinogen.errors import DinogenError, SettingsConflict, shown
 from dinogen.train import Trainer
 
@@ -25,6 +25,7 @@ def resume(names: NameList, ckpt: Checkpoint, changes: dict) -> tuple[Trainer, l
     A finished first run of --preset best (refit set) resumes too: it stops at
     once, and the refit follows, so a Ctrl-C between the two stages loses nothing.
     """
+    names = as_name_list(names)  # a library caller may pass a list of strings, as to a Trainer
     missing = [key for key in ("train", "step", "smooth_loss", "history") if key not in ckpt.meta]
     if missing:
         raise DinogenError(f"the checkpoint does not record its {', '.join(missing)}, so it cannot be resumed; "

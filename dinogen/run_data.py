@@ -46,9 +46,9 @@ class RunData:
         """The run's data from the names read and the settings (lowercase, val_fraction, seed);
         one sentence of DinogenError when there is nothing to train on."""
         names = as_name_list(names)  # a library caller may pass a list of strings
-        check_name_list(names)  # one the reader did not make may hold what no checkpoint can
         if cfg.lowercase:  # read_names folds already; names a library caller passes as written are folded here
             names = replace(names, names=[clean_name(name, lowercase=True) for name in names.names])
+        check_name_list(names)  # one the reader did not make may hold what no checkpoint can
         if not names.names:
             skipped = (f" ({plural(names.skipped_long, 'name was', 'names were')} skipped for being longer than the "
                        "maximum name length)" if names.skipped_long else "")

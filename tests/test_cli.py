@@ -110,7 +110,7 @@ def test_a_file_written_over_the_checkpoint_during_training_is_kept_and_the_run_
     assert result.exit_code == 0, result.stderr
     assert out.read_text() == "notes\n"
     rescue = tmp_path / "y.rescued.npz"
-    assert f"checkpoints go to {rescue} instead" in result.stderr and f"checkpoint: {rescue}" in result.stderr
+    assert f"the run goes on in {rescue}" in result.stderr and f"checkpoint: {rescue}" in result.stderr
     assert checkpoint.load(rescue).meta["step"] == 30
 
 

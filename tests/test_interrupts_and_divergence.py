@@ -175,7 +175,7 @@ def test_the_command_to_continue_leaves_out_the_reading_defaults():
         "dinogen train --categories files --resume m.npz -o m.npz -- a.txt b.txt")
 
 
-def test_a_signal_between_the_first_run_and_the_refit_is_kept_and_the_refit_resumes(tmp_path, monkeypatch):
+def test_a_signal_between_the_first_run_and_the_refit_keeps_the_first_run_and_the_refit_resumes(tmp_path, monkeypatch):
     import dinogen.train
 
     def refit_config_then_ctrl_c(trainer):  # the signal lands after the first run, before the refit trains
@@ -188,7 +188,9 @@ def test_a_signal_between_the_first_run_and_the_refit_is_kept_and_the_refit_resu
     flags = ["--preset", "best", "--hidden", "8", "--embed-dim", "4", "--steps", "20", "--eval-every", "10", "-q"]
     result = CliRunner().invoke(main, ["train", str(BUNDLED_NAMES), "-o", str(out), *flags])
     assert result.exit_code == 130
-    assert "interrupted at step 0" in result.stderr and "continue with" in result.stderr
+    assert "interrupted before the refit" in result.stderr and "continue with" in result.stderr
+    first = checkpoint.load(out)
+    assert first.meta["step"] == 20 and first.best is not None  # the first run, kept whole
     monkeypatch.setattr(dinogen.train, "refit_config", original)
     resumed = CliRunner().invoke(main, ["train", str(BUNDLED_NAMES), "--resume", str(out), "-q"])
     assert resumed.exit_code == 0

@@ -112,6 +112,24 @@ def test_a_resume_without_out_continues_in_the_checkpoint_it_resumes(tmp_path, m
     assert (tmp_path / "dinogen.npz").read_bytes() == before
 
 
+def test_a_library_caller_may_resume_with_a_plain_list_of_names(tmp_path):
+    half = trained(TrainConfig(hidden=8, steps=5))
+    trainer, _ = resume(list(NAMES.names), reloaded(half, tmp_path), {"steps": 8})
+    trainer.run()
+    assert trainer.step == 8
+
+
+def test_a_resume_that_cannot_write_back_to_its_checkpoint_asks_for_out(tmp_path):
+    run = tmp_path / "run12.npz"
+    assert CliRunner().invoke(main, ["train", str(BUNDLED_NAMES), "--hidden", "8", "--steps", "5", "-q",
+                                     "-o", str(run)]).exit_code == 0
+    (tmp_path / "latest.npz").symlink_to(run)
+    result = CliRunner().invoke(main, ["train", str(BUNDLED_NAMES), "--resume", str(tmp_path / "latest.npz"),
+                                       "--steps", "8", "-q"])
+    assert result.exit_code == 2
+    assert "is a symbolic link" in result.stderr and "give -o PATH" in result.stderr
+
+
 def test_resume_needs_more_total_steps_than_done(tmp_path):
     half = trained(TrainConfig(hidden=8, steps=5))
     with pytest.raises(DinogenError, match="already trained 5 steps"):

@@ -146,6 +146,7 @@ def test_a_library_caller_may_train_on_a_plain_list_of_strings():
     ("Anna", "not a list of strings or a NameList"),
     (NameList(["An\x1bna", "Bob"], [1, 2], "lib"), "line 1: the name 'An\\x1bna' holds U+001B"),
     (NameList(["Anna", ""], [1, 2], "lib"), "line 2: the name '' is empty"),
+    (NameList(["Anna", "Ab\ncd"], [1, 2], "lib"), "line 2: the name 'Ab\\ncd' holds U+000A"),
     (NameList(["Ann", "Bo", "Cy", "Di"], [1, 2, 3, 4], "lib", categories=[0, 0, 1, 1], category_names=["a", "a"]),
      "names a category twice"),
     (NameList(["Ann", "Bo", "Cy", "Di"], [1, 2, 3, 4], "lib", categories=[0, 0, 0, 0], category_names=["a", "b"]),
