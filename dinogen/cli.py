@@ -399,8 +399,8 @@ def _train_stages(trainer, out: str, quiet: bool, as_json: bool, stop: "_StopSig
             _print_train_summary(summary, trainer.cfg)
         if interrupted:
             before_refit = first_run is not None and trainer.step == 0
-            where = f"before the refit trained: {out} keeps the first run" if before_refit else \
-                f"at step {trainer.step}: saved {out}"
+            where = (f"before the refit trained: {out} keeps the first run" if before_refit
+                     else f"at step {trainer.step}: saved {out}")
             click.echo(f"interrupted {where}; continue with `{continue_with(out)}`.", err=True)
             sys.exit(128 + stop.signum)
         if not trainer.refits:
