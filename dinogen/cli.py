@@ -1269,7 +1269,7 @@ def evaluate(files, categories, ckpt_path, encoding, as_json, latest, max_name_l
     except DinogenError as exc:
         raise click.BadParameter(f"{str(exc).rstrip('.')}; name each file's category with name=path "
                                  "(boys=boys_test.txt).", param_hint="FILE") from None
-    data = encode_names(names.names, ckpt.vocab, names.line_numbers, names.source, categories=rows)
+    data = encode_names(names.names, ckpt.vocab, names.line_numbers, names.source_of, categories=rows)
     result = scoring.evaluate(ckpt.inference_params(latest), ckpt.model_config, data,
                               None if table is None else table.priors, () if table is None else table.names)
     if as_json:

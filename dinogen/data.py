@@ -19,7 +19,7 @@ import unicodedata
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
-from typing import Iterable, Iterator, TextIO
+from typing import Callable, Iterable, Iterator, TextIO
 
 import numpy as np
 
@@ -49,6 +49,11 @@ class NameList:
     category_names: list[str] = field(default_factory=list)  # the categories, in order of first appearance
     long_labels: dict[str, int] = field(default_factory=dict)  # with --categories tsv: the category of each name
     #                                                            skipped_long -> the first line of one
+    list_sources: list[str] = field(default_factory=list)  # with a file per category: each category's file
+
+    def source_of(self, i: int) -> str:
+        """The file name i was read from: its category's file when each category had one."""
+        return self.list_sources[self.categories[i]] if self.list_sources else self.source
 
 
 def as_name_list(names) -> NameList:
@@ -553,6 +558,7 @@ def merge_categories(lists: list[tuple[str, NameList]]) -> NameList:
         merged.skipped_long += names.skipped_long
         merged.categories += [k] * len(names.names)
         merged.category_names.append(category)
+        merged.list_sources.append(names.source)
     return merged
 
 
@@ -636,14 +642,14 @@ class Dataset:
 
 
 def encode_names(
-    names: list[str], vocab: Vocab, line_numbers: list[int] | None = None, source: str | None = None,
+    names: list[str], vocab: Vocab, line_numbers: list[int] | None = None, source: str | Callable | None = None,
     categories: list[int] | np.ndarray | None = None,
 ) -> Dataset:
     """Encode names into compact arrays, vectorised over all characters at once;
     categories, when given, is each name's category number.
 
     Raises DinogenError naming the first character the vocabulary lacks, its line
-    and (when given) the file.
+    and (when given) the file: source, or source(i) for names from several files.
     """
     joined = "".join(names)
     points = np.frombuffer(joined.encode("utf-32-le"), dtype=np.uint32)  # (C,)
@@ -657,7 +663,7 @@ def encode_names(
         first = int(np.argmin(known))
         i = int(np.searchsorted(offsets, first, side="right") - 1)
         where = f"line {line_numbers[i]}" if line_numbers else f"name {i + 1}"
-        where = f"{source} {where}" if source else where
+        where = f"{source(i) if callable(source) else source} {where}" if source else where
         raise DinogenError(
             f"{where} ({names[i]!r}) has the character {chr(points[first])!r} "
             f"(U+{int(points[first]):04X}) that the model never saw in training; remove that name or retrain with it."

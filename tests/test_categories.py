@@ -147,6 +147,13 @@ def test_eval_of_a_category_the_model_lacks_is_a_usage_error_as_in_sample(lists,
         assert "the model has no category 'pirates'" in result.stderr
 
 
+def test_eval_of_several_files_names_the_file_of_an_unseen_character(lists, kinds_checkpoint, tmp_path):
+    odd = write(tmp_path / "odd.txt", ["Qu#x"])
+    result = run("eval", f"quakers={lists[0]}", f"others={odd}", "-c", kinds_checkpoint)
+    assert result.exit_code == 1
+    assert f"Error: {odd} line 1 ('Qu#x') has the character '#'" in result.stderr
+
+
 def test_a_category_named_twice_is_refused(lists, tmp_path):
     other = tmp_path / "b" / "quakers.txt"
     other.parent.mkdir()
