@@ -1265,7 +1265,8 @@ def evaluate(files, categories, ckpt_path, encoding, as_json, latest, max_name_l
     if not names.names:
         raise DinogenError(f"{names.source} holds no names to evaluate.")
     try:  # a category the model does not have is a bad argument, as --category is in sample and score
-        rows = None if names.categories is None else [table.index(names.category_names[k]) for k in names.categories]
+        row_of = [table.index(category) for category in names.category_names]  # the model's row of each list's
+        rows = None if names.categories is None else [row_of[k] for k in names.categories]
     except DinogenError as exc:
         raise click.BadParameter(f"{str(exc).rstrip('.')}; name each file's category with name=path "
                                  "(boys=boys_test.txt).", param_hint="FILE") from None

@@ -73,9 +73,9 @@ def check_name_list(names: NameList) -> None:
     not names, are named twice or hold no name. read_names never gives such a list; a
     library caller may build one."""
     for number, name in zip(names.line_numbers, names.names):
-        problem = "is empty" if not name else _not_text(name) if isinstance(name, str) else "is not text"
-        if not problem and (found := CONTROL.search(name)):  # a line break: no line holds one, a list may
-            problem = f"holds U+{ord(found.group()):04X}, which is not a character of a name"
+        found = isinstance(name, str) and (NOT_TEXT.search(name) or CONTROL.search(name))  # CONTROL: line breaks too
+        problem = ("is empty" if not name else "is not text" if not isinstance(name, str)
+                   else f"holds U+{ord(found.group()):04X}, which is not a character of a name" if found else None)
         if problem:
             raise DinogenError(f"{names.source} line {number}: the name {_shown_line(str(name))} {problem}.")
     if names.categories is None:
@@ -86,9 +86,10 @@ def check_name_list(names: NameList) -> None:
                                "(NFC, without surrounding spaces).")
     if len(set(names.category_names)) != len(names.category_names):
         raise DinogenError(f"{names.source} names a category twice; give each category once.")
-    counts = np.bincount(np.asarray(names.categories, dtype=np.int64), minlength=len(names.category_names))
-    if len(counts) > len(names.category_names) or np.any(np.asarray(names.categories) < 0):
+    cats = np.asarray(names.categories, dtype=np.int64)
+    if len(cats) and (cats.min() < 0 or cats.max() >= len(names.category_names)):
         raise DinogenError(f"{names.source}: a name's category is not one of its {len(names.category_names)}.")
+    counts = np.bincount(cats, minlength=len(names.category_names))
     if not counts.all():
         raise DinogenError(f"{names.source}: the category {names.category_names[int(np.argmin(counts))]!r} holds "
                            "no name; give each category one name or more.")

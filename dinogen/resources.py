@@ -37,9 +37,9 @@ def resolve_checkpoint(path: str | Path | None) -> tuple[Path, str]:
     if path is not None:
         return Path(path), "given with -c"
     local = Path(DEFAULT_CHECKPOINT)
-    if local.is_file() or local.is_dir() or (local.is_symlink() and not local.exists()):
-        return local, f"./{DEFAULT_CHECKPOINT} in the current folder"  # a folder or a broken link: said when read
-    if os.path.lexists(local):  # a FIFO would wait for a writer, a device never end
-        raise DinogenError(f"./{DEFAULT_CHECKPOINT} is not a regular file (a FIFO, a socket or a device), so it is "
-                           "not read; give a checkpoint with -c.")
+    if os.path.lexists(local):  # a folder or a broken link there is said when read, not passed over
+        if local.exists() and not (local.is_file() or local.is_dir()):  # a FIFO would wait, a device never end
+            raise DinogenError(f"./{DEFAULT_CHECKPOINT} is not a regular file (a FIFO, a socket or a device), so it "
+                               "is not read; give a checkpoint with -c.")
+        return local, f"./{DEFAULT_CHECKPOINT} in the current folder"
     return bundled_model(), "the bundled pretrained model"

@@ -77,6 +77,7 @@ class SampleSpec:
 
     def check(self, vocab: Vocab) -> None:
         """Raise DinogenError for a request that cannot be sampled with this vocabulary."""
+        shortest = shortest_with(self.prefix, self.suffix) if self.prefix and self.suffix else 0
         problems = [
             (not 0 < self.temperature < math.inf, "the temperature must be a positive number"),
             (self.top_k is not None and self.top_k < 1, "top-k must be at least 1"),
@@ -89,9 +90,9 @@ class SampleSpec:
             (len(self.prefix) >= self.max_len,
              f"the prefix leaves no room within the maximum length {self.max_len}: names continue it with at least "
              "one character"),
-            (self.prefix and self.suffix and shortest_with(self.prefix, self.suffix) > self.max_len,
+            (shortest > self.max_len,
              f"no name of at most {self.max_len} characters (--max-len) both continues the prefix {self.prefix!r} "
-             f"and ends with {self.suffix!r}: the shortest has {shortest_with(self.prefix, self.suffix)}"),
+             f"and ends with {self.suffix!r}: the shortest has {shortest}"),
             (self.max_attempts is not None and self.max_attempts < 1, "the number of attempts must be at least 1"),
         ]
         for failed, message in problems:
